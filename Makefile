@@ -1,0 +1,32 @@
+# The course's commands.  `make lab` to learn, `make test` to check everything.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
+
+.PHONY: install lab test notebooks lock clean
+
+$(STAMP): pyproject.toml requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv if missing and install the pinned packages
+
+lab: install  ## open JupyterLab on the course
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: install  ## unit tests + strict nbval on every notebook
+	$(PY) -m pytest tests notebooks $(PYTEST_NBVAL)
+
+notebooks: install  ## re-execute every notebook in place (deterministic)
+	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
+
+lock: install  ## refresh constraints.txt from the installed environment
+	(echo "# Exact versions CI and 'make' install (pip constraints file; regenerate with 'make lock')."; \
+	 $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//') > constraints.txt
+
+clean:  ## remove the virtual environment and build products
+	rm -rf $(VENV) build test-artifacts .pytest_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,21 @@
+"""Helpers for the course *Why deep networks need good initialization and normalization*.
+
+The package is organised after the lecture concepts it serves:
+
+- compute modules (``helpers.data``, ``helpers.initialization``, ``helpers.drift``,
+  ``helpers.norms``, ``helpers.attention``, ``helpers.gpt2``, ``helpers.transformer``,
+  ``helpers.training``) return numbers and arrays and never draw;
+- ``helpers.plots.<concept>`` draws what the compute modules return;
+- ``helpers.widgets.<concept>`` wires sliders to the plotting functions.
+
+Imports flow one way: compute <- plots <- widgets.  The only global state is set by
+:func:`setup_notebook`, called once at the top of every notebook.
+"""
+
+from __future__ import annotations
+
+from helpers.setup import setup_notebook
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "setup_notebook"]

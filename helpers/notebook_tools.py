@@ -1,0 +1,140 @@
+"""Maintainer tooling for the course notebooks (not used inside the notebooks).
+
+``python -m helpers.notebook_tools execute notebooks/*.ipynb`` re-executes notebooks in
+place with nbclient, the way ``make notebooks`` does, so that the stored outputs are what
+nbval compares against.  The result is deterministic: running it twice changes nothing.
+
+* no per-cell timing metadata is recorded;
+* widget state is not stored in the notebook (it holds random ids and large images;
+  ``make html`` stores it in the exported handouts instead);
+* the random model ids of widget outputs are replaced by ids derived from the notebook
+  name and the output's position.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+CELL_TIMEOUT_S = 600
+
+
+def repository_url() -> str:
+    """The course repository's address, configured once in ``pyproject.toml``."""
+    with open(REPO_ROOT / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["project"]["urls"]["Repository"]
+
+
+def colab_url(notebook: str) -> str:
+    """The "Open in Colab" address of ``notebooks/<notebook>``."""
+    path = repository_url().removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}"
+
+
+SETUP_TAG = "setup"
+
+SETUP_TEMPLATE = """\
+# Setup: works in JupyterLab and on Google Colab (where it first fetches the course).
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
+    sys.path.insert(0, "/content/course")
+import helpers
+device = helpers.setup_notebook(seed=0)"""
+
+
+def setup_cell_source() -> str:
+    """The source every notebook's setup cell must have (tagged ``setup``)."""
+    return SETUP_TEMPLATE.format(url=repository_url())
+
+
+def colab_badge(notebook: str) -> str:
+    """The markdown "Open in Colab" badge for ``notebooks/<notebook>``."""
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"({colab_url(notebook)})"
+    )
+
+
+def new_course_notebook(notebook: str, cells: list[tuple[str, str, dict]]) -> nbformat.NotebookNode:
+    """A notebook in the course's conventions from ``(kind, source, metadata)`` triples.
+
+    ``kind`` is ``"md"`` or ``"code"``; the literal ``{badge}`` in a markdown source is
+    replaced by the notebook's Colab badge and the code source ``{setup}`` by the standard
+    setup cell.  Every cell gets slideshow metadata: markdown cells that open with a ``#``
+    or ``##`` heading start a slide, the setup cell is skipped, everything else continues
+    the current slide unless the metadata says otherwise.
+    """
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, source, metadata in cells:
+        metadata = dict(metadata)
+        if kind == "md":
+            cell = nbformat.v4.new_markdown_cell(source.replace("{badge}", colab_badge(notebook)))
+            default = "slide" if source.lstrip().startswith(("# ", "## ")) else "-"
+        elif kind == "code":
+            if source == "{setup}":
+                source = setup_cell_source()
+                metadata.setdefault("tags", []).append(SETUP_TAG)
+            cell = nbformat.v4.new_code_cell(source)
+            default = "skip" if SETUP_TAG in metadata.get("tags", []) else "-"
+        else:
+            raise ValueError(f"kind must be 'md' or 'code', got {kind!r}")
+        metadata.setdefault("slideshow", {"slide_type": default})
+        cell.metadata.update(metadata)
+        nb.cells.append(cell)
+    return nb
+
+
+def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> None:
+    """Replace the random model ids of widget outputs by ids derived from their position."""
+    for index, cell in enumerate(nb.cells):
+        for number, output in enumerate(cell.get("outputs", [])):
+            view = output.get("data", {}).get(WIDGET_MIME)
+            if view is not None:
+                view["model_id"] = uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{index}/{number}").hex
+    nb.metadata.pop("widgets", None)
+
+
+def execute(path: Path) -> None:
+    """Execute a notebook in a fresh kernel, in its own folder, and save it in place."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        store_widget_state=False,
+    )
+    client.execute()
+    stable_widget_ids(nb, path.name)
+    nbformat.write(nb, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.notebook_tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("execute", help="re-execute notebooks in place")
+    run.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        print(f"executing {path}", flush=True)
+        execute(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
