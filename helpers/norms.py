@@ -1,0 +1,344 @@
+"""Normalization layers from scratch: LayerNorm, BatchNorm, GroupNorm, InstanceNorm, RMSNorm.
+
+Every function has the semantics of its ``torch.nn.functional`` namesake (same arguments,
+same output, same in-place update of BatchNorm's running statistics) but is written with
+elementary tensor operations only (``mean``, ``var``, ``sqrt``), so a reader can see the
+whole method in a few lines.  Invalid inputs raise ``ValueError`` naming the argument where
+torch would refuse them.
+
+The module also holds the small measurements notebook 03 makes about these formulas:
+where epsilon sits, biased vs unbiased variance, per-row / per-column statistics, Pearson
+correlation and skewness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+ShapeLike = int | Sequence[int] | torch.Size
+
+
+# -- validation -----------------------------------------------------------------------------
+def _check_tensor(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def _check_eps(eps: float) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"eps must be a number >= 0, got {eps!r}")
+    if not eps >= 0:  # also rejects nan
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    return float(eps)
+
+
+def _check_affine(name: str, p: torch.Tensor | None, shape: tuple[int, ...]) -> None:
+    if p is None:
+        return
+    _check_tensor(name, p)
+    if tuple(p.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(p.shape)}")
+
+
+def _channels_input(x: torch.Tensor, what: str) -> None:
+    if x.dim() < 2:
+        raise ValueError(f"x must have at least 2 dimensions (N, C, ...) for {what}, got shape {tuple(x.shape)}")
+
+
+def _check_normalized_shape(x: torch.Tensor, normalized_shape: ShapeLike) -> tuple[int, ...]:
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(
+            f"normalized_shape must be a positive int or a non-empty tuple of them, got {normalized_shape!r}"
+        )
+    if len(shape) > x.dim() or tuple(x.shape[x.dim() - len(shape):]) != shape:
+        raise ValueError(
+            f"normalized_shape {shape} must match the trailing dimensions of x, whose shape is {tuple(x.shape)}"
+        )
+    return shape
+
+
+def _per_channel(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A length-C vector shaped to broadcast against x of shape (N, C, *)."""
+    return p.reshape(1, -1, *([1] * (x.dim() - 2)))
+
+
+# -- the normalization functions ------------------------------------------------------------
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: ShapeLike,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """LayerNorm: standardize over the trailing ``normalized_shape`` dimensions of each example.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the mean and the *biased*
+    variance taken over the last ``len(normalized_shape)`` dimensions, as
+    :func:`torch.nn.functional.layer_norm`.
+
+    Raises:
+        ValueError: if ``normalized_shape`` is not the trailing shape of ``x``, if ``weight``
+            or ``bias`` do not have that shape, or if ``eps`` < 0.
+    """
+    _check_tensor("x", x)
+    shape = _check_normalized_shape(x, normalized_shape)
+    eps = _check_eps(eps)
+    _check_affine("weight", weight, shape)
+    _check_affine("bias", bias, shape)
+    dims = tuple(range(x.dim() - len(shape), x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, unbiased=False, keepdim=True)
+    y = (x - mean) / torch.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def batch_norm(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """BatchNorm: standardize each channel over the batch (and spatial) dimensions.
+
+    ``x`` has shape ``(N, C)`` or ``(N, C, *)``.  In training mode the batch mean and the
+    *biased* batch variance normalize ``x``, and the running statistics (if given) are
+    updated in place: ``running = (1 - momentum) * running + momentum * batch_stat``, with
+    the *unbiased* variance for ``running_var``.  In eval mode the running statistics
+    normalize ``x`` and nothing is updated.  Same semantics as
+    :func:`torch.nn.functional.batch_norm`.
+
+    Raises:
+        ValueError: for fewer than 2 dimensions, running statistics or affine parameters
+            that are not of length C, eval mode without running statistics, training mode
+            with a single value per channel, ``momentum`` outside [0, 1] or ``eps`` < 0.
+    """
+    _check_tensor("x", x)
+    _channels_input(x, "batch_norm")
+    eps = _check_eps(eps)
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+    channels = x.shape[1]
+    for name, p in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_affine(name, p, (channels,))
+    dims = (0, *range(2, x.dim()))
+    if training:
+        count = x.numel() // channels
+        if count < 2:
+            raise ValueError(
+                f"training-mode batch_norm needs more than 1 value per channel, got input of shape "
+                f"{tuple(x.shape)}: use a batch of at least 2 examples (or eval mode)"
+            )
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False)
+        with torch.no_grad():
+            if running_mean is not None:
+                running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+            if running_var is not None:
+                unbiased = var.detach() * count / (count - 1)
+                running_var.mul_(1 - momentum).add_(momentum * unbiased)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("eval-mode batch_norm (training=False) needs running_mean and running_var")
+        mean, var = running_mean, running_var
+    y = (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + eps)
+    if weight is not None:
+        y = y * _per_channel(weight, x)
+    if bias is not None:
+        y = y + _per_channel(bias, x)
+    return y
+
+
+def group_norm(
+    x: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """GroupNorm: split the C channels into ``num_groups`` groups and standardize each group
+    of each example over its channels and spatial positions.
+
+    ``num_groups = 1`` is LayerNorm over (C, H, W); ``num_groups = C`` is InstanceNorm.
+    ``weight`` and ``bias`` are per channel.  Same semantics as
+    :func:`torch.nn.functional.group_norm`.
+
+    Raises:
+        ValueError: if ``num_groups`` does not divide the number of channels, is < 1, or
+            ``eps`` < 0, or ``weight``/``bias`` are not of length C.
+    """
+    _check_tensor("x", x)
+    _channels_input(x, "group_norm")
+    eps = _check_eps(eps)
+    channels = x.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
+    if channels % num_groups:
+        raise ValueError(f"num_groups must divide the number of channels ({channels}), got {num_groups}")
+    _check_affine("weight", weight, (channels,))
+    _check_affine("bias", bias, (channels,))
+    grouped = x.reshape(x.shape[0], num_groups, -1)
+    mean = grouped.mean(dim=-1, keepdim=True)
+    var = grouped.var(dim=-1, unbiased=False, keepdim=True)
+    y = ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+    if weight is not None:
+        y = y * _per_channel(weight, x)
+    if bias is not None:
+        y = y + _per_channel(bias, x)
+    return y
+
+
+def instance_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """InstanceNorm: standardize each channel of each example over its spatial positions.
+
+    Same as :func:`torch.nn.functional.instance_norm` without running statistics
+    (its default, ``use_input_stats=True``); it is GroupNorm with one channel per group.
+
+    Raises:
+        ValueError: if ``x`` has no spatial dimension or a single spatial value, or ``eps`` < 0.
+    """
+    _check_tensor("x", x)
+    if x.dim() < 3 or math.prod(x.shape[2:]) < 2:
+        raise ValueError(
+            f"instance_norm needs x of shape (N, C, *spatial) with more than 1 spatial value, got {tuple(x.shape)}"
+        )
+    return group_norm(x, x.shape[1], weight, bias, eps)
+
+
+def rms_norm(
+    x: torch.Tensor,
+    normalized_shape: ShapeLike,
+    weight: torch.Tensor | None = None,
+    eps: float | None = None,
+) -> torch.Tensor:
+    """RMSNorm: LayerNorm without centring, ``x / sqrt(mean(x**2) + eps) * weight``.
+
+    As :func:`torch.nn.functional.rms_norm`, ``eps=None`` means the machine epsilon of
+    ``x``'s dtype.
+
+    Raises:
+        ValueError: as :func:`layer_norm`.
+    """
+    _check_tensor("x", x)
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    shape = _check_normalized_shape(x, normalized_shape)
+    eps = _check_eps(eps)
+    _check_affine("weight", weight, shape)
+    dims = tuple(range(x.dim() - len(shape), x.dim()))
+    y = x / torch.sqrt((x * x).mean(dim=dims, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+# -- measurements for the notebook ----------------------------------------------------------
+def standardize_eps_outside(x: torch.Tensor, dim: int | tuple[int, ...] = -1, eps: float = 1e-5) -> torch.Tensor:
+    """The lecture-000 formula ``(x - mean) / (std + eps)`` (biased std), for comparison with
+    PyTorch's ``(x - mean) / sqrt(var + eps)``.
+
+    Raises:
+        ValueError: if ``eps`` < 0.
+    """
+    eps = _check_eps(eps)
+    mean = x.mean(dim=dim, keepdim=True)
+    std = x.var(dim=dim, unbiased=False, keepdim=True).sqrt()
+    return (x - mean) / (std + eps)
+
+
+def eps_placement_scale(std: np.ndarray | float, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """For inputs of standard deviation ``std``: the output std with eps inside the root,
+    ``std / sqrt(std**2 + eps)``, and with eps outside, ``std / (std + eps)``.
+
+    Raises:
+        ValueError: if ``eps`` < 0 or any ``std`` is negative.
+    """
+    eps = _check_eps(eps)
+    s = np.asarray(std, dtype=np.float64)
+    if np.any(s < 0):
+        raise ValueError("std must be >= 0")
+    return s / np.sqrt(s**2 + eps), s / (s + eps)
+
+
+def lecture_matrix(rows: int, cols: int, mean: float = 2.0, std: float = 2.0, seed: int = 42) -> torch.Tensor:
+    """A ``rows x cols`` float32 matrix of N(mean, std^2) values from a seeded generator.
+
+    Raises:
+        ValueError: for non-positive sizes or std.
+    """
+    if rows < 1 or cols < 1:
+        raise ValueError(f"rows and cols must be >= 1, got {rows} and {cols}")
+    if not std > 0:
+        raise ValueError(f"std must be > 0, got {std}")
+    g = torch.Generator().manual_seed(seed)
+    return mean + std * torch.randn(rows, cols, generator=g)
+
+
+@dataclass(frozen=True)
+class MatrixStats:
+    """Means and (biased) standard deviations of a matrix: whole, per row, per column."""
+
+    mean: float
+    std: float
+    row_means: np.ndarray
+    row_stds: np.ndarray
+    col_means: np.ndarray
+    col_stds: np.ndarray
+
+
+def matrix_stats(x: torch.Tensor) -> MatrixStats:
+    """Whole-tensor, per-row and per-column means and biased stds of a 2-D tensor.
+
+    Raises:
+        ValueError: if ``x`` is not 2-D.
+    """
+    _check_tensor("x", x)
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D, got shape {tuple(x.shape)}")
+    a = x.detach().double()
+    return MatrixStats(
+        mean=float(a.mean()), std=float(a.std(unbiased=False)),
+        row_means=a.mean(1).numpy(), row_stds=a.std(1, unbiased=False).numpy(),
+        col_means=a.mean(0).numpy(), col_stds=a.std(0, unbiased=False).numpy(),
+    )
+
+
+def pearson(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """Pearson correlation between the flattened values of ``a`` and ``b`` (float64).
+
+    Raises:
+        ValueError: if the sizes differ or either input is constant.
+    """
+    u = np.asarray(a.detach() if isinstance(a, torch.Tensor) else a, dtype=np.float64).ravel()
+    v = np.asarray(b.detach() if isinstance(b, torch.Tensor) else b, dtype=np.float64).ravel()
+    if u.size != v.size:
+        raise ValueError(f"a and b must have the same number of values, got {u.size} and {v.size}")
+    u, v = u - u.mean(), v - v.mean()
+    denominator = np.sqrt((u * u).sum() * (v * v).sum())
+    if denominator == 0:
+        raise ValueError("pearson needs non-constant inputs")
+    return float((u * v).sum() / denominator)
+
+
+def skewness(x: torch.Tensor | np.ndarray) -> float:
+    """The sample skewness ``mean(((x - mean) / std)**3)`` (biased std), in float64."""
+    u = np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, dtype=np.float64).ravel()
+    u = u - u.mean()
+    return float((u**3).mean() / (u**2).mean() ** 1.5)
