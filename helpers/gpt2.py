@@ -1,0 +1,568 @@
+"""GPT-2 small's LayerNorm parameters: loading them (hub or shipped snapshot) and measuring them.
+
+GPT-2 small (124M) has 25 LayerNorms of width 768: ``ln_1`` (before attention) and ``ln_2``
+(before the MLP) in each of its 12 blocks, and a final ``ln_f``.  Each has a weight γ
+("stretch") and a bias β ("shift"): 50 arrays in all, keyed like the Hugging Face
+``GPT2Model`` state dict (``h.{i}.ln_1.weight``, ..., ``ln_f.bias``).
+
+Two sources give the same numbers:
+
+* ``"hub"``: ``transformers.GPT2Model.from_pretrained`` on ``openai-community/gpt2`` at a pinned
+  revision, safetensors only, never remote code.  ``transformers`` is imported only when the
+  hub is really used (the import alone costs seconds), and a short, bounded reachability probe
+  of the hub runs first so that an offline machine fails in seconds, not minutes;
+  ``HF_HUB_OFFLINE=1`` makes it fail at once.
+* ``"snapshot"``: ``data/gpt2_layernorm.npz``, shipped with the course and SHA-256-verified.
+
+``"auto"`` uses the hub when it is reachable and the snapshot otherwise, and says which one
+it used (:func:`load_layernorm_params_with_source`).
+
+``python -m helpers.gpt2 export PATH`` regenerates the snapshot from the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helpers.data import load_npz, sha256_of
+
+#: The Hugging Face model and the exact revision the course uses.
+HUB_MODEL_ID = "openai-community/gpt2"
+HUB_REVISION = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
+#: The host and port probed before any hub download.
+HUB_HOST = "huggingface.co"
+HUB_PORT = 443
+#: Seconds the reachability probe may take (DNS lookup + TCP connect), one attempt.
+PROBE_TIMEOUT_S = 3.0
+#: Environment variables that switch the hub off (the Hugging Face convention).
+OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+SNAPSHOT_NAME = "gpt2_layernorm.npz"
+SOURCES = ("auto", "hub", "snapshot")
+KINDS = ("weight", "bias")
+GROUPS = ("ln_1", "ln_2", "ln_f")
+N_LAYERS = 12
+WIDTH = 768
+#: The lecture's claim: γ lies mostly in this interval.
+CLAIM_RANGE = (0.2, 0.4)
+
+
+class HubUnavailableError(RuntimeError):
+    """The Hugging Face hub cannot be used (offline, switched off, or the download failed)."""
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+def layernorm_names() -> list[str]:
+    """The 25 LayerNorms in forward order: ``h.0.ln_1``, ``h.0.ln_2``, ..., ``h.11.ln_2``, ``ln_f``."""
+    return [f"h.{i}.{g}" for i in range(N_LAYERS) for g in ("ln_1", "ln_2")] + ["ln_f"]
+
+
+def param_keys() -> list[str]:
+    """The 50 parameter keys: ``<layernorm>.weight`` and ``<layernorm>.bias`` for every LayerNorm."""
+    return [f"{name}.{kind}" for name in layernorm_names() for kind in KINDS]
+
+
+def layernorm_name(layer: int, group: str) -> str:
+    """The name of a LayerNorm: ``h.{layer}.{group}`` for ln_1/ln_2, ``ln_f`` for the final one.
+
+    Raises:
+        ValueError: for a ``group`` not in ``GROUPS`` or a ``layer`` outside 0..11.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    if group == "ln_f":
+        return "ln_f"
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < N_LAYERS:
+        raise ValueError(f"layer must be an int in 0..{N_LAYERS - 1}, got {layer!r}")
+    return f"h.{int(layer)}.{group}"
+
+
+def group_of(name: str) -> str:
+    """``"ln_1"``, ``"ln_2"`` or ``"ln_f"`` for a LayerNorm name (``h.3.ln_2`` -> ``ln_2``)."""
+    return name.rsplit(".", 1)[-1]
+
+
+def short_label(name: str) -> str:
+    """A compact label for tables and axes: ``h.3.ln_2`` -> ``3·ln_2``, ``ln_f`` -> ``ln_f``."""
+    return name if name == "ln_f" else f"{name.split('.')[1]}·{group_of(name)}"
+
+
+def validate_params(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check that ``params`` holds exactly the 50 GPT-2 LayerNorm arrays of shape (768,).
+
+    Returns the arrays as float32, in the order of :func:`param_keys`.
+
+    Raises:
+        TypeError: if ``params`` is not a dict.
+        ValueError: for missing or extra keys, a wrong shape, or non-finite values.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    expected = param_keys()
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"params must have exactly the 50 GPT-2 LayerNorm keys; missing {missing[:4]}"
+            f"{'...' if len(missing) > 4 else ''}, unexpected {extra[:4]}{'...' if len(extra) > 4 else ''}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for key in expected:
+        value = np.asarray(params[key])
+        if value.shape != (WIDTH,):
+            raise ValueError(f"params[{key!r}] must have shape ({WIDTH},), got {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"params[{key!r}] has non-finite values")
+        out[key] = value.astype(np.float32, copy=False)
+    return out
+
+
+# -- sources ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedParams:
+    """The 50 LayerNorm arrays and where they came from.
+
+    Attributes:
+        params: the arrays, keyed as in :func:`param_keys`.
+        source: ``"hub"`` or ``"snapshot"``: where the numbers were read.
+        reason: one sentence on why that source was used (e.g. why the hub was not).
+    """
+
+    params: dict[str, np.ndarray]
+    source: str
+    reason: str
+
+
+def hub_offline_reason() -> str | None:
+    """Why the hub is switched off by the environment (``HF_HUB_OFFLINE=1`` ...), or ``None``."""
+    for var in OFFLINE_ENV_VARS:
+        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return f"{var}={os.environ[var]} is set"
+    return None
+
+
+def probe_hub(host: str = HUB_HOST, port: int = HUB_PORT, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """One bounded attempt to open a TCP connection to the hub (DNS lookup included).
+
+    The lookup and connect run in a daemon thread that is given ``timeout`` seconds in all,
+    so a slow resolver cannot stall the caller.  No retries.
+
+    Returns:
+        ``None`` if the hub answered, else a short reason why it is unreachable.
+
+    Raises:
+        ValueError: if ``timeout`` is not a positive number.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    offline = hub_offline_reason()
+    if offline is not None:
+        return offline
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as error:
+            outcome.append(f"cannot connect to {host}:{port} ({type(error).__name__}: {error})")
+
+    worker = threading.Thread(target=attempt, name="gpt2-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    return outcome[0]
+
+
+def _require_hub(timeout: float) -> None:
+    reason = probe_hub(timeout=timeout)
+    if reason is not None:
+        raise HubUnavailableError(
+            f"the Hugging Face hub is not reachable: {reason}. "
+            f"Use source='snapshot' (the verified copy in data/{SNAPSHOT_NAME}) or source='auto'."
+        )
+
+
+def load_hub_model(timeout: float = PROBE_TIMEOUT_S) -> Any:
+    """GPT-2 small from the hub at the pinned revision (safetensors only, no remote code).
+
+    Raises:
+        HubUnavailableError: within about ``timeout`` seconds when the hub is unreachable or
+            switched off, or if the download fails.
+    """
+    _require_hub(timeout)
+    from transformers import GPT2Model  # imported lazily: the import alone takes seconds
+
+    try:
+        model = GPT2Model.from_pretrained(
+            HUB_MODEL_ID, revision=HUB_REVISION, use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as error:
+        raise HubUnavailableError(
+            f"downloading {HUB_MODEL_ID}@{HUB_REVISION[:12]} failed: {error}"
+        ) from error
+    return model.eval()
+
+
+def load_hub_tokenizer(timeout: float = PROBE_TIMEOUT_S) -> Any:
+    """GPT-2's tokenizer from the hub at the pinned revision.
+
+    Raises:
+        HubUnavailableError: when the hub is unreachable or the download fails.
+    """
+    _require_hub(timeout)
+    from transformers import GPT2TokenizerFast
+
+    try:
+        return GPT2TokenizerFast.from_pretrained(HUB_MODEL_ID, revision=HUB_REVISION)
+    except (OSError, ValueError) as error:
+        raise HubUnavailableError(f"downloading the GPT-2 tokenizer failed: {error}") from error
+
+
+def params_from_model(model: Any) -> dict[str, np.ndarray]:
+    """The 50 LayerNorm arrays of a ``transformers`` ``GPT2Model`` (or its ``state_dict``)."""
+    state = model.state_dict() if hasattr(model, "state_dict") else model
+    state = {k.removeprefix("transformer."): v for k, v in state.items()}
+    missing = [k for k in param_keys() if k not in state]
+    if missing:
+        raise ValueError(f"model must be a GPT-2 model with LayerNorms {missing[:3]}...; they are missing")
+    return validate_params(
+        {k: state[k].detach().cpu().numpy().astype(np.float32) for k in param_keys()}
+    )
+
+
+def load_snapshot() -> dict[str, np.ndarray]:
+    """The 50 arrays from ``data/gpt2_layernorm.npz`` after its SHA-256 check.
+
+    Raises:
+        helpers.data.DataFileError: if the file is missing or corrupted.
+        ValueError: if it does not hold the 50 expected arrays.
+    """
+    return validate_params(load_npz(SNAPSHOT_NAME))
+
+
+def load_layernorm_params_with_source(
+    source: str = "auto", *, timeout: float = PROBE_TIMEOUT_S
+) -> LoadedParams:
+    """GPT-2 small's LayerNorm parameters, and which source they were read from.
+
+    Args:
+        source: ``"hub"`` (download, fail fast offline), ``"snapshot"`` (the verified file
+            in ``data/``) or ``"auto"`` (the hub when reachable, else the snapshot).
+        timeout: seconds allowed for the hub reachability probe.
+
+    Raises:
+        ValueError: for an unknown ``source``.
+        HubUnavailableError: for ``source="hub"`` when the hub cannot be used.
+        helpers.data.DataFileError: when the snapshot is needed and is missing or corrupted.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source == "snapshot":
+        return LoadedParams(load_snapshot(), "snapshot", "source='snapshot' was requested")
+    if source == "hub":
+        model = load_hub_model(timeout)
+        return LoadedParams(params_from_model(model), "hub", "source='hub' was requested")
+    try:
+        model = load_hub_model(timeout)
+    except HubUnavailableError as error:
+        return LoadedParams(load_snapshot(), "snapshot", f"hub not used: {error}")
+    return LoadedParams(params_from_model(model), "hub", "the hub was reachable")
+
+
+def load_layernorm_params(source: str = "auto") -> dict[str, np.ndarray]:
+    """GPT-2 small's 50 LayerNorm arrays (float32, shape (768,)), keyed ``h.{i}.ln_1.weight`` ...
+
+    See :func:`load_layernorm_params_with_source` for ``source`` and the errors raised.
+    """
+    return load_layernorm_params_with_source(source).params
+
+
+def save_params(params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> str:
+    """Write the 50 arrays to an ``.npz`` (uncompressed, no pickles, keys in forward order).
+
+    Returns the SHA-256 of the written file.
+    """
+    checked = validate_params(params)
+    path = Path(path)
+    with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz"
+        np.savez(handle, **checked)
+    return sha256_of(path)
+
+
+# -- measurements -----------------------------------------------------------------------
+
+
+def stack(params: dict[str, np.ndarray], kind: str) -> np.ndarray:
+    """The 25 LayerNorms' ``kind`` ("weight" = γ or "bias" = β) as a (25, 768) array, forward order.
+
+    Raises:
+        ValueError: for an unknown ``kind``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return np.stack([params[f"{name}.{kind}"] for name in layernorm_names()])
+
+
+def values_of(params: dict[str, np.ndarray], kind: str, group: str | None = None) -> np.ndarray:
+    """Every value of ``kind`` pooled over all LayerNorms, or over one ``group`` (ln_1/ln_2/ln_f)."""
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS} or None, got {group!r}")
+    rows = stack(params, kind)
+    if group is None:
+        return rows.ravel()
+    keep = [i for i, n in enumerate(layernorm_names()) if group_of(n) == group]
+    return rows[keep].ravel()
+
+
+def fraction_in(values: np.ndarray, low: float = CLAIM_RANGE[0], high: float = CLAIM_RANGE[1]) -> float:
+    """The fraction of ``values`` in the closed interval [low, high]."""
+    if not low < high:
+        raise ValueError(f"low must be < high, got low={low}, high={high}")
+    values = np.asarray(values)
+    return float(np.mean((values >= low) & (values <= high)))
+
+
+@dataclass(frozen=True)
+class LayerNormStats:
+    """Summary statistics of one LayerNorm's γ (``kind="weight"``) or β (``kind="bias"``)."""
+
+    name: str
+    kind: str
+    mean: float
+    median: float
+    std: float
+    min: float
+    max: float
+    frac_in_claim: float  # fraction in CLAIM_RANGE (meaningful for γ)
+
+
+def layernorm_stats(params: dict[str, np.ndarray], kind: str = "weight") -> list[LayerNormStats]:
+    """One :class:`LayerNormStats` per LayerNorm, in forward order."""
+    rows = stack(params, kind)
+    return [
+        LayerNormStats(
+            name, kind, float(r.mean()), float(np.median(r)), float(r.std()), float(r.min()),
+            float(r.max()), fraction_in(r),
+        )
+        for name, r in zip(layernorm_names(), rows)
+    ]
+
+
+def stats_table(stats: list[LayerNormStats], digits: int = 3) -> str:
+    """A plain-text table of :func:`layernorm_stats` (numbers rounded to ``digits`` significant digits)."""
+    low, high = CLAIM_RANGE
+    head = f"{'LayerNorm':<9} {'mean':>7} {'median':>7} {'std':>7} {'min':>7} {'max':>7}  in[{low},{high}]"
+    lines = [head, "-" * len(head)]
+    for s in stats:
+        nums = " ".join(f"{v:>7.{digits}g}" for v in (s.mean, s.median, s.std, s.min, s.max))
+        lines.append(f"{short_label(s.name):<9} {nums}  {s.frac_in_claim:>8.0%}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """Where the lecture's "γ mostly in [0.2, 0.4]" holds: LayerNorms with a majority inside."""
+
+    holds: list[str]
+    fails: list[str]
+    overall_fraction: float
+    threshold: float
+
+
+def gamma_claim_verdict(params: dict[str, np.ndarray], threshold: float = 0.5) -> ClaimVerdict:
+    """Split the 25 LayerNorms by whether more than ``threshold`` of their γ lie in [0.2, 0.4]."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    stats = layernorm_stats(params, "weight")
+    holds = [s.name for s in stats if s.frac_in_claim > threshold]
+    fails = [s.name for s in stats if s.frac_in_claim <= threshold]
+    return ClaimVerdict(holds, fails, fraction_in(values_of(params, "weight")), threshold)
+
+
+@dataclass(frozen=True)
+class OutlierChannel:
+    """A channel that is among the most extreme in many LayerNorms."""
+
+    channel: int
+    count: int  # in how many of the 25 LayerNorms it is among the top-k deviations
+    max_abs_deviation: float  # its largest |value - that LayerNorm's median|
+    where_max: str  # the LayerNorm where that happens
+
+
+def outlier_channels(
+    params: dict[str, np.ndarray], kind: str = "weight", per_layer: int = 5, top: int = 8
+) -> list[OutlierChannel]:
+    """Channels that recur among each LayerNorm's ``per_layer`` largest |value − median|.
+
+    Returns the ``top`` channels sorted by how many LayerNorms they are extreme in.
+    """
+    if per_layer < 1 or top < 1:
+        raise ValueError(f"per_layer and top must be >= 1, got per_layer={per_layer}, top={top}")
+    rows = stack(params, kind)
+    dev = np.abs(rows - np.median(rows, axis=1, keepdims=True))
+    counts = np.zeros(WIDTH, dtype=int)
+    for r in dev:
+        counts[np.argsort(r, kind="stable")[-per_layer:]] += 1
+    order = sorted(range(WIDTH), key=lambda c: (-counts[c], -dev[:, c].max(), c))[:top]
+    names = layernorm_names()
+    return [
+        OutlierChannel(c, int(counts[c]), float(dev[:, c].max()), names[int(dev[:, c].argmax())])
+        for c in order
+    ]
+
+
+def apply_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """PyTorch's LayerNorm over the last axis: (x − mean) / sqrt(var + eps) · γ + β."""
+    x = np.asarray(x, dtype=np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * gamma + beta
+
+
+def rms(x: np.ndarray) -> np.ndarray:
+    """Root-mean-square over the last axis (the "scale" of each vector)."""
+    return np.sqrt(np.mean(np.square(x), axis=-1))
+
+
+@dataclass(frozen=True)
+class OutputScale:
+    """What each LayerNorm does to standard-normal vectors (input RMS ≈ 1)."""
+
+    names: list[str]
+    input_rms: float  # mean RMS of the input vectors
+    output_rms: np.ndarray  # (25,) mean RMS of LN(x) per LayerNorm
+    predicted_rms: np.ndarray  # (25,) sqrt(mean γ² + mean β²): the prediction from γ, β alone
+
+
+def gaussian_output_scale(params: dict[str, np.ndarray], n: int = 512, seed: int = 0) -> OutputScale:
+    """Push ``n`` standard-normal 768-vectors through every real LayerNorm and measure the scale."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    x = np.random.default_rng(seed).standard_normal((n, WIDTH))
+    names = layernorm_names()
+    out = np.array(
+        [rms(apply_layernorm(x, params[f"{m}.weight"], params[f"{m}.bias"])).mean() for m in names]
+    )
+    gammas, betas = stack(params, "weight"), stack(params, "bias")
+    predicted = np.sqrt(np.mean(gammas.astype(np.float64) ** 2 + betas.astype(np.float64) ** 2, axis=1))
+    return OutputScale(names, float(rms(x).mean()), out, predicted)
+
+
+def attention_logit_std(
+    params: dict[str, np.ndarray],
+    name: str,
+    *,
+    n_tokens: int = 64,
+    head_dim: int = 64,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Std of scaled attention logits q·k/√d_head behind one LayerNorm, with and without its γ, β.
+
+    Standard-normal tokens go through the LayerNorm, then through random query/key projections
+    with entries N(0, 1/768) (a variance-preserving initialization, as in notebook 04).  This is
+    an illustration of how γ scales the logits, not GPT-2's trained projections.
+
+    Returns:
+        ``(std with the real γ, β, std with γ = 1, β = 0)``.
+    """
+    if name not in layernorm_names():
+        raise ValueError(f"name must be one of the 25 LayerNorm names, e.g. 'h.0.ln_1', got {name!r}")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_tokens, WIDTH))
+    w_q = rng.standard_normal((WIDTH, head_dim)) / np.sqrt(WIDTH)
+    w_k = rng.standard_normal((WIDTH, head_dim)) / np.sqrt(WIDTH)
+
+    def logit_std(y: np.ndarray) -> float:
+        return float(((y @ w_q) @ (y @ w_k).T / np.sqrt(head_dim)).std())
+
+    real = apply_layernorm(x, params[f"{name}.weight"], params[f"{name}.bias"])
+    plain = apply_layernorm(x, np.ones(WIDTH), np.zeros(WIDTH))
+    return logit_std(real), logit_std(plain)
+
+
+@dataclass(frozen=True)
+class ResidualScale:
+    """Per LayerNorm, the RMS of the residual stream going in and of the LayerNorm's output."""
+
+    names: list[str]
+    input_rms: np.ndarray  # (25,)
+    output_rms: np.ndarray  # (25,)
+    n_tokens: int
+
+
+def residual_stream_scale(model: Any, input_ids: Any) -> ResidualScale:
+    """Run real token ids through a ``transformers`` GPT-2 model; record RMS before/after each LayerNorm.
+
+    Args:
+        model: a ``GPT2Model`` (e.g. from :func:`load_hub_model`).
+        input_ids: a (1, T) integer tensor of token ids.
+    """
+    import torch
+
+    names = layernorm_names()
+    modules = dict(model.named_modules())
+    records: dict[str, tuple[float, float]] = {}
+    handles = []
+    for name in names:
+
+        def hook(_module: Any, inputs: Any, output: Any, name: str = name) -> None:
+            records[name] = (
+                float(rms(inputs[0][0].detach().double().numpy()).mean()),
+                float(rms(output[0].detach().double().numpy()).mean()),
+            )
+
+        handles.append(modules[name].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(input_ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ResidualScale(
+        names,
+        np.array([records[n][0] for n in names]),
+        np.array([records[n][1] for n in names]),
+        int(input_ids.shape[-1]),
+    )
+
+
+# -- command line -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.gpt2 export PATH``: regenerate the snapshot from the hub."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.gpt2")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser(
+        "export", help=f"download {HUB_MODEL_ID}@{HUB_REVISION[:12]} and write its 50 LayerNorm arrays"
+    )
+    export.add_argument("path", type=Path, help="the .npz file to write")
+    args = parser.parse_args(argv)
+    try:
+        params = load_layernorm_params_with_source("hub").params
+    except HubUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    digest = save_params(params, args.path)
+    print(f"wrote {len(params)} arrays from {HUB_MODEL_ID}@{HUB_REVISION} to {args.path}")
+    print(f"sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
