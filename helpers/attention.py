@@ -1,0 +1,313 @@
+"""Attention scaling: why the scores QKᵀ are divided by √d (notebook 04).
+
+Pure functions that return tensors, arrays and dataclasses; nothing here draws.
+
+* :func:`random_qk` / :func:`qk_scores`: queries and keys with independent N(0, 1) entries
+  and their (optionally scaled) score matrix;
+* :func:`std_sweep`: std of QKᵀ and of QKᵀ/√d for many dimensions d;
+* :func:`softmax_entropy`, :func:`row_stats`, :func:`saturation_sweep`: how peaked the
+  softmax rows are (entropy, largest probability, share of practically one-hot rows);
+* :func:`softmax_jacobian`, :func:`gradient_vs_scale`: how much gradient reaches the scores
+  as their scale grows;
+* :func:`layernorm_logit_std`: how a LayerNorm gain γ sets the scale of the scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+#: A softmax row counts as "practically one-hot" when its largest probability is at least this.
+ONE_HOT_THRESHOLD = 0.99
+
+
+# -- validation ----------------------------------------------------------------------------
+def _check_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number > 0, got {value!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def _check_scores(scores: object) -> torch.Tensor:
+    if isinstance(scores, np.ndarray):
+        scores = torch.from_numpy(scores)
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"scores must be a 2-D torch tensor or NumPy array, got {type(scores).__name__}")
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D [rows, keys], got shape {tuple(scores.shape)}")
+    if scores.shape[0] < 1 or scores.shape[1] < 1:
+        raise ValueError(f"scores must have at least one row and one key, got shape {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        scores = scores.double()
+    return scores
+
+
+def _check_dims(dims: Sequence[int]) -> list[int]:
+    dims = list(dims)
+    if not dims:
+        raise ValueError("dims must list at least one dimension d >= 1")
+    return [_check_int("every d in dims", d) for d in dims]
+
+
+# -- scores ----------------------------------------------------------------------------------
+def random_qk(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys Q, K of shape ``[n, d]`` with independent N(0, 1) entries (float64).
+
+    Raises:
+        ValueError: if ``n`` or ``d`` is < 1.
+    """
+    n = _check_int("n", n)
+    d = _check_int("d", d)
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    k = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    return q, k
+
+
+def qk_scores(n: int, d: int, scaled: bool = False, seed: int = 0) -> torch.Tensor:
+    """The ``[n, n]`` score matrix QKᵀ (divided by √d when ``scaled``).
+
+    Q, K ∈ R^{n×d} have independent N(0, 1) entries, drawn from ``seed``; each score is a
+    dot product of d products of independent unit-variance numbers, so its variance is d.
+
+    Raises:
+        ValueError: if ``n`` or ``d`` is < 1.
+    """
+    q, k = random_qk(n, d, seed)
+    scores = q @ k.T
+    return scores / math.sqrt(d) if scaled else scores
+
+
+@dataclass
+class StdSweep:
+    """Standard deviation of the scores over a range of dimensions (:func:`std_sweep`)."""
+
+    dims: np.ndarray
+    """The dimensions d, shape ``(m,)``."""
+    std_raw: np.ndarray
+    """std(QKᵀ) for each d."""
+    std_scaled: np.ndarray
+    """std(QKᵀ / √d) for each d."""
+
+    @property
+    def sqrt_d(self) -> np.ndarray:
+        """The prediction √d for ``std_raw``."""
+        return np.sqrt(self.dims)
+
+
+def std_sweep(dims: Sequence[int], n: int = 50, seed: int = 0) -> StdSweep:
+    """std(QKᵀ) and std(QKᵀ/√d) for Q, K ∈ R^{n×d}, one draw per d (seed ``seed + d``)."""
+    dims = _check_dims(dims)
+    n = _check_int("n", n)
+    raw = np.array([qk_scores(n, d, seed=seed + d).std().item() for d in dims])
+    return StdSweep(np.array(dims), raw, raw / np.sqrt(dims))
+
+
+def dot_product_variance(d: int, pairs: int = 20_000, seed: int = 0) -> float:
+    """The sample variance of q·k over ``pairs`` independent pairs q, k ~ N(0, I_d)."""
+    d = _check_int("d", d)
+    pairs = _check_int("pairs", pairs, minimum=2)
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(pairs, d, generator=generator, dtype=torch.float64)
+    k = torch.randn(pairs, d, generator=generator, dtype=torch.float64)
+    return (q * k).sum(dim=1).var().item()
+
+
+# -- softmax rows ----------------------------------------------------------------------------
+def softmax_entropy(scores: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per-row entropy, in nats, of softmax(scores / temperature).
+
+    The entropy of a row of n keys is log n for the uniform distribution and 0 for a
+    one-hot one.
+
+    Args:
+        scores: a 2-D tensor (or array) ``[rows, keys]``.
+        temperature: T > 0; larger T flattens the distribution.
+
+    Returns:
+        A tensor of shape ``[rows]``.
+
+    Raises:
+        ValueError: if ``scores`` is not 2-D or ``temperature`` is not > 0.
+    """
+    scores = _check_scores(scores)
+    temperature = _check_positive("temperature", temperature)
+    log_p = torch.log_softmax(scores / temperature, dim=-1)
+    p = log_p.exp()
+    # p * log p -> 0 as p -> 0; where p underflows to 0 the product is 0, not nan.
+    return -(torch.where(p > 0, p * log_p, torch.zeros_like(p))).sum(dim=-1)
+
+
+@dataclass
+class RowStats:
+    """How peaked the softmax rows of a score matrix are (:func:`row_stats`)."""
+
+    entropy: np.ndarray
+    """Entropy of every row, in nats."""
+    max_prob: np.ndarray
+    """Largest probability of every row."""
+    log_n: float
+    """log(number of keys): the entropy of the uniform distribution."""
+
+    @property
+    def one_hot_fraction(self) -> float:
+        """Share of rows whose largest probability is at least :data:`ONE_HOT_THRESHOLD`."""
+        return float(np.mean(self.max_prob >= ONE_HOT_THRESHOLD))
+
+
+def row_stats(scores: torch.Tensor, temperature: float = 1.0) -> RowStats:
+    """Entropy and largest probability of each row of softmax(scores / temperature)."""
+    scores = _check_scores(scores)
+    temperature = _check_positive("temperature", temperature)
+    probs = torch.softmax(scores / temperature, dim=-1)
+    return RowStats(
+        entropy=softmax_entropy(scores, temperature).numpy(),
+        max_prob=probs.max(dim=-1).values.numpy(),
+        log_n=math.log(scores.shape[1]),
+    )
+
+
+@dataclass
+class SaturationSweep:
+    """Mean row statistics of raw and scaled attention over dimensions (:func:`saturation_sweep`)."""
+
+    dims: np.ndarray
+    entropy_raw: np.ndarray
+    entropy_scaled: np.ndarray
+    max_prob_raw: np.ndarray
+    max_prob_scaled: np.ndarray
+    one_hot_raw: np.ndarray
+    one_hot_scaled: np.ndarray
+    log_n: float
+
+
+def saturation_sweep(dims: Sequence[int], n: int = 50, repeats: int = 4, seed: int = 0) -> SaturationSweep:
+    """Mean entropy, mean largest probability and one-hot share of the softmax rows of
+    QKᵀ and QKᵀ/√d, for Q, K ∈ R^{n×d}, pooled over ``repeats`` draws per d."""
+    dims = _check_dims(dims)
+    n = _check_int("n", n)
+    repeats = _check_int("repeats", repeats)
+    out: dict[str, list[float]] = {k: [] for k in ("er", "es", "mr", "ms", "or", "os")}
+    for d in dims:
+        raw = torch.cat([qk_scores(n, d, seed=seed + 1000 * r + d) for r in range(repeats)])
+        for tag, stats in (("r", row_stats(raw)), ("s", row_stats(raw / math.sqrt(d)))):
+            out["e" + tag].append(float(stats.entropy.mean()))
+            out["m" + tag].append(float(stats.max_prob.mean()))
+            out["o" + tag].append(stats.one_hot_fraction)
+    arr = {k: np.array(v) for k, v in out.items()}
+    return SaturationSweep(np.array(dims), arr["er"], arr["es"], arr["mr"], arr["ms"],
+                           arr["or"], arr["os"], math.log(n))
+
+
+# -- gradients -------------------------------------------------------------------------------
+def softmax_jacobian(z: torch.Tensor) -> torch.Tensor:
+    """The Jacobian ∂softmax(z)/∂z = diag(p) − p pᵀ of a 1-D logit vector ``z``.
+
+    Raises:
+        ValueError: if ``z`` is not a non-empty 1-D tensor.
+    """
+    if not isinstance(z, torch.Tensor) or z.ndim != 1 or z.numel() < 1:
+        raise ValueError(f"z must be a non-empty 1-D tensor, got {getattr(z, 'shape', type(z).__name__)}")
+    p = torch.softmax(z, dim=0)
+    return torch.diag(p) - torch.outer(p, p)
+
+
+@dataclass
+class GradientScan:
+    """Size of the gradient that reaches the scores, per logit scale (:func:`gradient_vs_scale`)."""
+
+    scales: np.ndarray
+    """Standard deviation s of the logits."""
+    jacobian_norm: np.ndarray
+    """Mean Frobenius norm of the softmax Jacobian of a row."""
+    grad_norm: np.ndarray
+    """Mean norm of ∂L/∂z per row, for an upstream gradient with N(0, 1) entries."""
+    grad_norm_median: np.ndarray
+    """Median over rows of the same norm (robust to the rare rows with near-ties)."""
+    max_prob: np.ndarray
+    """Mean largest probability per row."""
+
+
+def gradient_vs_scale(scales: Sequence[float], n: int = 50, rows: int = 200, seed: int = 0) -> GradientScan:
+    """How much gradient flows back through softmax as the logits grow.
+
+    For each scale s, logits z = s·u with u ~ N(0, 1) of shape ``[rows, n]``; the loss is
+    L = Σ g · (softmax(z) V) with random V and g, as in an attention layer. Autograd gives
+    ∂L/∂z; the Jacobian is computed in closed form for the same rows.
+    """
+    scales = [_check_positive("every scale in scales", s) for s in scales]
+    if not scales:
+        raise ValueError("scales must list at least one logit scale > 0")
+    n = _check_int("n", n)
+    rows = _check_int("rows", rows)
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(rows, n, generator=generator, dtype=torch.float64)
+    values = torch.randn(n, 16, generator=generator, dtype=torch.float64)
+    upstream = torch.randn(rows, 16, generator=generator, dtype=torch.float64)
+    jac, grad, med, top = [], [], [], []
+    for s in scales:
+        z = (s * u).requires_grad_(True)
+        probs = torch.softmax(z, dim=-1)
+        loss = ((probs @ values) * upstream).sum()
+        (dz,) = torch.autograd.grad(loss, z)
+        p = probs.detach()
+        jacobians = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+        jac.append(torch.linalg.matrix_norm(jacobians).mean().item())
+        norms = dz.norm(dim=-1)
+        grad.append(norms.mean().item())
+        med.append(norms.median().item())
+        top.append(p.max(dim=-1).values.mean().item())
+    return GradientScan(np.array(scales), np.array(jac), np.array(grad), np.array(med), np.array(top))
+
+
+# -- attention by hand -----------------------------------------------------------------------
+def manual_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    """softmax(QKᵀ/√d) V written out, with an optional causal mask (key j > query i hidden)."""
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share the last dimension d, got {q.shape[-1]} and {k.shape[-1]}")
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        lq, lk = scores.shape[-2], scores.shape[-1]
+        hidden = torch.ones(lq, lk, dtype=torch.bool).triu(diagonal=1)
+        scores = scores.masked_fill(hidden, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+# -- bridge to LayerNorm ---------------------------------------------------------------------
+def layernorm_logit_std(
+    gammas: Sequence[float], d_model: int = 256, d_head: int = 64, n: int = 128, seed: int = 0
+) -> np.ndarray:
+    """std of the scaled scores QKᵀ/√d_head when Q and K are projections of LayerNorm outputs.
+
+    Tokens x ~ N(3, 5²) (any scale: LayerNorm removes it) go through LayerNorm with gain
+    γ (a constant vector) and no shift, then through W_Q, W_K ~ N(0, 1/d_model), which keep
+    the variance of their input. Returns one std per γ.
+    """
+    gammas = [_check_positive("every gamma in gammas", g) for g in gammas]
+    d_model = _check_int("d_model", d_model)
+    d_head = _check_int("d_head", d_head)
+    n = _check_int("n", n)
+    generator = torch.Generator().manual_seed(seed)
+    x = 3 + 5 * torch.randn(n, d_model, generator=generator, dtype=torch.float64)
+    w_q = torch.randn(d_model, d_head, generator=generator, dtype=torch.float64) / math.sqrt(d_model)
+    w_k = torch.randn(d_model, d_head, generator=generator, dtype=torch.float64) / math.sqrt(d_model)
+    out = []
+    for g in gammas:
+        h = F.layer_norm(x, (d_model,), weight=torch.full((d_model,), g, dtype=torch.float64))
+        out.append(((h @ w_q) @ (h @ w_k).T / math.sqrt(d_head)).std().item())
+    return np.array(out)

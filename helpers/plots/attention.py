@@ -1,0 +1,196 @@
+"""Figures of notebook 04: the growth of QKᵀ with d, softmax saturation, temperature."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from helpers.attention import (
+    GradientScan,
+    SaturationSweep,
+    StdSweep,
+    qk_scores,
+)
+from helpers.plots import color, label_axes, new_figure
+
+#: Rows of the attention panel: n queries and n keys.
+PANEL_N = 50
+#: Temperatures drawn on the panel's right-hand curve (log-spaced).
+PANEL_TEMPERATURES = np.logspace(-2, 2, 81)
+#: A row counts as "uniform-like" above this share of log n entropy ...
+UNIFORM_LIKE = 0.95
+#: ... and as "one-hot-like" when its largest probability is at least this.
+ONE_HOT_LIKE = 0.9
+
+
+def std_vs_dim_figure(sweep: StdSweep) -> Figure:
+    """std(QKᵀ) against √d, and std(QKᵀ/√d) against 1, over the swept dimensions."""
+    fig, axes = new_figure(figsize=(7.5, 3.8))
+    ax = axes[0, 0]
+    ax.plot(sweep.dims, sweep.std_raw, "o", ms=4, color=color(1), label="std(QKᵀ), measured")
+    ax.plot(sweep.dims, sweep.sqrt_d, "-", color=color(7), lw=1.5, label="√d (theory)")
+    ax.plot(sweep.dims, sweep.std_scaled, "^", ms=4, color=color(0), label="std(QKᵀ/√d), measured")
+    ax.axhline(1.0, color=color(0), ls="--", lw=1, label="1 (theory for scaled)")
+    label_axes(ax, title="Score spread grows like √d; dividing by √d pins it at 1",
+               xlabel="dimension d of queries and keys", ylabel="standard deviation of scores")
+    return fig
+
+
+def softmax_scatter_figure(raw: torch.Tensor, d: int) -> Figure:
+    """Softmax probability and negative log-softmax of every score, raw vs divided by √d,
+    plotted against the raw dot product."""
+    raw = raw.detach().double()
+    scaled = raw / math.sqrt(d)
+    x = raw.flatten().numpy()
+    fig, axes = new_figure(1, 2, figsize=(10.5, 3.9))
+    for ax, transform, ylabel, title in (
+        (axes[0, 0], lambda s: torch.softmax(s, -1), "softmax probability",
+         "Softmax probabilities"),
+        (axes[0, 1], lambda s: -torch.log_softmax(s, -1), "−log softmax (nats)",
+         "Negative log-softmax"),
+    ):
+        ax.scatter(x, transform(raw).flatten().numpy(), s=6, marker="o", color=color(1),
+                   alpha=0.5, label="softmax(QKᵀ)")
+        ax.scatter(x, transform(scaled).flatten().numpy(), s=6, marker="^", color=color(0),
+                   alpha=0.5, label="softmax(QKᵀ/√d)")
+        label_axes(ax, title=f"{title}, d = {d}", xlabel="raw score q·k", ylabel=ylabel)
+    return fig
+
+
+def saturation_figure(sweep: SaturationSweep) -> Figure:
+    """Mean row entropy, mean largest probability and one-hot share against d."""
+    fig, axes = new_figure(1, 3, figsize=(12.0, 3.8))
+    panels = (
+        ("entropy", "Mean row entropy", "entropy (nats)"),
+        ("max_prob", "Mean largest probability", "max probability"),
+        ("one_hot", "Share of practically one-hot rows", "share of rows with max p ≥ 0.99"),
+    )
+    for ax, (field, title, ylabel) in zip(axes[0], panels):
+        ax.plot(sweep.dims, getattr(sweep, f"{field}_raw"), "o-", color=color(1), label="QKᵀ (raw)")
+        ax.plot(sweep.dims, getattr(sweep, f"{field}_scaled"), "^--", color=color(0), label="QKᵀ/√d")
+        if field == "entropy":
+            ax.axhline(sweep.log_n, color=color(7), ls=":", lw=1.5, label="log n (uniform)")
+        ax.set_xscale("log", base=2)
+        label_axes(ax, title=title, xlabel="dimension d (log scale)", ylabel=ylabel)
+    return fig
+
+
+def gradient_figure(scan: GradientScan, marks: Mapping[str, float] | None = None) -> Figure:
+    """Softmax Jacobian norm and gradient norm reaching the scores against the logit scale."""
+    fig, axes = new_figure(figsize=(8.0, 4.0))
+    ax = axes[0, 0]
+    ax.plot(scan.scales, scan.grad_norm, "o-", ms=4, color=color(0), label="‖∂L/∂z‖, mean over rows")
+    ax.plot(scan.scales, scan.grad_norm_median, "s--", ms=4, color=color(2),
+            label="‖∂L/∂z‖, median over rows")
+    ax.plot(scan.scales, scan.jacobian_norm, "^:", ms=4, color=color(1),
+            label="‖softmax Jacobian‖_F, mean")
+    for i, (name, scale) in enumerate((marks or {}).items()):
+        ax.axvline(scale, color=color(7), ls=("-", "--", "-.", ":")[i % 4], lw=1, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-4, 3)
+    label_axes(ax, title="Gradient through softmax vs logit scale",
+               xlabel="logit standard deviation s (log scale)", ylabel="norm (log scale)")
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+# -- the temperature panel ------------------------------------------------------------------
+@lru_cache(maxsize=1024)
+def _panel_logits(d: int, scaled: bool) -> np.ndarray:
+    logits = qk_scores(PANEL_N, d, scaled=scaled)[0].numpy()
+    logits.setflags(write=False)
+    return logits
+
+
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in NumPy (the panel's small arrays: faster than a torch call)."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _entropy_rows(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+
+
+def attention_row(d: int, temperature: float, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The logits of query 0 over the panel's keys (already divided by √d if ``scaled``)
+    and its softmax(logits / temperature), sorted from largest to smallest."""
+    logits = _panel_logits(int(d), bool(scaled))
+    return logits, np.sort(_softmax_rows(logits / temperature))[::-1]
+
+
+def row_regime(entropy: float, max_prob: float, n: int = PANEL_N) -> str:
+    """"uniform-like", "one-hot-like" or "Goldilocks zone" for a row's entropy and max p."""
+    if max_prob >= ONE_HOT_LIKE:
+        return "one-hot-like"
+    if entropy >= UNIFORM_LIKE * math.log(n):
+        return "uniform-like"
+    return "Goldilocks zone"
+
+
+def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = True) -> Figure:
+    """One attention row's distribution (left) and its entropy and max p against T (right)."""
+    fig, axes = new_figure(1, 2, figsize=(9.0, 3.5))
+    left, right = axes[0]
+    left.bar(np.arange(1, PANEL_N + 1), np.zeros(PANEL_N), color=color(0), label="softmax(z / T)")
+    left.axhline(1 / PANEL_N, color=color(1), ls="--", lw=1.5, label=f"uniform 1/n = {1 / PANEL_N:.2f}")
+    left.set_ylim(0, 1.02)
+    left.set_xlim(0, PANEL_N + 1)
+    label_axes(left, title="", xlabel="key, sorted by probability (rank)", ylabel="attention probability")
+    left.legend(loc="upper right", fontsize=9)
+    right.plot([], [], "-", color=color(0), label="entropy / log n")
+    right.plot([], [], "--", color=color(1), label="max probability")
+    right.plot([], [], "o", color=color(7), ms=7, label="current T")
+    right.plot([], [], "s", color=color(7), ms=6, mfc="none")
+    right.set_xscale("log")
+    right.set_xlim(PANEL_TEMPERATURES[0], PANEL_TEMPERATURES[-1])
+    right.set_ylim(-0.02, 1.05)
+    label_axes(right, title="", xlabel="temperature T (log scale)", ylabel="share (0 to 1)")
+    right.legend(loc="center right", fontsize=8)
+    right._zone = []  # type: ignore[attr-defined]  # shaded spans, replaced on every redraw
+    update_temperature_figure(fig, d=d, temperature=temperature, scaled=scaled)
+    # Lay the figure out once, then freeze it: a redraw then skips constrained layout (≈ 40%
+    # of the time), and the axes no longer jump when the titles change length.
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    return fig
+
+
+def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: bool) -> str:
+    """Redraw :func:`temperature_figure` in place; returns a readout."""
+    left, right = fig.axes[0], fig.axes[1]
+    logits, probs = attention_row(d, temperature, scaled)
+    for bar, p in zip(left.patches, probs):
+        bar.set_height(p)
+    entropy = float(_entropy_rows(probs))
+    max_prob = float(probs[0])
+    regime = row_regime(entropy, max_prob)
+    left.set_title(f"d = {d}, T = {temperature:.3g}, {'÷√d' if scaled else 'no scaling'}: {regime}",
+                   fontsize=11)
+
+    curve = _softmax_rows(logits[None, :] / PANEL_TEMPERATURES[:, None])
+    curve_h = _entropy_rows(curve) / math.log(PANEL_N)
+    curve_p = curve.max(axis=-1)
+    entropy_line, max_line, marker_h, marker_p = right.lines[:4]
+    entropy_line.set_data(PANEL_TEMPERATURES, curve_h)
+    max_line.set_data(PANEL_TEMPERATURES, curve_p)
+    marker_h.set_data([temperature], [entropy / math.log(PANEL_N)])
+    marker_p.set_data([temperature], [max_prob])
+    for span in right._zone:  # type: ignore[attr-defined]
+        span.remove()
+    zone = (curve_p < ONE_HOT_LIKE) & (curve_h < UNIFORM_LIKE)
+    right._zone = []  # type: ignore[attr-defined]
+    if zone.any():
+        lo, hi = PANEL_TEMPERATURES[zone][0], PANEL_TEMPERATURES[zone][-1]
+        right._zone.append(right.axvspan(lo, hi, color=color(2), alpha=0.15, lw=0))  # type: ignore[attr-defined]
+    right.set_title(f"Goldilocks zone (shaded): T ∈ [{lo:.2g}, {hi:.2g}]" if zone.any()
+                    else "no Goldilocks zone in range", fontsize=11)
+    return (f"logit std = {logits.std() / temperature:.3g}, entropy = {entropy:.3f} nats "
+            f"(uniform: log {PANEL_N} = {math.log(PANEL_N):.3f}), max p = {max_prob:.3f} → {regime}")

@@ -1,0 +1,227 @@
+"""helpers.attention, its figures and its panel (notebook 04)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch.nn import functional as F
+
+from helpers.attention import (
+    ONE_HOT_THRESHOLD,
+    dot_product_variance,
+    gradient_vs_scale,
+    layernorm_logit_std,
+    manual_attention,
+    qk_scores,
+    random_qk,
+    row_stats,
+    saturation_sweep,
+    softmax_entropy,
+    softmax_jacobian,
+    std_sweep,
+)
+from helpers.plots.attention import (
+    PANEL_N,
+    gradient_figure,
+    row_regime,
+    saturation_figure,
+    softmax_scatter_figure,
+    std_vs_dim_figure,
+    temperature_figure,
+)
+from helpers.widgets.attention import temperature_panel
+
+
+# -- qk_scores -------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [4, 16, 64, 256])
+def test_qk_scores_std_is_sqrt_d_unscaled_and_one_scaled(d: int) -> None:
+    # pooled over a few seeds so the check is about the law, not one draw
+    raw = torch.cat([qk_scores(100, d, seed=s).flatten() for s in range(4)])
+    scaled = torch.cat([qk_scores(100, d, scaled=True, seed=s).flatten() for s in range(4)])
+    assert raw.std().item() == pytest.approx(math.sqrt(d), rel=0.1)
+    assert scaled.std().item() == pytest.approx(1.0, rel=0.1)
+
+
+def test_qk_scores_shape_seed_and_scaling() -> None:
+    scores = qk_scores(7, 5, seed=3)
+    assert isinstance(scores, torch.Tensor) and scores.shape == (7, 7)
+    assert torch.equal(scores, qk_scores(7, 5, seed=3))
+    assert not torch.equal(scores, qk_scores(7, 5, seed=4))
+    torch.testing.assert_close(qk_scores(7, 5, scaled=True, seed=3), scores / math.sqrt(5))
+    q, k = random_qk(7, 5, seed=3)
+    torch.testing.assert_close(scores, q @ k.T)
+
+
+def test_dot_product_variance_is_d() -> None:
+    for d in (1, 8, 64):
+        assert dot_product_variance(d) == pytest.approx(d, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n": 0, "d": 4}, "n must be"), ({"n": 4, "d": 0}, "d must be"), ({"n": -1, "d": 4}, "n must be")],
+)
+def test_qk_scores_rejects_bad_sizes(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        qk_scores(**kwargs)
+
+
+def test_qk_scores_rejects_non_integers() -> None:
+    with pytest.raises(TypeError, match="d must be an int"):
+        qk_scores(4, 2.5)  # type: ignore[arg-type]
+
+
+# -- softmax_entropy -------------------------------------------------------------------------
+def test_entropy_of_uniform_rows_is_log_n() -> None:
+    for n in (1, 2, 50):
+        entropy = softmax_entropy(torch.zeros(3, n))
+        torch.testing.assert_close(entropy, torch.full((3,), math.log(n)))
+
+
+def test_entropy_limits_over_temperature() -> None:
+    scores = qk_scores(20, 16)
+    hot = softmax_entropy(scores, temperature=1e4)
+    cold = softmax_entropy(scores, temperature=1e-4)
+    assert torch.allclose(hot, torch.full_like(hot, math.log(20)), atol=1e-3)
+    assert torch.all(cold < 1e-6) and torch.all(cold >= 0)
+    assert torch.all(torch.isfinite(cold))
+
+
+def test_entropy_of_one_hot_rows_is_zero() -> None:
+    scores = torch.full((4, 10), -1e4)
+    scores[torch.arange(4), torch.tensor([0, 3, 5, 9])] = 1e4
+    assert torch.all(softmax_entropy(scores) == 0)
+    stats = row_stats(scores)
+    assert stats.one_hot_fraction == 1.0 and np.all(stats.max_prob == 1.0)
+
+
+def test_entropy_matches_definition_and_temperature() -> None:
+    scores = qk_scores(6, 3, seed=1)
+    p = torch.softmax(scores / 2.0, dim=-1)
+    torch.testing.assert_close(softmax_entropy(scores, 2.0), -(p * p.log()).sum(-1))
+    torch.testing.assert_close(softmax_entropy(scores * 2.0, 2.0), softmax_entropy(scores))
+
+
+def test_entropy_accepts_numpy() -> None:
+    assert softmax_entropy(np.zeros((2, 4))).shape == (2,)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("inf"), float("nan")])
+def test_entropy_rejects_bad_temperature(temperature: float) -> None:
+    with pytest.raises(ValueError, match="temperature must be"):
+        softmax_entropy(torch.zeros(2, 3), temperature)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4), (0, 3)])
+def test_entropy_rejects_non_2d_scores(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="scores must"):
+        softmax_entropy(torch.zeros(shape))
+
+
+def test_entropy_rejects_non_tensors() -> None:
+    with pytest.raises(TypeError, match="scores must be"):
+        softmax_entropy([[0.0, 1.0]])  # type: ignore[arg-type]
+
+
+# -- sweeps ----------------------------------------------------------------------------------
+def test_std_sweep_follows_sqrt_d() -> None:
+    sweep = std_sweep(range(2, 101, 7))
+    ratio = sweep.std_raw / sweep.sqrt_d
+    assert np.all((ratio > 0.7) & (ratio < 1.3))
+    np.testing.assert_allclose(sweep.std_scaled, ratio)
+    with pytest.raises(ValueError, match="dims"):
+        std_sweep([])
+
+
+def test_saturation_sweep_raw_saturates_scaled_does_not() -> None:
+    sweep = saturation_sweep([2, 64, 512], repeats=2)
+    assert np.all(np.diff(sweep.entropy_raw) < 0)
+    assert sweep.one_hot_raw[-1] > 0.3
+    assert np.all(sweep.one_hot_scaled == 0)
+    assert np.all(sweep.entropy_scaled > 0.8 * sweep.log_n)
+
+
+def test_one_hot_threshold() -> None:
+    assert 0.9 < ONE_HOT_THRESHOLD < 1
+
+
+# -- gradients -------------------------------------------------------------------------------
+def test_softmax_jacobian_matches_autograd() -> None:
+    z = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = torch.autograd.functional.jacobian(lambda x: torch.softmax(x, 0), z)
+    torch.testing.assert_close(softmax_jacobian(z), expected)
+    with pytest.raises(ValueError, match="z must be"):
+        softmax_jacobian(torch.zeros(2, 2))
+
+
+def test_gradient_vanishes_for_large_logits() -> None:
+    scan = gradient_vs_scale([0.01, 1.0, 3.0, 100.0], rows=100)
+    assert scan.grad_norm_median[-1] < 1e-3 * scan.grad_norm_median[1]
+    assert scan.jacobian_norm[-1] < scan.jacobian_norm[1]
+    assert scan.max_prob[-1] > 0.9 and scan.max_prob[0] < 0.03
+    # uniform rows: J = (I - 11ᵀ/n)/n, whose Frobenius norm is sqrt(n - 1)/n
+    assert scan.jacobian_norm[0] == pytest.approx(math.sqrt(49) / 50, rel=0.01)
+    with pytest.raises(ValueError, match="scale"):
+        gradient_vs_scale([0.0])
+
+
+# -- attention and LayerNorm -----------------------------------------------------------------
+@pytest.mark.parametrize("causal", [False, True])
+def test_manual_attention_matches_pytorch(causal: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 9, 16, generator=g) for _ in range(3))
+    torch.testing.assert_close(manual_attention(q, k, v, causal=causal),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+
+
+def test_layernorm_gamma_sets_logit_scale() -> None:
+    stds = layernorm_logit_std([0.3, 1.0, 2.0])
+    np.testing.assert_allclose(stds / stds[1], [0.09, 1.0, 4.0], rtol=1e-6)
+    assert stds[1] == pytest.approx(1.0, rel=0.15)
+    with pytest.raises(ValueError, match="gamma"):
+        layernorm_logit_std([-1.0])
+
+
+# -- figures and the panel -------------------------------------------------------------------
+def test_figures_are_returned() -> None:
+    figures = [
+        std_vs_dim_figure(std_sweep([2, 8, 32])),
+        softmax_scatter_figure(qk_scores(10, 8), 8),
+        saturation_figure(saturation_sweep([2, 8], repeats=1)),
+        gradient_figure(gradient_vs_scale([0.1, 1.0, 10.0], rows=10), {"scaled": 1.0}),
+        temperature_figure(),
+    ]
+    for fig in figures:
+        assert isinstance(fig, Figure)
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_row_regime() -> None:
+    assert row_regime(math.log(PANEL_N), 1 / PANEL_N) == "uniform-like"
+    assert row_regime(0.0, 1.0) == "one-hot-like"
+    assert row_regime(2.0, 0.3) == "Goldilocks zone"
+
+
+def test_panel_callbacks_at_their_extremes() -> None:
+    panel = temperature_panel()
+    controls = panel.controls
+    t_min = controls["temperature"].base ** controls["temperature"].min
+    t_max = controls["temperature"].base ** controls["temperature"].max
+    panel.redraw(temperature=t_min)
+    assert "one-hot-like" in panel.readout
+    panel.redraw(temperature=t_max)
+    assert "uniform-like" in panel.readout
+    panel.redraw(temperature=1.0, scaled=False, d=controls["d"].max)
+    assert "one-hot-like" in panel.readout
+    panel.redraw(temperature=1.0, scaled=True, d=controls["d"].max)
+    assert "Goldilocks zone" in panel.readout
+    panel.redraw(temperature=1.0, scaled=True, d=controls["d"].min)
+    assert "Goldilocks zone" in panel.readout
+    bars = [p.get_height() for p in panel.figure.axes[0].patches]
+    assert len(bars) == PANEL_N and sum(bars) == pytest.approx(1.0)
+    assert bars == sorted(bars, reverse=True)
