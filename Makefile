@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install lab test notebooks lock clean
+.PHONY: install lab test notebooks html slides lock clean
 
 $(STAMP): pyproject.toml requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,22 @@ test: install  ## unit tests + strict nbval on every notebook
 
 notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
+
+# Handouts: executed copies (with widget state) in build/executed, exported side by side
+# with the JavaScript they need (build/vendor, fetched once from npm) so they open offline.
+EXECUTED := $(patsubst notebooks/%.ipynb,build/executed/%.ipynb,$(wildcard notebooks/*.ipynb))
+
+build/executed/%.ipynb: notebooks/%.ipynb helpers/*.py | install
+	$(PY) -m helpers.notebook_tools execute --widget-state --output-dir build/executed $<
+
+build/vendor/.complete: | install
+	$(PY) -m helpers.handouts vendor --vendor-dir build/vendor
+
+html: build/vendor/.complete $(EXECUTED)  ## self-contained HTML handouts in build/html
+	$(PY) -m helpers.handouts html --output-dir build/html $(EXECUTED)
+
+slides: build/vendor/.complete $(EXECUTED)  ## reveal.js slide decks in build/slides
+	$(PY) -m helpers.handouts slides --output-dir build/slides $(EXECUTED)
 
 lock: install  ## refresh constraints.txt from the installed environment
 	(echo "# Exact versions CI and 'make' install (pip constraints file; regenerate with 'make lock')."; \

@@ -108,8 +108,16 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> None:
     nb.metadata.pop("widgets", None)
 
 
-def execute(path: Path) -> None:
-    """Execute a notebook in a fresh kernel, in its own folder, and save it in place."""
+def execute(path: Path, output: Path | None = None, *, widget_state: bool = False) -> None:
+    """Execute a notebook in a fresh kernel, in its own folder, and save it.
+
+    Args:
+        path: the notebook to run.
+        output: where to write the executed notebook (``path`` itself by default).
+        widget_state: store the widgets' state in the notebook's metadata, so exported
+            pages show each panel's default picture (``make html``); the notebooks in
+            the repository are saved without it.
+    """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -117,11 +125,14 @@ def execute(path: Path) -> None:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
-        store_widget_state=False,
+        store_widget_state=widget_state,
     )
     client.execute()
-    stable_widget_ids(nb, path.name)
-    nbformat.write(nb, path)
+    if not widget_state:
+        stable_widget_ids(nb, path.name)
+    output = path if output is None else output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, output)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("execute", help="re-execute notebooks in place")
     run.add_argument("notebooks", nargs="+", type=Path)
+    run.add_argument("--output-dir", type=Path, help="write executed copies here instead")
+    run.add_argument("--widget-state", action="store_true", help="store widget state")
     args = parser.parse_args(argv)
     for path in args.notebooks:
         print(f"executing {path}", flush=True)
-        execute(path)
+        output = None if args.output_dir is None else args.output_dir / path.name
+        execute(path, output, widget_state=args.widget_state)
     return 0
 
 

@@ -99,7 +99,9 @@ class Panel:
     def widget(self) -> widgets.Widget:
         """The interactive panel: controls, the figure as an image, and the readout."""
         if self._widget is None:
-            image = widgets.Image(value=self.png(), format="png")
+            width = round(self.figure.get_figwidth() * PANEL_DPI)
+            image = widgets.Image(value=self.png(), format="png",
+                                  layout=widgets.Layout(width=f"{width}px"))
             readout = widgets.HTML(value=_readout_html(self.readout))
 
             def refresh(_change: object = None) -> None:
