@@ -1,0 +1,342 @@
+"""helpers.gpt2: GPT-2 small's LayerNorm parameters, their sources, measurements and panel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import gpt2
+from helpers.data import DATA_DIR_ENV, DATA_FILES, DataFileError, data_dir, sha256_of
+from helpers.plots import gpt2 as gpt2_plots
+from helpers.widgets.gpt2 import layernorm_panel
+
+REPO = Path(__file__).resolve().parent.parent
+SNAPSHOT_SHA256 = "06c3c9ede5712439134628d25a144a092808498ca13b1e2a9404a18f85273599"
+FAST_S = 8.0  # "seconds, not minutes", with room for a loaded CI machine
+
+
+@pytest.fixture(scope="module")
+def params() -> dict[str, np.ndarray]:
+    return gpt2.load_layernorm_params("snapshot")
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# -- the snapshot -----------------------------------------------------------------------
+
+
+def test_snapshot_checksum() -> None:
+    assert DATA_FILES[gpt2.SNAPSHOT_NAME].sha256 == SNAPSHOT_SHA256
+    assert sha256_of(data_dir() / gpt2.SNAPSHOT_NAME) == SNAPSHOT_SHA256
+
+
+def test_snapshot_keys_shapes_and_dtype(params: dict[str, np.ndarray]) -> None:
+    assert list(params) == gpt2.param_keys()
+    assert len(params) == 50
+    expected = {f"h.{i}.{g}.{k}" for i in range(12) for g in ("ln_1", "ln_2") for k in ("weight", "bias")}
+    assert set(params) == expected | {"ln_f.weight", "ln_f.bias"}
+    for value in params.values():
+        assert value.shape == (768,) and value.dtype == np.float32
+
+
+def test_snapshot_known_values(params: dict[str, np.ndarray]) -> None:
+    assert params["ln_f.weight"][0] == pytest.approx(1.3971, abs=1e-4)
+    assert params["h.0.ln_1.weight"][0] == pytest.approx(0.22322033, abs=1e-7)
+    np.testing.assert_allclose(
+        params["ln_f.weight"][:10],
+        [1.3971, 1.3750, 1.8870, 1.1688, 1.2724, 1.2508, 9.4198, 1.4371, 1.4527, 1.1856], atol=1e-4)
+    np.testing.assert_allclose(
+        params["ln_f.bias"][:5], [0.00108716, 0.03652938, -0.06729616, 0.00016416, -0.06744395],
+        atol=1e-8)
+
+
+def test_corrupted_snapshot_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: None) -> None:
+    bad = tmp_path / gpt2.SNAPSHOT_NAME
+    shutil.copy(data_dir() / gpt2.SNAPSHOT_NAME, bad)
+    raw = bytearray(bad.read_bytes())
+    raw[-200] ^= 0xFF  # flip one byte inside the last array
+    bad.write_bytes(bytes(raw))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    for source in ("snapshot", "auto"):  # auto falls back to the snapshot, which is refused too
+        with pytest.raises(DataFileError, match="corrupted"):
+            gpt2.load_layernorm_params(source)
+
+
+def test_missing_snapshot_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(DataFileError, match="missing"):
+        gpt2.load_layernorm_params("snapshot")
+
+
+def test_validate_params_names_the_problem(params: dict[str, np.ndarray]) -> None:
+    with pytest.raises(TypeError, match="params must be a dict"):
+        gpt2.validate_params([1, 2])  # type: ignore[arg-type]
+    partial = dict(params)
+    del partial["ln_f.bias"]
+    with pytest.raises(ValueError, match=r"missing \['ln_f.bias'\]"):
+        gpt2.validate_params(partial)
+    wrong = {**params, "h.3.ln_2.weight": np.zeros(767, np.float32)}
+    with pytest.raises(ValueError, match=r"h.3.ln_2.weight.*shape \(768,\)"):
+        gpt2.validate_params(wrong)
+    nan = {**params, "ln_f.weight": np.full(768, np.nan, np.float32)}
+    with pytest.raises(ValueError, match="non-finite"):
+        gpt2.validate_params(nan)
+
+
+def test_save_params_round_trip(params: dict[str, np.ndarray], tmp_path: Path) -> None:
+    path = tmp_path / "export.npz"
+    digest = gpt2.save_params(params, path)
+    assert digest == sha256_of(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive.files == gpt2.param_keys()
+        for key in archive.files:
+            np.testing.assert_array_equal(archive[key], params[key])
+
+
+# -- sources and the offline behaviour -----------------------------------------------------
+
+
+def test_unknown_source_raises_value_error() -> None:
+    with pytest.raises(ValueError, match=r"source must be one of \('auto', 'hub', 'snapshot'\), got 'web'"):
+        gpt2.load_layernorm_params("web")
+
+
+def test_auto_offline_uses_the_snapshot_fast_and_says_why(offline: None, params: dict[str, np.ndarray]) -> None:
+    start = time.monotonic()
+    loaded = gpt2.load_layernorm_params_with_source("auto")
+    assert time.monotonic() - start < FAST_S
+    assert loaded.source == "snapshot"
+    assert "HF_HUB_OFFLINE=1" in loaded.reason
+    for key in gpt2.param_keys():
+        np.testing.assert_array_equal(loaded.params[key], params[key])
+
+
+def test_hub_offline_fails_at_once_with_a_clear_message(offline: None) -> None:
+    start = time.monotonic()
+    with pytest.raises(gpt2.HubUnavailableError, match="hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"):
+        gpt2.load_layernorm_params("hub")
+    assert time.monotonic() - start < 1.0
+
+
+def test_probe_is_bounded_when_the_network_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver or connect that never answers must not stall the caller."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    calls = []
+
+    def hang(*args: object, **kwargs: object) -> socket.socket:
+        calls.append(args)
+        time.sleep(30)
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(gpt2.socket, "create_connection", hang)
+    start = time.monotonic()
+    reason = gpt2.probe_hub(timeout=0.5)
+    assert time.monotonic() - start < 2.0
+    assert reason == "no answer from huggingface.co:443 within 0.5 s"
+    assert len(calls) == 1, "one attempt, no retries"
+    start = time.monotonic()
+    with pytest.raises(gpt2.HubUnavailableError, match="no answer from huggingface.co:443"):
+        gpt2.load_layernorm_params_with_source("hub", timeout=0.5)
+    loaded = gpt2.load_layernorm_params_with_source("auto", timeout=0.5)
+    assert loaded.source == "snapshot" and "no answer" in loaded.reason
+    assert time.monotonic() - start < 3.0
+
+
+def test_probe_reports_a_refused_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    def refuse(*args: object, **kwargs: object) -> socket.socket:
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(gpt2.socket, "create_connection", refuse)
+    assert gpt2.probe_hub(timeout=1.0) == "cannot connect to huggingface.co:443 (ConnectionRefusedError: refused)"
+
+
+def test_probe_validates_timeout() -> None:
+    for bad in (0, -1.0, "3", True):
+        with pytest.raises(ValueError, match="timeout must be a positive number"):
+            gpt2.probe_hub(timeout=bad)  # type: ignore[arg-type]
+
+
+def test_offline_path_never_imports_transformers() -> None:
+    code = (
+        "import sys, helpers.gpt2 as g; r = g.load_layernorm_params_with_source('auto'); "
+        "print(r.source, 'transformers' in sys.modules)"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["snapshot", "False"]
+
+
+def test_export_command_fails_cleanly_offline(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    target = tmp_path / "out.npz"
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "helpers.gpt2", "export", str(target)], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "error: the Hugging Face hub is not reachable: HF_HUB_OFFLINE=1 is set" in out.stderr
+    assert not target.exists()
+    assert time.monotonic() - start < 60  # interpreter + numpy start-up only
+
+
+@pytest.mark.network
+def test_hub_matches_snapshot(params: dict[str, np.ndarray], tmp_path: Path) -> None:
+    reason = gpt2.probe_hub()
+    if reason is not None:
+        pytest.skip(f"the Hugging Face hub is not reachable ({reason}); the snapshot cannot be compared")
+    loaded = gpt2.load_layernorm_params_with_source("hub")
+    assert loaded.source == "hub"
+    for key in gpt2.param_keys():
+        np.testing.assert_allclose(loaded.params[key], params[key], rtol=0, atol=1e-6, err_msg=key)
+    digest = gpt2.save_params(loaded.params, tmp_path / "hub.npz")
+    assert len(digest) == 64
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+def test_names_and_layernorm_name() -> None:
+    names = gpt2.layernorm_names()
+    assert len(names) == 25 and names[0] == "h.0.ln_1" and names[-2] == "h.11.ln_2" and names[-1] == "ln_f"
+    assert gpt2.layernorm_name(3, "ln_2") == "h.3.ln_2"
+    assert gpt2.layernorm_name(7, "ln_f") == "ln_f"
+    with pytest.raises(ValueError, match="group must be one of"):
+        gpt2.layernorm_name(0, "ln_3")
+    with pytest.raises(ValueError, match=r"layer must be an int in 0..11"):
+        gpt2.layernorm_name(12, "ln_1")
+
+
+def test_stack_and_values(params: dict[str, np.ndarray]) -> None:
+    assert gpt2.stack(params, "weight").shape == (25, 768)
+    assert gpt2.values_of(params, "bias").size == 25 * 768
+    assert gpt2.values_of(params, "weight", "ln_f").size == 768
+    assert gpt2.values_of(params, "weight", "ln_1").size == 12 * 768
+    with pytest.raises(ValueError, match=r"kind must be one of \('weight', 'bias'\)"):
+        gpt2.stack(params, "gamma")
+    with pytest.raises(ValueError, match="group must be one of"):
+        gpt2.values_of(params, "weight", "ln_x")
+
+
+def test_claim_verdict_matches_the_data(params: dict[str, np.ndarray]) -> None:
+    verdict = gpt2.gamma_claim_verdict(params)
+    assert set(verdict.fails) == {"h.0.ln_1", "h.0.ln_2", "h.11.ln_1", "h.11.ln_2", "ln_f"}
+    assert len(verdict.holds) == 20
+    assert 0.7 < verdict.overall_fraction < 0.8
+    stats = {s.name: s for s in gpt2.layernorm_stats(params, "bias")}
+    assert all(abs(s.median) < 0.03 for s in stats.values())
+    table = gpt2.stats_table(gpt2.layernorm_stats(params))
+    assert table.count("\n") == 26 and "ln_f" in table
+
+
+def test_fraction_in_and_apply_layernorm() -> None:
+    assert gpt2.fraction_in(np.array([0.1, 0.2, 0.3, 0.4, 0.5])) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="low must be < high"):
+        gpt2.fraction_in(np.zeros(3), 1.0, 0.0)
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((4, 768))
+    g = np.random.default_rng(1).uniform(0.1, 2.0, 768)
+    b = np.random.default_rng(2).normal(0, 0.1, 768)
+    ref = torch.nn.functional.layer_norm(torch.from_numpy(x), (768,), torch.from_numpy(g), torch.from_numpy(b))
+    np.testing.assert_allclose(gpt2.apply_layernorm(x, g, b), ref.numpy(), atol=1e-9)
+
+
+def test_outliers_recur(params: dict[str, np.ndarray]) -> None:
+    top = gpt2.outlier_channels(params, "weight", per_layer=5, top=6)
+    assert [o.channel for o in top][:2] == [87, 480]
+    assert all(o.count >= 9 for o in top)  # extreme in at least 9 of the 25 LayerNorms
+    with pytest.raises(ValueError, match="per_layer and top must be >= 1"):
+        gpt2.outlier_channels(params, top=0)
+
+
+def test_gaussian_output_scale(params: dict[str, np.ndarray]) -> None:
+    scale = gpt2.gaussian_output_scale(params, n=256)
+    assert abs(scale.input_rms - 1) < 0.02
+    np.testing.assert_allclose(scale.output_rms, scale.predicted_rms, rtol=0.03)
+    shrinks = [n for n, r in zip(scale.names, scale.output_rms) if r < 0.6]
+    assert len(shrinks) == 23 and "ln_f" not in shrinks and "h.0.ln_2" not in shrinks
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        gpt2.gaussian_output_scale(params, n=1)
+
+
+def test_attention_logit_std_scales_with_gamma_squared(params: dict[str, np.ndarray]) -> None:
+    real, plain = gpt2.attention_logit_std(params, "h.5.ln_1")
+    assert 0.8 < plain < 1.2
+    rms = float(np.sqrt(np.mean(params["h.5.ln_1.weight"].astype(float) ** 2)))
+    assert real / plain == pytest.approx(rms**2, rel=0.25)
+    with pytest.raises(ValueError, match="name must be one of the 25 LayerNorm names"):
+        gpt2.attention_logit_std(params, "h.12.ln_1")
+
+
+# -- figures and the slider panel ----------------------------------------------------------
+
+
+def test_static_figures_build(params: dict[str, np.ndarray]) -> None:
+    figs = [
+        gpt2_plots.all_values_histograms(params),
+        gpt2_plots.group_histograms(params),
+        gpt2_plots.per_layer_histograms(params, "bias"),
+        gpt2_plots.parameter_heatmaps(params, marked=[87, 480]),
+        gpt2_plots.channel_profiles(params, [87, 480], "weight"),
+        gpt2_plots.output_scale_figure(gpt2.gaussian_output_scale(params, n=64)),
+    ]
+    for fig in figs:
+        assert fig.axes and all(ax.get_title() or not ax.axison for ax in fig.axes if ax.get_label() != "<colorbar>")
+
+
+def test_panel_callbacks_at_their_extremes(params: dict[str, np.ndarray]) -> None:
+    panel = layernorm_panel(params)
+    extremes = [
+        dict(layer=0, norm="ln_1", kind="weight", bins=10, log_y=True),
+        dict(layer=11, norm="ln_2", kind="bias", bins=150, log_y=False),
+        dict(layer=11, norm="ln_f", kind="weight", bins=150, log_y=True),
+        dict(layer=0, norm="ln_f", kind="bias", bins=10, log_y=False),
+    ]
+    for setting in extremes:
+        panel.redraw(**setting)
+        name = gpt2.layernorm_name(setting["layer"], setting["norm"])
+        assert panel.readout.startswith(f"{name}.{setting['kind']}: median ")
+        ax = panel.figure.axes[0]
+        assert ax.get_yscale() == ("log" if setting["log_y"] else "linear")
+        assert name in ax.get_title()
+        assert len(panel.figure.axes) == 1, "redrawn in place, no new axes"
+    panel.redraw(layer=0, norm="ln_1", kind="weight")
+    assert panel.readout.endswith("in [0.2, 0.4]: 27%")
+    panel.redraw(norm="ln_f", kind="weight")
+    assert "range [0.00443, 17.4]" in panel.readout
+
+
+def test_panel_update_rejects_bad_values(params: dict[str, np.ndarray]) -> None:
+    panel = layernorm_panel(params)
+    with pytest.raises(ValueError, match="bins must be a positive int"):
+        panel.redraw(bins=0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        panel.redraw(kind="gamma")
+    with pytest.raises(ValueError, match="layer must be an int in 0..11"):
+        panel.redraw(layer=12)
+
+
+def test_panel_redraw_is_quick(params: dict[str, np.ndarray]) -> None:
+    panel = layernorm_panel(params)
+    times = []
+    for layer in range(6):
+        start = time.perf_counter()
+        panel.redraw(layer=layer)
+        times.append(time.perf_counter() - start)
+    # The budget is 150 ms on an idle 2-core machine; allow for a busy shared CI runner.
+    assert float(np.median(times)) < 1.0
