@@ -364,14 +364,39 @@ def layernorm_stats(params: dict[str, np.ndarray], kind: str = "weight") -> list
 
 
 def stats_table(stats: list[LayerNormStats], digits: int = 3) -> str:
-    """A plain-text table of :func:`layernorm_stats` (numbers rounded to ``digits`` significant digits)."""
+    """A plain-text table of :func:`layernorm_stats` (numbers rounded to ``digits`` significant digits).
+
+    The "in [0.2, 0.4]" column (the lecture's claim) is shown for γ only.
+    """
     low, high = CLAIM_RANGE
-    head = f"{'LayerNorm':<9} {'mean':>7} {'median':>7} {'std':>7} {'min':>7} {'max':>7}  in[{low},{high}]"
+    claim = bool(stats) and stats[0].kind == "weight"
+    head = f"{'LayerNorm':<9} {'mean':>8} {'median':>8} {'std':>8} {'min':>8} {'max':>8}"
+    head += f"  in [{low}, {high}]" if claim else ""
     lines = [head, "-" * len(head)]
     for s in stats:
-        nums = " ".join(f"{v:>7.{digits}g}" for v in (s.mean, s.median, s.std, s.min, s.max))
-        lines.append(f"{short_label(s.name):<9} {nums}  {s.frac_in_claim:>8.0%}")
+        nums = " ".join(f"{v:>8.{digits}g}" for v in (s.mean, s.median, s.std, s.min, s.max))
+        lines.append(f"{short_label(s.name):<9} {nums}" + (f"  {s.frac_in_claim:>11.0%}" if claim else ""))
     return "\n".join(lines)
+
+
+def int8_roundtrip_error(y: np.ndarray, keep_channels: tuple[int, ...] | list[int] = ()) -> float:
+    """Relative error ‖y − ŷ‖ / ‖y‖ after symmetric int8 quantization with one absmax scale per row.
+
+    Channels in ``keep_channels`` are kept exactly (in higher precision) and excluded from the
+    scale, as mixed-precision schemes for outlier features do.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError(f"y must be a 2-D array (vectors × channels), got shape {y.shape}")
+    keep = np.zeros(y.shape[1], dtype=bool)
+    keep[list(keep_channels)] = True
+    rest = y[:, ~keep]
+    scale = np.abs(rest).max(axis=1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    approx = y.copy()
+    approx[:, ~keep] = np.clip(np.round(rest / scale), -127, 127) * scale
+    total = float(np.linalg.norm(y))
+    return float(np.linalg.norm(y - approx)) / total if total > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -503,6 +528,14 @@ class ResidualScale:
     input_rms: np.ndarray  # (25,)
     output_rms: np.ndarray  # (25,)
     n_tokens: int
+    top_input_channels: list[list[int]]  # per LayerNorm, the 3 channels with the largest mean |input|
+
+
+def largest_channels(values: np.ndarray, k: int = 6) -> list[int]:
+    """The ``k`` channels with the largest |value|, largest first."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return [int(c) for c in np.argsort(np.abs(np.asarray(values)), kind="stable")[::-1][:k]]
 
 
 def residual_stream_scale(model: Any, input_ids: Any) -> ResidualScale:
@@ -516,14 +549,16 @@ def residual_stream_scale(model: Any, input_ids: Any) -> ResidualScale:
 
     names = layernorm_names()
     modules = dict(model.named_modules())
-    records: dict[str, tuple[float, float]] = {}
+    records: dict[str, tuple[float, float, list[int]]] = {}
     handles = []
     for name in names:
 
         def hook(_module: Any, inputs: Any, output: Any, name: str = name) -> None:
+            x = inputs[0][0].detach().double().numpy()
             records[name] = (
-                float(rms(inputs[0][0].detach().double().numpy()).mean()),
+                float(rms(x).mean()),
                 float(rms(output[0].detach().double().numpy()).mean()),
+                [int(c) for c in np.argsort(np.abs(x).mean(axis=0))[::-1][:3]],
             )
 
         handles.append(modules[name].register_forward_hook(hook))
@@ -538,6 +573,7 @@ def residual_stream_scale(model: Any, input_ids: Any) -> ResidualScale:
         np.array([records[n][0] for n in names]),
         np.array([records[n][1] for n in names]),
         int(input_ids.shape[-1]),
+        [records[n][2] for n in names],
     )
 
 

@@ -340,3 +340,34 @@ def test_panel_redraw_is_quick(params: dict[str, np.ndarray]) -> None:
         times.append(time.perf_counter() - start)
     # The budget is 150 ms on an idle 2-core machine; allow for a busy shared CI runner.
     assert float(np.median(times)) < 1.0
+
+
+def test_residual_stream_scale_code_path_on_a_random_model() -> None:
+    """The real-text path, exercised offline on a small randomly initialised GPT-2 (no download)."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(n_layer=12, n_embd=32, n_head=2, vocab_size=50, n_positions=16)).eval()
+    ids = torch.arange(10).unsqueeze(0)
+    result = gpt2.residual_stream_scale(model, ids)
+    assert result.names == gpt2.layernorm_names() and result.n_tokens == 10
+    assert result.input_rms.shape == result.output_rms.shape == (25,)
+    assert np.all(result.input_rms > 0) and np.all(np.isfinite(result.output_rms))
+    # default γ = 1, β = 0: every LayerNorm output has RMS ≈ 1 whatever comes in
+    np.testing.assert_allclose(result.output_rms, 1.0, atol=0.01)
+    assert all(len(c) == 3 for c in result.top_input_channels)
+    assert not any(m._forward_hooks for m in model.modules()), "hooks are removed"
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        gpt2.largest_channels(np.ones(4), k=0)
+    assert gpt2.largest_channels(np.array([0.1, -5.0, 3.0]), k=2) == [1, 2]
+
+
+def test_int8_roundtrip_error(params: dict[str, np.ndarray]) -> None:
+    x = np.random.default_rng(0).standard_normal((64, 768))
+    y = gpt2.apply_layernorm(x, params["ln_f.weight"], params["ln_f.bias"])
+    full = gpt2.int8_roundtrip_error(y)
+    kept = gpt2.int8_roundtrip_error(y, gpt2.largest_channels(params["ln_f.weight"]))
+    assert kept < full / 1.5
+    with pytest.raises(ValueError, match="y must be a 2-D array"):
+        gpt2.int8_roundtrip_error(np.zeros(5))
