@@ -39,6 +39,12 @@ html: build/vendor/.complete $(EXECUTED)  ## self-contained HTML handouts in bui
 slides: build/vendor/.complete $(EXECUTED)  ## reveal.js slide decks in build/slides
 	$(PY) -m helpers.handouts slides --output-dir build/slides $(EXECUTED)
 
+# Timings of every notebook (fresh kernel, 3 runs) and slider redraw, checked against
+# the budgets in benchmarks/budgets.py; writes benchmarks/RESULTS.md and results.json.
+.PHONY: bench
+bench: install  ## time notebooks and sliders; fails naming what is over budget
+	$(PY) -m benchmarks.run
+
 lock: install  ## refresh constraints.txt from the installed environment
 	(echo "# Exact versions CI and 'make' install (pip constraints file; regenerate with 'make lock')."; \
 	 $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//') > constraints.txt
