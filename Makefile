@@ -17,7 +17,17 @@ install: $(STAMP)  ## create .venv if missing and install the pinned packages
 lab: install  ## open JupyterLab on the course
 	$(VENV)/bin/jupyter lab notebooks/
 
-test: install  ## unit tests + strict nbval on every notebook
+# The browser tests (tests/test_browser.py) drive Debian's chromium; installed here when
+# missing (as root or in CI), else they are skipped saying how to install it (CI fails).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  elif [ "$${CI:-}" = true ] && command -v sudo >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "Chromium is missing, so the browser tests will be skipped: sudo apt-get install chromium"; fi; }
+
+test: install chromium  ## unit tests + strict nbval on every notebook + browser tests
 	$(PY) -m pytest tests notebooks $(PYTEST_NBVAL)
 
 notebooks: install  ## re-execute every notebook in place (deterministic)

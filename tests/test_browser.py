@@ -1,0 +1,527 @@
+"""Real-browser tests: every notebook runs in JupyterLab and its panels respond in Chromium.
+
+nbval proves the notebooks compute what they say, but it cannot move a slider.  These tests
+do what a student does: start JupyterLab (headless, localhost, a random free port, a token),
+open each notebook in Debian's Chromium driven by Playwright, run all cells, then move the
+controls of every interactive panel and check that the picture really changes, with no error
+output, no ``panel-error`` readout and no JavaScript error.  A screenshot of each notebook
+goes to ``test-artifacts/browser/`` (git-ignored).  A last test exports a notebook to HTML
+with nbconvert (no kernel) and checks that its stored figures are there and load.
+
+The notebooks are copied to a temporary folder before JupyterLab opens them, so nothing the
+browser does (autosave, new outputs) touches the repository.  JupyterLab runs with its own
+throw-away settings, workspace and runtime folders, and with every background network check
+(news, update check, PyPI extension manager) switched off.
+
+Skips and failures: without ``/usr/bin/chromium`` or the ``playwright`` package the tests
+are skipped with the install command on a developer machine, but FAIL in CI (``CI=true``).
+
+Environment knobs: ``BROWSER_RUN_TIMEOUT`` (seconds to run all cells of one notebook,
+default 600), ``BROWSER_START_TIMEOUT`` (seconds for JupyterLab to answer, default 90).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+RUN_TIMEOUT_S = float(os.environ.get("BROWSER_RUN_TIMEOUT", "600"))
+START_TIMEOUT_S = float(os.environ.get("BROWSER_START_TIMEOUT", "90"))
+CONTROL_TIMEOUT_S = 30.0  # one redraw after a control moves (the kernel is otherwise idle)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+# JupyterLab user settings for the test server: no autosave, every cell attached to the DOM
+# (so panels below the fold exist), and no background requests to the internet.
+LAB_SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings": {"enabled": False},
+}
+
+# Console messages of type "error" that are not failures of the course.  Each entry is a
+# substring and the reason it is harmless; keep this list short and justified.
+CONSOLE_ALLOWLIST: dict[str, str] = {}
+# Requests that leave the local JupyterLab server are blocked (the course works offline, and
+# the tests must not depend on the internet).  The only such request expected is the Colab
+# badge image in each notebook's header; Chromium logs its blocked load as
+# "Failed to load resource", which is therefore ignored for EXTERNAL addresses only (they are
+# listed in the per-notebook report).  A failed load from the local server still fails.
+
+
+# -- prerequisites --------------------------------------------------------------------------
+def _unavailable(reason: str) -> None:
+    """Skip on a developer machine, fail in CI: CI must really run the browser."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def playwright_api() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the Python package 'playwright' is missing: run `make install` "
+                     "(never `playwright install`: the tests use Debian's chromium)")
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing: install it with `sudo apt-get install chromium` "
+                     "(or `make test` as root / in CI)")
+    with sync_playwright() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def browser_context(playwright_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Chromium with a fresh profile; closed even when a test fails."""
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    try:
+        context = playwright_api.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            timeout=START_TIMEOUT_S * 1000,
+            viewport={"width": 1280, "height": 1400},
+        )
+    except Exception as error:  # a browser that does not start is a clean failure, not a hang
+        pytest.fail(f"Chromium did not start within {START_TIMEOUT_S:.0f} s: {error}", pytrace=False)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+# -- JupyterLab server ----------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LabServer:
+    """A JupyterLab process serving ``root``; :meth:`stop` kills it and its kernels."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.token = secrets.token_hex(24)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home / "jupyterlab.log"
+        settings = home / "lab-settings"
+        for name, values in LAB_SETTINGS.items():
+            path = settings / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(home / "config"),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+            "IPYTHONDIR": str(home / "ipython"),
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
+        command = [
+            sys.executable, "-m", "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+            command.append("--allow-root")
+        self._log = self.log_path.open("wb")
+        # Own process group, so stop() can take everything the server started with it.
+        self.process = subprocess.Popen(command, cwd=root, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def api(self, path: str, method: str = "GET", timeout: float = 5.0) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with code {self.process.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                self.api("/api/status", timeout=2.0)
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                time.sleep(0.5)
+        raise TimeoutError(f"JupyterLab did not answer on port {self.port} within {timeout:.0f} s:\n"
+                           f"{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Shut kernels down, stop the server, then kill whatever is left (kernels run in
+        their own sessions, so they are collected by PID, not only by process group)."""
+        leftovers: list[Any] = []
+        try:
+            import psutil
+
+            leftovers = psutil.Process(self.process.pid).children(recursive=True)
+        except Exception:
+            pass
+        if self.process.poll() is None:
+            try:
+                for kernel in self.api("/api/kernels"):
+                    self.api(f"/api/kernels/{kernel['id']}", method="DELETE", timeout=10.0)
+            except Exception:
+                pass
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            if self.process.poll() is None:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait(timeout=10)
+        for child in leftovers:
+            try:
+                child.kill()
+            except Exception:
+                pass
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def lab(playwright_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """JupyterLab on a copy of notebooks/; stopped (ports freed) even when tests fail."""
+    served = tmp_path_factory.mktemp("lab-root")
+    for notebook in NOTEBOOKS:
+        shutil.copy2(notebook, served / notebook.name)
+    server = LabServer(served, tmp_path_factory.mktemp("lab-home"))
+    try:
+        server.wait_ready(START_TIMEOUT_S)
+    except Exception as error:
+        server.stop()
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- page helpers ---------------------------------------------------------------------------
+JS_RUN_ALL = """
+async () => {
+  window.__runAll = null;
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  try {
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    const ok = await app.commands.execute('notebook:run-all-cells');
+    window.__runAll = {done: true, ok: ok !== false};
+  } catch (error) {
+    window.__runAll = {done: true, ok: false, error: String(error)};
+  }
+}
+"""
+
+JS_OUTPUT_PROBLEMS = """
+() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const problems = [];
+  let widgetOutputs = 0;
+  const cells = panel.content.model.cells;
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    const source = cell.sharedModel.getSource().split('\\n')[0].slice(0, 60);
+    for (const output of cell.outputs.toJSON()) {
+      if (output.output_type === 'error') {
+        problems.push(`cell ${i} (${source}): ${output.ename}: ${output.evalue}`);
+      } else if (output.output_type === 'stream' && output.name === 'stderr') {
+        const text = Array.isArray(output.text) ? output.text.join('') : output.text;
+        if (/Traceback|Error\\b/.test(text)) problems.push(`cell ${i} (${source}) stderr: ${text.slice(0, 400)}`);
+      }
+      if (output.data && output.data['""" + WIDGET_VIEW + """']) widgetOutputs += 1;
+    }
+    if (cell.executionCount === null) problems.push(`cell ${i} (${source}) was not executed`);
+  }
+  return {problems, widgetOutputs};
+}
+"""
+
+# Panels: an ipywidgets VBox holding the panel's image (Panel.widget()).  Controls are
+# tagged with data attributes so Python can address them one by one.
+JS_FIND_PANELS = """
+() => {
+  const panels = [];
+  const images = document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img.widget-image');
+  images.forEach((img, p) => {
+    const box = img.closest('.widget-vbox');
+    if (!box) return;
+    box.setAttribute('data-test-panel', String(p));
+    img.setAttribute('data-test-image', String(p));
+    const controls = [];
+    box.querySelectorAll('.widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons')
+      .forEach((el, c) => {
+        el.setAttribute('data-test-control', `${p}-${c}`);
+        const label = el.querySelector('.widget-label');
+        let kind = 'slider';
+        if (el.classList.contains('widget-dropdown')) kind = 'dropdown';
+        else if (el.classList.contains('widget-checkbox')) kind = 'checkbox';
+        else if (el.classList.contains('widget-toggle-buttons')) kind = 'toggle';
+        controls.push({id: `${p}-${c}`, kind, label: label ? label.textContent.trim() : ''});
+      });
+    const title = box.querySelector('.widget-html b');
+    panels.push({id: String(p), title: title ? title.textContent.trim() : '', controls});
+  });
+  return panels;
+}
+"""
+
+JS_IMAGE_DIGEST = """
+async (img) => {
+  if (!img.src) return '';
+  const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('') + ':' + bytes.length;
+}
+"""
+
+JS_PANEL_ERRORS = """
+() => Array.from(document.querySelectorAll(
+    '.jp-Notebook pre.panel-error, .jp-Notebook .jupyter-widgets-error-widget, .jp-Notebook .widget-error'))
+  .map(el => el.textContent.trim().slice(0, 400))
+"""
+
+
+def _image_digest(page: Any, panel_id: str) -> str:
+    return page.locator(f'img[data-test-image="{panel_id}"]').evaluate(JS_IMAGE_DIGEST)
+
+
+def _move_control(page: Any, control: dict[str, str]) -> str:
+    """Move one control the way a student would; returns what was done."""
+    root = page.locator(f'[data-test-control="{control["id"]}"]')
+    root.scroll_into_view_if_needed()
+    if control["kind"] == "slider":
+        handle = root.locator(".noUi-handle").first
+        now, top = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
+        key = "Home" if now is not None and top is not None and float(now) >= float(top) else "End"
+        handle.focus()
+        handle.press(key)
+        return f"pressed {key} on the slider handle"
+    if control["kind"] == "dropdown":
+        select = root.locator("select")
+        current = select.input_value()
+        values = [o for o in select.locator("option").evaluate_all("os => os.map(o => o.value)")
+                  if o != current]
+        if not values:
+            return "dropdown has a single option"
+        select.select_option(values[-1])
+        return f"selected option {values[-1]!r}"
+    if control["kind"] == "checkbox":
+        root.locator("input[type=checkbox]").click()
+        return "toggled the checkbox"
+    buttons = root.locator("button:not(.mod-active)")
+    if buttons.count() == 0:
+        return "no other toggle button"
+    buttons.last.click()
+    return "clicked another toggle button"
+
+
+def _wait_for_change(page: Any, panel_id: str, before: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    after = before
+    while time.monotonic() < deadline:
+        after = _image_digest(page, panel_id)
+        if after != before or page.evaluate(JS_PANEL_ERRORS):
+            return after
+        page.wait_for_timeout(200)
+    return after
+
+
+def _console_problem(message: Any, local: str) -> bool:
+    """Whether a console message of type error counts as a failure (see CONSOLE_ALLOWLIST)."""
+    text, url = message.text, (message.location or {}).get("url", "")
+    if text.startswith("Failed to load resource") and url and not url.startswith(local):
+        return False  # a blocked external request (offline by design), reported separately
+    return not any(fragment in text for fragment in CONSOLE_ALLOWLIST)
+
+
+def _block_external(page: Any, local: str, blocked: list[str]) -> None:
+    def handle(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((local, "data:", "blob:", "file:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    page.route("**/*", handle)
+
+
+# -- the tests ------------------------------------------------------------------------------
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browser_context: Any) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser_context.new_page()
+    console_errors: list[str] = []
+    blocked: list[str] = []
+    _block_external(page, lab.url, blocked)
+    page.on("console", lambda msg: console_errors.append(
+        f"console.{msg.type}: {msg.text} ({(msg.location or {}).get('url', '')})")
+        if msg.type == "error" and _console_problem(msg, lab.url) else None)
+    page.on("pageerror", lambda error: console_errors.append(f"uncaught exception: {error}"))
+    try:
+        page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}",
+                  timeout=START_TIMEOUT_S * 1000)
+        page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+            " && window.jupyterapp.shell.currentWidget.content"
+            " && window.jupyterapp.shell.currentWidget.content.widgets.length > 0",
+            timeout=START_TIMEOUT_S * 1000,
+        )
+        page.evaluate(f"() => {{ ({JS_RUN_ALL})(); }}")
+        try:
+            page.wait_for_function("() => window.__runAll && window.__runAll.done",
+                                   timeout=RUN_TIMEOUT_S * 1000, polling=500)
+        except Exception:
+            pytest.fail(f"{notebook.name}: 'Run All Cells' did not finish within "
+                        f"{RUN_TIMEOUT_S:.0f} s (set BROWSER_RUN_TIMEOUT to allow more)", pytrace=False)
+        run = page.evaluate("() => window.__runAll")
+        outputs = page.evaluate(JS_OUTPUT_PROBLEMS)
+        assert run["ok"] and not outputs["problems"], (
+            f"{notebook.name}: running all cells in JupyterLab failed:\n  "
+            + "\n  ".join(outputs["problems"] or [run.get("error", "run-all reported failure")])
+        )
+        # Every widget output must be rendered by the browser (not "Loading widget..." or
+        # an error box): wait for the panel images to appear.
+        if outputs["widgetOutputs"]:
+            page.wait_for_function(
+                f"() => document.querySelectorAll('.jp-Notebook img.widget-image').length > 0",
+                timeout=CONTROL_TIMEOUT_S * 1000,
+            )
+        panels = page.evaluate(JS_FIND_PANELS)
+        assert len(panels) >= (1 if outputs["widgetOutputs"] else 0), (
+            f"{notebook.name}: {outputs['widgetOutputs']} widget output(s) but no panel rendered")
+
+        report: list[str] = []
+        for panel in panels:
+            name = panel["title"] or f"panel {panel['id']}"
+            assert panel["controls"], f"{notebook.name}: {name!r} shows no slider or dropdown"
+            changed = []
+            for control in panel["controls"]:
+                before = _image_digest(page, panel["id"])
+                action = _move_control(page, control)
+                after = _wait_for_change(page, panel["id"], before, CONTROL_TIMEOUT_S)
+                errors = page.evaluate(JS_PANEL_ERRORS)
+                assert not errors, (
+                    f"{notebook.name}: {name!r}: after control {control['label'] or control['id']!r} "
+                    f"({action}) the panel shows an error:\n  " + "\n  ".join(errors))
+                if after != before:
+                    changed.append(control["label"] or control["id"])
+                report.append(f"{name} / {control['label'] or control['id']}: {action}, "
+                              f"figure {'changed' if after != before else 'UNCHANGED'}")
+            assert changed, (
+                f"{notebook.name}: {name!r}: moving its controls never changed the figure "
+                f"(the image bytes stayed identical for {CONTROL_TIMEOUT_S:.0f} s after each move):\n  "
+                + "\n  ".join(report))
+        if panels:
+            page.locator('[data-test-panel="0"]').scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"))
+        report += [f"blocked external request: {url}" for url in sorted(set(blocked))]
+        (ARTIFACTS / f"{notebook.stem}.txt").write_text("\n".join(report) + "\n")
+        late = page.evaluate(JS_OUTPUT_PROBLEMS)["problems"]
+        assert not late, f"{notebook.name}: error output after moving the controls:\n  " + "\n  ".join(late)
+        assert not console_errors, (f"{notebook.name}: JavaScript errors in the browser console:\n  "
+                                    + "\n  ".join(console_errors))
+    finally:
+        if not (ARTIFACTS / f"{notebook.stem}.png").exists():
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"))
+            except Exception:
+                pass
+        page.close()
+
+
+def test_html_export_shows_static_figures(browser_context: Any, tmp_path: Path) -> None:
+    """The rendered notebook (no kernel, e.g. on GitHub or as a handout) shows its figures."""
+    from nbconvert import HTMLExporter
+
+    with_figures = [n for n in NOTEBOOKS
+                    if any("image/png" in o.get("data", {}) for c in nbformat.read(n, as_version=4).cells
+                           if c.cell_type == "code" for o in c.outputs)]
+    assert with_figures, "no notebook has a stored static figure"
+    notebook = with_figures[0]
+    nb = nbformat.read(notebook, as_version=4)
+    expected = [o["data"]["image/png"].replace("\n", "")
+                for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    for png in expected:
+        assert f"data:image/png;base64,{png}" in body.replace("\n", ""), (
+            f"{notebook.name}: a stored figure is missing from the HTML export")
+    html_path = tmp_path / f"{notebook.stem}.html"
+    html_path.write_text(body)
+
+    page = browser_context.new_page()
+    try:
+        # Offline: the export's CDN scripts (require.js, MathJax) are blocked, figures are inline.
+        _block_external(page, "file:", [])
+        page.goto(html_path.as_uri())
+        page.wait_for_load_state("load")
+        sizes = page.evaluate("""() => Array.from(document.images)
+            .filter(img => img.src.startsWith('data:image/png'))
+            .map(img => [img.complete, img.naturalWidth, img.naturalHeight])""")
+        assert len(sizes) >= len(expected), f"{notebook.name}: {len(sizes)} of {len(expected)} figures in the page"
+        assert all(done and w > 100 and h > 100 for done, w, h in sizes), (
+            f"{notebook.name}: a figure did not load in the HTML export: {sizes}")
+        (ARTIFACTS / "html-export").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "html-export" / f"{notebook.stem}.png"), full_page=True)
+    finally:
+        page.close()
