@@ -125,7 +125,8 @@ def batch_norm(
     Raises:
         ValueError: for fewer than 2 dimensions, running statistics or affine parameters
             that are not of length C, eval mode without running statistics, training mode
-            with a single value per channel, ``momentum`` outside [0, 1] or ``eps`` < 0.
+            with a single value per channel or with ``eps`` = 0, ``momentum`` outside [0, 1],
+            or ``eps`` < 0.
     """
     _check_tensor("x", x)
     _channels_input(x, "batch_norm")
@@ -137,6 +138,8 @@ def batch_norm(
                     ("weight", weight), ("bias", bias)):
         _check_affine(name, p, (channels,))
     dims = (0, *range(2, x.dim()))
+    if training and eps == 0:
+        raise ValueError("eps must be > 0 for training-mode batch_norm (as in torch), got 0")
     if training:
         count = x.numel() // channels
         if count < 2:
@@ -342,3 +345,19 @@ def skewness(x: torch.Tensor | np.ndarray) -> float:
     u = np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, dtype=np.float64).ravel()
     u = u - u.mean()
     return float((u**3).mean() / (u**2).mean() ** 1.5)
+
+
+def panel_inputs(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
+    """The inputs of notebook 03's gamma/beta panel: ``n`` Gaussian N(2, 2^2) values and
+    ``n`` right-skewed exponential values (scale 2), from a seeded generator.
+
+    Raises:
+        ValueError: if ``n`` < 2.
+    """
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    rng = np.random.default_rng(seed)
+    return {
+        "Gaussian N(2, 2²)": rng.normal(2.0, 2.0, size=n),
+        "skewed (exponential)": rng.exponential(2.0, size=n),
+    }

@@ -91,9 +91,18 @@ def test_batch_norm_eval_matches_torch_and_does_not_update(shape) -> None:
 def test_batch_norm_running_var_is_unbiased_but_normalization_is_biased() -> None:
     x = _randn(4, 3)
     rm, rv = torch.zeros(3), torch.ones(3)
-    y = N.batch_norm(x, rm, rv, training=True, momentum=1.0, eps=0.0)
+    y = N.batch_norm(x, rm, rv, training=True, momentum=1.0, eps=1e-12)
     assert torch.allclose(rv, x.var(0, unbiased=True), atol=1e-5)
     assert torch.allclose(y.var(0, unbiased=False), torch.ones(3), atol=1e-5)
+
+
+def test_batch_norm_zero_eps() -> None:
+    x = _randn(4, 3)
+    with pytest.raises(ValueError, match="eps must be > 0 for training-mode"):
+        N.batch_norm(x, None, None, training=True, eps=0.0)
+    with pytest.raises(ValueError, match="eps must be positive during training"):
+        F.batch_norm(x, None, None, training=True, eps=0.0)  # torch refuses it too
+    N.batch_norm(x, torch.zeros(3), torch.ones(3), training=False, eps=0.0)  # eval mode allows it
 
 
 def test_batch_norm_training_without_running_stats() -> None:

@@ -1,0 +1,209 @@
+"""Experiments on how normalization layers depend on the batch (notebook 03).
+
+A small convolutional network on MNIST with a choice of normalization layer, trained with
+the shared loop :func:`helpers.training.train`, and the measurements the notebook makes:
+
+- the "forgot ``model.eval()``" bug: accuracy of a BatchNorm network run in training mode
+  with small test batches vs in eval mode (:func:`train_mode_accuracy`);
+- the GroupNorm paper's batch-size sweep (:func:`batch_size_sweep`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.training import error_rate, train
+
+NORM_KINDS = ("batch", "group", "layer", "none")
+
+
+def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.Module:
+    """The normalization layer ``kind`` for ``channels`` feature maps (``dims=2``, input
+    ``(N, C, H, W)``) or features (``dims=1``, input ``(N, C)``).
+
+    ``"batch"``: BatchNorm2d / BatchNorm1d; ``"group"``: GroupNorm with ``groups`` groups;
+    ``"layer"``: LayerNorm over all of an example's channels (and positions), written as
+    GroupNorm with one group as in the GroupNorm paper; ``"none"``: identity.
+
+    Raises:
+        ValueError: for an unknown ``kind`` or ``dims``, or ``groups`` that does not divide ``channels``.
+    """
+    if kind not in NORM_KINDS:
+        raise ValueError(f"kind must be one of {NORM_KINDS}, got {kind!r}")
+    if dims not in (1, 2):
+        raise ValueError(f"dims must be 1 or 2, got {dims!r}")
+    if kind == "group" and (groups < 1 or channels % groups):
+        raise ValueError(f"groups must divide channels ({channels}), got {groups}")
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
+    if kind == "group":
+        return nn.GroupNorm(groups, channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 0) -> nn.Sequential:
+    """A small MNIST classifier taking flat ``[N, 784]`` images.
+
+    conv 3x3 stride 2 (28 -> 14) -> norm -> ReLU -> conv 3x3 stride 2 (14 -> 7) -> norm ->
+    ReLU -> [linear to ``hidden`` features -> norm -> ReLU] -> linear to 10 classes, with
+    ``width`` then ``2 * width`` channels.  The bracketed fully connected layer is there
+    only when ``hidden > 0``; its BatchNorm sees one value per feature and example.
+
+    Raises:
+        ValueError: for an unknown ``kind``, a ``width`` that is not a positive multiple of 4
+            or a ``hidden`` that is negative or not a multiple of 4.
+    """
+    if width < 4 or width % 4:
+        raise ValueError(f"width must be a positive multiple of 4, got {width}")
+    if hidden < 0 or hidden % 4:
+        raise ValueError(f"hidden must be 0 or a positive multiple of 4, got {hidden}")
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, width, 3, stride=2, padding=1),
+        norm_layer(kind, width),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        norm_layer(kind, 2 * width),
+        nn.ReLU(),
+        nn.Flatten(),
+    ]
+    features = 2 * width * 7 * 7
+    if hidden:
+        layers += [nn.Linear(features, hidden), norm_layer(kind, hidden, dims=1), nn.ReLU()]
+        features = hidden
+    layers.append(nn.Linear(features, 10))
+    return nn.Sequential(*layers)
+
+
+def train_cnn(
+    kind: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 32,
+    examples: int = 4096,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    width: int = 8,
+    hidden: int = 0,
+    seed: int = 0,
+) -> nn.Module:
+    """A :func:`small_cnn` trained with SGD on ``examples`` examples' worth of steps.
+
+    ``examples // batch_size`` steps are taken, so runs with different batch sizes see the
+    same number of examples.
+
+    Raises:
+        ValueError: if ``examples`` < ``batch_size`` (and as :func:`helpers.training.train`).
+    """
+    if examples < batch_size:
+        raise ValueError(f"examples must be >= batch_size ({batch_size}), got {examples}")
+    model = small_cnn(kind, width=width, hidden=hidden, seed=seed)
+    steps = examples // batch_size
+    epochs = -(-steps // (x.shape[0] // batch_size))
+    train(model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum,
+          max_steps=steps, seed=seed, progress=False)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Accuracy of ``model`` run in *training* mode on test batches of ``batch_size``.
+
+    This is the bug of forgetting ``model.eval()``: every BatchNorm layer normalizes with
+    the statistics of the test batch instead of its running averages.  A copy of the model
+    is used, so the caller's running statistics are not touched.  Trailing examples that do
+    not fill a batch are dropped.
+
+    Raises:
+        ValueError: if ``batch_size`` is not in [1, len(x)].
+    """
+    if not 1 <= batch_size <= x.shape[0]:
+        raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+    clone = copy.deepcopy(model).train()
+    correct = total = 0
+    for start in range(0, x.shape[0] - batch_size + 1, batch_size):
+        prediction = clone(x[start : start + batch_size]).argmax(dim=-1)
+        correct += int((prediction == y[start : start + batch_size]).sum())
+        total += batch_size
+    return correct / total
+
+
+def eval_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``model`` in eval mode (BatchNorm uses its running statistics)."""
+    return 1.0 - error_rate(model, x, y)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Test error of each normalization kind at each training batch size."""
+
+    kinds: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    errors: np.ndarray
+    """Shape ``(len(kinds), len(batch_sizes))``, fractions in [0, 1]."""
+    examples: int
+    base_lr: float
+    hidden: int
+
+
+def batch_size_sweep(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    kinds: tuple[str, ...] = ("batch", "group", "layer"),
+    batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32),
+    examples: int = 4096,
+    base_lr: float = 0.05,
+    width: int = 8,
+    hidden: int = 64,
+    seed: int = 0,
+) -> SweepResult:
+    """Train one :func:`small_cnn` (with a ``hidden``-feature normalized layer) per
+    (kind, batch size) on the same number of examples and measure its test error in eval mode.
+
+    The learning rate follows the linear scaling rule the GroupNorm paper uses,
+    ``lr = base_lr * batch_size / 32``, so every run takes the same total step length.
+
+    Raises:
+        ValueError: for an unknown kind or an empty list of batch sizes.
+    """
+    if not kinds or not batch_sizes:
+        raise ValueError("kinds and batch_sizes must not be empty")
+    for kind in kinds:
+        if kind not in NORM_KINDS:
+            raise ValueError(f"kinds must be taken from {NORM_KINDS}, got {kind!r}")
+    errors = np.zeros((len(kinds), len(batch_sizes)))
+    for i, kind in enumerate(kinds):
+        for j, b in enumerate(batch_sizes):
+            model = train_cnn(kind, x, y, batch_size=b, examples=examples, lr=base_lr * b / 32,
+                              width=width, hidden=hidden, seed=seed)
+            errors[i, j] = error_rate(model, x_test, y_test)
+    return SweepResult(tuple(kinds), tuple(batch_sizes), errors, examples, base_lr, hidden)
+
+
+def running_mean_trace(batch_means: np.ndarray, momentum: float, start: float = 0.0) -> np.ndarray:
+    """The running mean after each update ``r <- (1 - momentum) * r + momentum * m``.
+
+    Raises:
+        ValueError: if ``momentum`` is not in [0, 1].
+    """
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    out = np.empty(len(batch_means))
+    r = start
+    for k, m in enumerate(batch_means):
+        r = (1 - momentum) * r + momentum * m
+        out[k] = r
+    return out

@@ -1,0 +1,196 @@
+"""Figures of notebook 03: which values each normalization averages over, epsilon's place,
+LayerNorm on the lecture's matrices, gamma/beta, running statistics and batch-size effects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from helpers.plots import color, label_axes, new_figure
+
+#: The four methods of the GroupNorm paper's Figure 2, in its order.
+CUBE_METHODS = ("Batch Norm", "Layer Norm", "Instance Norm", "Group Norm")
+
+
+def norm_sets(method: str, n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> np.ndarray:
+    """Boolean mask of shape ``(n, c, hw)``: the values that share one mean and variance
+    with the value at (example 0, channel 0, position 0), for ``method`` in :data:`CUBE_METHODS`.
+
+    Raises:
+        ValueError: for an unknown method or ``groups`` not dividing ``c``.
+    """
+    if method not in CUBE_METHODS:
+        raise ValueError(f"method must be one of {CUBE_METHODS}, got {method!r}")
+    if groups < 1 or c % groups:
+        raise ValueError(f"groups must divide c ({c}), got {groups}")
+    mask = np.zeros((n, c, hw), dtype=bool)
+    if method == "Batch Norm":
+        mask[:, 0, :] = True
+    elif method == "Layer Norm":
+        mask[0, :, :] = True
+    elif method == "Instance Norm":
+        mask[0, 0, :] = True
+    else:
+        mask[0, : c // groups, :] = True
+    return mask
+
+
+def norm_cube_figure(n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> Figure:
+    """The GroupNorm paper's Figure 2: the N x C x (H·W) activation tensor drawn as a cube,
+    four times, with the set of values one mean/variance is computed over shaded."""
+    fig = Figure(figsize=(11.0, 3.4), layout="constrained")
+    for k, method in enumerate(CUBE_METHODS):
+        ax = fig.add_subplot(1, 4, k + 1, projection="3d")
+        mask = norm_sets(method, n, c, hw, groups)
+        # voxel axes: x = N (examples), y = C (channels), z = H·W (positions)
+        faces = np.empty(mask.shape, dtype=object)
+        faces[mask] = color(0)
+        faces[~mask] = "#f2f2f2"
+        ax.voxels(np.ones_like(mask), facecolors=faces, edgecolor="#9a9a9a", linewidth=0.4)
+        ax.set_box_aspect((n, c, hw))
+        ax.view_init(elev=22, azim=-130)
+        ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
+        ax.set_xlabel("N (batch)", labelpad=-10)
+        ax.set_ylabel("C (channels)", labelpad=-10)
+        ax.set_zlabel("H, W (positions)", labelpad=-10)
+        ax.set_title(method)
+        if k == 0:
+            ax.legend(handles=[Patch(color=color(0), label="one mean and variance"),
+                               Patch(facecolor="#f2f2f2", edgecolor="#9a9a9a", label="other values")],
+                      loc="upper left", bbox_to_anchor=(-0.1, 1.02), fontsize=8)
+    fig.suptitle("Which values each method normalizes together (GroupNorm paper, Fig. 2)")
+    return fig
+
+
+def eps_placement_figure(stds: np.ndarray, inside: np.ndarray, outside: np.ndarray, eps: float) -> Figure:
+    """Output std of standardization vs input std, eps inside the root vs added to sigma."""
+    fig, axes = new_figure(figsize=(7.0, 3.8))
+    ax = axes[0, 0]
+    ax.plot(stds, inside, color=color(0), label=r"PyTorch: $(x-\mu)/\sqrt{\sigma^2+\varepsilon}$")
+    ax.plot(stds, outside, color=color(3), linestyle="--", label=r"lecture 000: $(x-\mu)/(\sigma+\varepsilon)$")
+    ax.axvline(np.sqrt(eps), color="grey", linestyle=":", label=r"$\sigma=\sqrt{\varepsilon}$")
+    ax.axvline(eps, color="grey", linestyle="-.", label=r"$\sigma=\varepsilon$")
+    ax.set_xscale("log")
+    label_axes(ax, title=f"Where ε sits matters only for tiny variances (ε = {eps:g})",
+               xlabel="input standard deviation σ (log scale)", ylabel="output standard deviation")
+    return fig
+
+
+def layernorm_scatter_figure(x: np.ndarray, per_row: np.ndarray, whole: np.ndarray) -> Figure:
+    """Output vs input value for LayerNorm over each row and over the whole matrix."""
+    fig, axes = new_figure(1, 2, figsize=(9.0, 3.8))
+    for ax, y, title in ((axes[0, 0], whole, "over the whole matrix"), (axes[0, 1], per_row, "over each row")):
+        if title == "over each row":
+            for r in range(min(len(x), 30)):
+                ax.plot(x[r], y[r], linestyle="none", marker="o", markersize=2.5,
+                        color=color(r % 7), alpha=0.7, label="row 0, 1, 2, ... (colours)" if r == 0 else None)
+        else:
+            ax.plot(x.ravel(), y.ravel(), linestyle="none", marker="o", markersize=2.5, color=color(0),
+                    label="every value")
+        label_axes(ax, title=f"LayerNorm {title}", xlabel="input value", ylabel="output value")
+    fig.suptitle(f"{x.shape[0]}×{x.shape[1]} matrix: one straight line vs one line per row")
+    return fig
+
+
+# -- gamma / beta panel -----------------------------------------------------------------------
+X_RANGE = (-15.0, 25.0)
+
+
+def gamma_beta_figure() -> Figure:
+    """An empty figure for :func:`update_gamma_beta_figure` (one axes, fixed x range)."""
+    fig, axes = new_figure(figsize=(6.4, 3.4))
+    ax = axes[0, 0]
+    ax.stairs([0.0], [0.0, 1.0], fill=True, color=color(0), alpha=0.55, label="output histogram")
+    ax.plot([], [], color=color(1), linestyle="--", label="normal curve, same mean and std")
+    ax.axvline(0.0, color=color(3), linestyle=":", label="output mean")
+    ax.set_xlim(*X_RANGE)
+    label_axes(ax, title="", xlabel="output value y = γ·x̂ + β", ylabel="density (1 / unit)")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def update_gamma_beta_figure(
+    fig: Figure, counts: np.ndarray, edges: np.ndarray, scale: float, beta: float, stats: tuple[float, float, float],
+    input_name: str,
+) -> None:
+    """Redraw the gamma/beta histogram in place.
+
+    ``counts`` on ``edges`` is the histogram of the standardized input x̂ (eps = 0); the
+    output is ``scale * x̂ + beta`` with ``scale = gamma * sqrt(var / (var + eps))``, so its
+    histogram is the same counts on the mapped edges.  ``stats`` is (mean, std, skewness).
+    """
+    ax = fig.axes[0]
+    stairs = ax.patches[0]
+    new_edges = scale * edges + beta
+    density = counts / (counts.sum() * np.diff(new_edges))
+    stairs.set_data(density, new_edges)
+    mean, std, skew = stats
+    grid = np.linspace(*X_RANGE, 300)
+    curve = np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+    ax.lines[0].set_data(grid, curve)
+    ax.lines[1].set_xdata([mean, mean])
+    ax.set_ylim(0, 1.1 * max(density.max(), curve.max()))
+    ax.set_title(f"{input_name}: mean {mean:.3f}, std {std:.3f}, skewness {skew:.2f}", fontsize=11)
+
+
+def skew_figure(x: np.ndarray, y: np.ndarray) -> Figure:
+    """Histograms of a skewed input and its standardized version, with a normal curve."""
+    fig, axes = new_figure(1, 2, figsize=(9.0, 3.4))
+    for ax, values, name, k in ((axes[0, 0], x, "input (exponential)", 0), (axes[0, 1], y, "after LayerNorm", 2)):
+        ax.hist(values, bins=60, density=True, color=color(k), alpha=0.6, label=name)
+        grid = np.linspace(values.min(), values.max(), 300)
+        m, s = values.mean(), values.std()
+        ax.plot(grid, np.exp(-0.5 * ((grid - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)), color=color(1),
+                linestyle="--", label="normal curve, same mean and std")
+        label_axes(ax, title=f"{name}: mean {m:.2f}, std {s:.2f}", xlabel="value", ylabel="density (1 / unit)")
+    fig.suptitle("Standardization shifts and rescales; the shape (the long right tail) stays")
+    return fig
+
+
+# -- BatchNorm in training vs eval -------------------------------------------------------------
+def running_mean_figure(batch_means: np.ndarray, traces: Mapping[float, np.ndarray], true_mean: float) -> Figure:
+    """Running-mean estimates over update steps for several momenta."""
+    fig, axes = new_figure(figsize=(7.0, 3.6))
+    ax = axes[0, 0]
+    steps = np.arange(1, len(batch_means) + 1)
+    ax.plot(steps, batch_means, color="grey", linestyle="none", marker=".", markersize=3, label="batch mean")
+    for k, (momentum, trace) in enumerate(traces.items()):
+        ax.plot(steps, trace, color=color(k), linestyle=("-", "--", "-.")[k % 3], label=f"running mean, momentum {momentum:g}")
+    ax.axhline(true_mean, color="black", linestyle=":", label=f"true mean {true_mean:g}")
+    label_axes(ax, title="running_mean forgets its start at rate (1 − momentum) per step",
+               xlabel="training step", ylabel="mean of one channel")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float]) -> Figure:
+    """Bar chart of test accuracy per evaluation setting."""
+    fig, axes = new_figure(figsize=(7.5, 3.6))
+    ax = axes[0, 0]
+    hatches = ("", "//", "\\\\", "xx", "..", "--")
+    for k, (label, acc) in enumerate(zip(labels, accuracies)):
+        ax.bar(k, 100 * acc, color=color(k), hatch=hatches[k % len(hatches)], label=label)
+        ax.text(k, 100 * acc + 1, f"{100 * acc:.0f}%", ha="center")
+    ax.set_xticks(range(len(labels)), labels, fontsize=9)
+    ax.set_ylim(0, 105)
+    label_axes(ax, title="Same trained BatchNorm network, evaluated four ways", xlabel="evaluation mode",
+               ylabel="test accuracy (%)", legend=False)
+    return fig
+
+
+def batch_size_figure(batch_sizes: Sequence[int], errors: Mapping[str, np.ndarray]) -> Figure:
+    """Test error vs training batch size, one line per normalization kind."""
+    fig, axes = new_figure(figsize=(7.0, 3.8))
+    ax = axes[0, 0]
+    styles = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
+    for k, (name, err) in enumerate(errors.items()):
+        line, marker = styles[k % len(styles)]
+        ax.plot(batch_sizes, 100 * np.asarray(err), color=color(k), linestyle=line, marker=marker, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(batch_sizes), [str(b) for b in batch_sizes])
+    label_axes(ax, title="MNIST test error vs batch size (same examples seen)",
+               xlabel="training batch size (log scale)", ylabel="test error (%)")
+    return fig
