@@ -1,0 +1,115 @@
+"""helpers.drift (+ its plots and panels): repeated products, training with snapshots."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers.data import load_mnist
+from helpers.drift import (
+    activation_norms,
+    first_nonfinite_step,
+    growth_per_step,
+    predicted_overflow_step,
+    relative_weight_change,
+    repeated_product_norms,
+    train_with_snapshots,
+    weight_variances,
+)
+
+# ---------------------------------------------------------------- repeated products
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0, 1.5, 2.0])
+def test_unscaled_growth_is_about_s_sqrt_n(s: float) -> None:
+    norms = repeated_product_norms(s, n=30, steps=20, dtype=torch.float64)
+    assert norms.shape == (21,)
+    assert norms.dtype == np.float64
+    assert growth_per_step(norms) == pytest.approx(s * math.sqrt(30), rel=0.1)
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0, 1.5, 2.0])
+def test_scaled_growth_is_about_s(s: float) -> None:
+    norms = repeated_product_norms(s, n=30, steps=50, scale_by_sqrt_n=True, dtype=torch.float64)
+    assert growth_per_step(norms) == pytest.approx(s, rel=0.05)
+
+
+def test_first_norm_is_that_of_an_n_by_n_gaussian_matrix() -> None:
+    for n in (10, 30, 100):
+        norms = repeated_product_norms(1.0, n=n, steps=1)
+        assert norms[0] == pytest.approx(n, rel=0.15)  # E‖A‖_F² = n²
+
+
+def test_seeded_and_dtype_consistent() -> None:
+    a = repeated_product_norms(1.5, seed=3)
+    assert np.array_equal(a, repeated_product_norms(1.5, seed=3))
+    assert not np.array_equal(a, repeated_product_norms(1.5, seed=4))
+    b = repeated_product_norms(1.0, scale_by_sqrt_n=True, steps=10, dtype=torch.float64)
+    c = repeated_product_norms(1.0, scale_by_sqrt_n=True, steps=10, dtype=torch.float32)
+    np.testing.assert_allclose(b, c, rtol=1e-4)
+
+
+def test_float32_overflows_to_inf_and_stays_inf() -> None:
+    norms = repeated_product_norms(2.0, n=30, steps=50, dtype=torch.float32)
+    step = first_nonfinite_step(norms)
+    assert step is not None and 30 <= step <= 45
+    assert np.all(np.isinf(norms[step:])) and np.all(np.isfinite(norms[:step]))
+    assert not np.isnan(norms).any()
+    assert abs(step - predicted_overflow_step(2.0, 30, False, torch.float32)) <= 3
+    # float64 has room for the same 50 products
+    assert first_nonfinite_step(repeated_product_norms(2.0, dtype=torch.float64)) is None
+
+
+def test_underflow_gives_zero_not_an_exception() -> None:
+    norms = repeated_product_norms(0.5, n=30, steps=60, scale_by_sqrt_n=True, dtype=torch.float16)
+    step = first_nonfinite_step(norms)
+    assert step is not None and norms[step] == 0.0 and np.all(norms[step:] == 0.0)
+    assert abs(step - predicted_overflow_step(0.5, 30, True, torch.float16)) <= 6
+    norms32 = repeated_product_norms(0.5, n=30, steps=200, scale_by_sqrt_n=True)
+    step32 = first_nonfinite_step(norms32)
+    assert step32 is not None and step32 > step and norms32[-1] == 0.0
+
+
+def test_float16_overflows_much_earlier_than_float32() -> None:
+    s16 = first_nonfinite_step(repeated_product_norms(2.0, dtype=torch.float16))
+    s32 = first_nonfinite_step(repeated_product_norms(2.0, dtype=torch.float32))
+    assert s16 is not None and s32 is not None and s16 < s32 / 4
+
+
+def test_critical_scale() -> None:
+    """s = 1/√n without the 1/√n scaling is the scaled case at s = 1."""
+    n = 30
+    norms = repeated_product_norms(1 / math.sqrt(n), n=n, steps=50, dtype=torch.float64)
+    assert 0.8 < norms[-1] / norms[0] < 1.25 or 0.9 < growth_per_step(norms) < 1.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"s": 0.0}, "s must be a finite number > 0"),
+        ({"s": -1.0}, "s must be a finite number > 0"),
+        ({"s": math.inf}, "s must be a finite number > 0"),
+        ({"s": "2"}, "s must be a finite number > 0"),
+        ({"s": 1.0, "n": 0}, "n must be an int >= 1"),
+        ({"s": 1.0, "n": 2.5}, "n must be an int >= 1"),
+        ({"s": 1.0, "steps": 0}, "steps must be an int >= 1"),
+        ({"s": 1.0, "seed": -1}, "seed must be an int >= 0"),
+        ({"s": 1.0, "dtype": torch.int32}, "dtype must be one of"),
+        ({"s": 1.0, "dtype": "float32"}, "dtype must be one of"),
+    ],
+)
+def test_bad_inputs(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        repeated_product_norms(**kwargs)
+
+
+def test_growth_and_first_nonfinite_helpers() -> None:
+    assert growth_per_step(np.array([1.0, 2.0, 4.0, np.inf])) == pytest.approx(2.0)
+    assert math.isnan(growth_per_step(np.array([1.0, np.inf])))
+    assert first_nonfinite_step(np.array([1.0, 0.5, 0.0])) == 2
+    assert first_nonfinite_step(np.array([1.0, 2.0])) is None
+    assert predicted_overflow_step(1.0, 30, True, torch.float32) == math.inf
