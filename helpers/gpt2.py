@@ -370,11 +370,11 @@ def stats_table(stats: list[LayerNormStats], digits: int = 3) -> str:
     """
     low, high = CLAIM_RANGE
     claim = bool(stats) and stats[0].kind == "weight"
-    head = f"{'LayerNorm':<9} {'mean':>8} {'median':>8} {'std':>8} {'min':>8} {'max':>8}"
+    head = f"{'LayerNorm':<9} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"
     head += f"  in [{low}, {high}]" if claim else ""
     lines = [head, "-" * len(head)]
     for s in stats:
-        nums = " ".join(f"{v:>8.{digits}g}" for v in (s.mean, s.median, s.std, s.min, s.max))
+        nums = " ".join(f"{v:>9.{digits}g}" for v in (s.mean, s.median, s.std, s.min, s.max))
         lines.append(f"{short_label(s.name):<9} {nums}" + (f"  {s.frac_in_claim:>11.0%}" if claim else ""))
     return "\n".join(lines)
 

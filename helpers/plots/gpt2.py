@@ -28,6 +28,10 @@ LINESTYLES = ("-", "--", ":", "-.")
 PANEL_AXES_BOX = (0.11, 0.15, 0.86, 0.75)
 
 
+def _layer_ticks(ax, names: list[str]) -> None:
+    ax.set_xticks(np.arange(len(names)), [short_label(n) for n in names], fontsize=7, rotation=90)
+
+
 def _edges(values: np.ndarray, bins: int) -> np.ndarray:
     return np.histogram_bin_edges(values, bins=bins)
 
@@ -95,8 +99,7 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     symbol = KIND_LABEL[kind].split()[0]
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log scale)")
-    for ax in axes[-1, :]:
-        ax.set_xlabel(f"{symbol} (clipped to 0.1–99.9 %)")
+    fig.supxlabel(f"{symbol} value (clipped to the 0.1–99.9 % range of all 25 LayerNorms)")
     fig.suptitle(f"{KIND_LABEL[kind]} per block; shaded: the lecture's [0.2, 0.4]" if kind == "weight"
                  else f"{KIND_LABEL[kind]} per block")
     return fig
@@ -140,16 +143,17 @@ def channel_profiles(params: dict[str, np.ndarray], channels: list[int], kind: s
     ax.plot(x, np.median(rows, axis=1), color="black", lw=1.2, label="median channel")
     markers = "osD^v<>ph"
     for i, ch in enumerate(channels):
-        ax.plot(x, rows[:, ch], color=color(i), ls=LINESTYLES[i % 4], marker=markers[i % 9], ms=4,
+        y = np.clip(rows[:, ch], 1e-2, None) if kind == "weight" else rows[:, ch]
+        ax.plot(x, y, color=color(i), ls=LINESTYLES[i % 4], marker=markers[i % 9], ms=4,
                 lw=1.2, label=f"channel {ch}")
-    names = layernorm_names()
-    ax.set_xticks(x[::2], [short_label(names[t]) for t in x[::2]], fontsize=7, rotation=45)
+    _layer_ticks(ax, layernorm_names())
     if kind == "weight":
-        ax.set_yscale("symlog", linthresh=0.1)
-    label_axes(ax, title=f"The outlier channels stand out in almost every LayerNorm ({KIND_LABEL[kind]})",
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-2)
+    label_axes(ax, title=f"Outlier channels across the 25 LayerNorms: {KIND_LABEL[kind]}",
                xlabel="LayerNorm (forward order)",
-               ylabel=f"{KIND_LABEL[kind].split()[0]}" + (" (symlog scale)" if kind == "weight" else ""))
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+               ylabel=f"{KIND_LABEL[kind].split()[0]}" + (" (log scale, floor 0.01)" if kind == "weight" else ""))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -164,7 +168,7 @@ def output_scale_figure(scale: OutputScale, residual: ResidualScale | None = Non
             label="predicted √(mean γ² + mean β²)")
     ax.plot(x, scale.output_rms, color=color(0), ls="-", marker="o", ms=4, label="measured output RMS")
     ax.set_yscale("log")
-    ax.set_xticks(x[::2], [short_label(scale.names[t]) for t in x[::2]], fontsize=7, rotation=45)
+    _layer_ticks(ax, scale.names)
     label_axes(ax, title="N(0, 1) vectors through each real LayerNorm",
                xlabel="LayerNorm (forward order)", ylabel="RMS per vector (log scale)")
     if residual is not None:
@@ -174,7 +178,7 @@ def output_scale_figure(scale: OutputScale, residual: ResidualScale | None = Non
         ax.plot(x, residual.output_rms, color=color(0), ls="--", marker="o", ms=4,
                 label="LayerNorm output")
         ax.set_yscale("log")
-        ax.set_xticks(x[::2], [short_label(residual.names[t]) for t in x[::2]], fontsize=7, rotation=45)
+        _layer_ticks(ax, residual.names)
         label_axes(ax, title=f"Real text ({residual.n_tokens} tokens) through GPT-2",
                    xlabel="LayerNorm (forward order)", ylabel="mean RMS per token (log scale)")
     return fig
