@@ -1,0 +1,525 @@
+"""Where LayerNorm sits in a Transformer: a tiny decoder-only model and a task it can learn.
+
+Notebook 06 compares three placements of LayerNorm in the same small GPT-style model:
+
+- ``"post"``: the original Transformer (Vaswani et al., 2017), ``x = LN(x + sublayer(x))``;
+- ``"pre"``: GPT-2 and ``nn.TransformerEncoderLayer(norm_first=True)``,
+  ``x = x + sublayer(LN(x))`` with one more LN before the output head;
+- ``"none"``: the same residual blocks without any LayerNorm.
+
+The task is made in code (no downloads): reverse a short sequence of digits.  The model
+reads ``d_1 ... d_n SEP`` and then writes the digits in reverse order, one per position
+(teacher forcing, causal attention), so success is measured as the fraction of answer
+digits predicted correctly and of whole sequences reversed without a mistake.
+
+Everything here returns data (tensors, NumPy arrays, dataclasses); drawing lives in
+:mod:`helpers.plots.transformer`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from helpers.training import TrainingRun, train
+
+NORMS = ("post", "pre", "none")
+"""The LayerNorm placements a :class:`TinyTransformer` can use."""
+
+LN_EPS = 1e-5
+"""LayerNorm's epsilon, as the lecture recommends (and PyTorch's default)."""
+
+N_DIGITS = 10
+SEP = N_DIGITS
+"""The separator token that tells the model to start answering (token id 10)."""
+VOCAB = N_DIGITS + 1
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+def _check_int(name: str, value: object, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_norm(norm: object) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the previous setting after.
+
+    The model is so small that threads only add overhead (and, on a busy machine, threads
+    waiting for each other can slow training down many times); one thread also makes the
+    order of floating-point sums, hence the results, independent of the core count.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t only sees positions <= t.
+
+    Uses :func:`torch.nn.functional.scaled_dot_product_attention`, which divides the
+    scores by sqrt(head size) (notebook 04) and applies the causal mask.
+    """
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=-1)
+        shape = (batch, length, self.n_heads, width // self.n_heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(mixed.transpose(1, 2).reshape(batch, length, width))
+
+
+class Block(nn.Module):
+    """One Transformer block (attention + feed-forward, each with a residual connection).
+
+    ``norm`` decides where the two LayerNorms ``ln1``/``ln2`` sit; with ``"none"`` they are
+    :class:`torch.nn.Identity` (so the module graph shows there is no normalization).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, norm: str, d_ff: int | None = None) -> None:
+        super().__init__()
+        _check_norm(norm)
+        self.norm = norm
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        make = (lambda: nn.LayerNorm(d_model, eps=LN_EPS)) if norm != "none" else nn.Identity
+        self.ln1 = make()
+        self.ln2 = make()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm == "post":  # original Transformer: Output = LN(X + Sublayer(X))
+            x = self.ln1(x + self.attn(x))
+            return self.ln2(x + self.ffn(x))
+        # "pre" (GPT-2) and "none": the residual stream itself is never normalized
+        x = x + self.attn(self.ln1(x))
+        return x + self.ffn(self.ln2(x))
+
+
+class Embeddings(nn.Module):
+    """Token embedding plus learned position embedding, with input checks."""
+
+    def __init__(self, vocab: int, d_model: int, max_len: int) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(max_len, d_model)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must have shape [batch, length], got {tuple(tokens.shape)}")
+        if tokens.shape[1] > self.pos.num_embeddings:
+            raise ValueError(f"tokens length must be <= max_len={self.pos.num_embeddings}, got {tokens.shape[1]}")
+        return self.tok(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
+
+
+class TinyTransformer(nn.Module):
+    """A decoder-only Transformer: embeddings, ``n_layers`` blocks, (final LN), linear head.
+
+    Args:
+        norm: ``"post"``, ``"pre"`` or ``"none"`` (see the module docstring).
+        n_layers, d_model, n_heads: depth, width and number of attention heads.
+        vocab: number of token ids; max_len: longest sequence (learned positions).
+        seed: seeds the initial weights (a private generator; global state is untouched).
+
+    Initialization: Xavier-uniform weights and zero biases in every linear layer (as in
+    Xiong et al., 2020), embeddings ~ N(0, 1) so each coordinate of the residual stream
+    starts at the scale a LayerNorm output has; LayerNorm gamma = 1, beta = 0.
+
+    ``forward(tokens [N, T]) -> logits [N, T, vocab]``.
+    """
+
+    def __init__(
+        self,
+        norm: str = "pre",
+        *,
+        n_layers: int = 3,
+        d_model: int = 64,
+        n_heads: int = 4,
+        vocab: int = VOCAB,
+        max_len: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        _check_norm(norm)
+        for name, value in (("n_layers", n_layers), ("d_model", d_model), ("n_heads", n_heads),
+                            ("vocab", vocab), ("max_len", max_len)):
+            _check_int(name, value)
+        _check_int("seed", seed, minimum=0)
+        self.norm = norm
+        self.embeddings = Embeddings(vocab, d_model, max_len)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, norm) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model, eps=LN_EPS) if norm == "pre" else nn.Identity()
+        self.head = nn.Linear(d_model, vocab)
+        self._init_weights(seed)
+
+    def _init_weights(self, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    bound = math.sqrt(6.0 / (module.in_features + module.out_features))
+                    module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 2 * bound - bound)
+                    module.bias.zero_()
+                elif isinstance(module, nn.Embedding):
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token plus position embeddings: the residual stream entering block 1."""
+        return self.embeddings(tokens)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+    def residual_stream(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The residual stream after the embeddings and after every block (n_layers + 1 tensors)."""
+        x = self.embed(tokens)
+        states = [x]
+        for block in self.blocks:
+            x = block(x)
+            states.append(x)
+        return states
+
+
+SUBLAYERS = ("attn", "ffn", "head")
+
+
+def layernorm_positions(model: TinyTransformer) -> list[str]:
+    """Where the model's LayerNorms sit, read from its module graph (traced with torch.fx).
+
+    Returns one line per LayerNorm call, in execution order:
+
+    - ``"blocks.0.ln1: LN(x + attn) is the residual stream"`` for a LayerNorm on the main
+      path: it takes the residual sum and nothing bypasses it (post-LN);
+    - ``"blocks.0.ln1: LN(stream) feeds attn only"`` for a LayerNorm on a branch: the skip
+      connection bypasses it and its output only enters a sublayer or the output head
+      (pre-LN);
+    - ``"ln_f: final LN(stream) feeds head only"`` for pre-LN's last LayerNorm.
+    """
+    from torch import fx
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+            leaves = (Embeddings, CausalSelfAttention, nn.Sequential)
+            return isinstance(module, leaves) or super().is_leaf_module(module, name)
+
+    graph = _Tracer().trace(model)
+    modules = dict(model.named_modules())
+
+    def kind(node: fx.Node) -> str:
+        if node.op == "call_module":
+            return node.target.rsplit(".", 1)[-1]
+        return getattr(node.target, "__name__", node.op)
+
+    def consumers(node: fx.Node) -> set[str]:
+        found: set[str] = set()
+        for user in node.users:
+            if user.op == "call_module" and isinstance(modules[user.target], nn.Identity):
+                found |= consumers(user)  # look through the Identity stand-ins
+            else:
+                found.add(kind(user))
+        return found
+
+    lines = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.LayerNorm):
+            continue
+        users = consumers(node)
+        source = node.args[0]
+        bypassed = len(source.users) > 1  # the skip connection also reads the LN's input
+        added = [kind(a) for a in source.args if isinstance(a, fx.Node)] if kind(source) in ("add", "iadd") else []
+        sub = [k for k in added if k in SUBLAYERS]
+        if node.target == "ln_f":
+            lines.append(f"ln_f: final LN(stream) feeds {'/'.join(sorted(users))} only")
+        elif bypassed and users <= set(SUBLAYERS):
+            lines.append(f"{node.target}: LN(stream) feeds {'/'.join(sorted(users))} only")
+        elif not bypassed and sub:
+            lines.append(f"{node.target}: LN(x + {sub[0]}) is the residual stream")
+        else:  # not a placement this module builds; reported as-is
+            lines.append(f"{node.target}: LN({kind(source)}) feeds {'/'.join(sorted(users))}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# the task
+# ---------------------------------------------------------------------------------------
+@dataclass
+class ReversalTask:
+    """Digit-reversal examples: ``tokens`` [N, 2n] and ``targets`` [N, n].
+
+    ``tokens[i] = d_1 ... d_n SEP d_n ... d_2``; the model's outputs at the last ``n``
+    positions (from SEP on) must be ``targets[i] = d_n ... d_1``.
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        """The number of digits to reverse, n."""
+        return self.targets.shape[1]
+
+
+def reversal_task(n_examples: int, length: int = 6, seed: int = 0) -> ReversalTask:
+    """``n_examples`` random digit sequences of ``length`` digits and their reversals.
+
+    Raises:
+        ValueError/TypeError: for a non-positive ``n_examples``, ``length`` < 2 or a bad seed.
+    """
+    _check_int("n_examples", n_examples)
+    _check_int("length", length, minimum=2)
+    _check_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    digits = torch.randint(0, N_DIGITS, (n_examples, length), generator=generator)
+    reversed_digits = digits.flip(1)
+    sep = torch.full((n_examples, 1), SEP, dtype=torch.long)
+    tokens = torch.cat([digits, sep, reversed_digits[:, :-1]], dim=1)
+    return ReversalTask(tokens, reversed_digits)
+
+
+def answer_logits(logits: torch.Tensor, length: int) -> torch.Tensor:
+    """The logits at the answer positions: the last ``length`` of ``[N, T, vocab]``."""
+    return logits[:, -length:, :]
+
+
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every answer token: flattens ``[N, n, vocab]`` against ``[N, n]``."""
+    answer = answer_logits(logits, targets.shape[1])
+    return F.cross_entropy(answer.reshape(-1, answer.shape[-1]), targets.reshape(-1))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, task: ReversalTask) -> tuple[float, float]:
+    """(per-digit accuracy, whole-sequence accuracy) of ``model`` on ``task`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    prediction = answer_logits(model(task.tokens), task.length).argmax(dim=-1)
+    model.train(was_training)
+    correct = prediction == task.targets
+    return float(correct.float().mean()), float(correct.all(dim=1).float().mean())
+
+
+# ---------------------------------------------------------------------------------------
+# measurements at initialization
+# ---------------------------------------------------------------------------------------
+def layer_gradient_norms(model: TinyTransformer, task: ReversalTask) -> dict[str, np.ndarray]:
+    """Gradient norms of each block's parameters for one batch (the whole ``task``).
+
+    Returns a dict with arrays of length ``n_layers``: ``"attention"`` (Q/K/V and output
+    projections), ``"ffn"`` (both feed-forward matrices and biases), ``"ffn_w2"`` (the
+    second feed-forward matrix alone, the quantity Xiong et al. analyse) and ``"block"``
+    (everything in the block, LayerNorms included); plus the scalars ``"embedding"`` and
+    ``"head"`` as 1-element arrays.
+    """
+    model.zero_grad(set_to_none=True)
+    with single_thread():
+        sequence_loss(model(task.tokens), task.targets).backward()
+
+    def norm(params: list[torch.nn.Parameter]) -> float:
+        return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)))
+
+    result = {
+        "attention": np.array([norm(list(b.attn.parameters())) for b in model.blocks]),
+        "ffn": np.array([norm(list(b.ffn.parameters())) for b in model.blocks]),
+        "ffn_w2": np.array([norm([b.ffn[2].weight]) for b in model.blocks]),
+        "block": np.array([norm(list(b.parameters())) for b in model.blocks]),
+        "embedding": np.array([norm(list(model.embeddings.parameters()))]),
+        "head": np.array([norm(list(model.head.parameters()))]),
+    }
+    model.zero_grad(set_to_none=True)
+    return result
+
+
+@torch.no_grad()
+def residual_norms(model: TinyTransformer, tokens: torch.Tensor) -> np.ndarray:
+    """Mean L2 norm of one token's residual-stream vector after the embeddings and each block.
+
+    Shape ``(n_layers + 1,)``.  A LayerNorm output with gamma = 1 has norm sqrt(d_model).
+    """
+    return np.array([float(s.norm(dim=-1).mean()) for s in model.residual_stream(tokens)])
+
+
+# ---------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """One training run of one variant: its settings, curves and final scores."""
+
+    norm: str
+    lr: float
+    warmup_steps: int
+    seed: int
+    losses: np.ndarray
+    """Training loss of every step (``nan`` after a divergence)."""
+    learning_rates: np.ndarray
+    digit_accuracy: float
+    """Fraction of answer digits right on held-out sequences."""
+    sequence_accuracy: float
+    """Fraction of held-out sequences reversed without a mistake."""
+    residual_init: np.ndarray
+    """:func:`residual_norms` before training."""
+    residual_final: np.ndarray
+    """:func:`residual_norms` after training."""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def oscillation(self, window: int = 20) -> float:
+        """How jagged the loss curve is: mean |loss - its moving average| over the last half."""
+        half = self.losses[len(self.losses) // 2 :]
+        window = min(window, len(half))
+        if window < 1 or not np.isfinite(half).all():
+            return float("nan")
+        smooth = np.convolve(half, np.ones(window) / window, mode="valid")
+        return float(np.mean(np.abs(half[window - 1 :] - smooth)))
+
+    def steps_to(self, threshold: float, window: int = 10) -> int | None:
+        """First step at which the ``window``-step moving-average loss is below ``threshold``."""
+        if len(self.losses) < window:
+            return None
+        smooth = np.convolve(np.nan_to_num(self.losses, nan=np.inf), np.ones(window) / window, mode="valid")
+        below = np.nonzero(smooth < threshold)[0]
+        return int(below[0] + window - 1) if below.size else None
+
+
+@dataclass
+class TrainingSetup:
+    """The fixed part of every run: data, model size and schedule."""
+
+    n_layers: int = 3
+    d_model: int = 64
+    n_heads: int = 4
+    length: int = 8
+    n_train: int = 4096
+    n_test: int = 512
+    batch_size: int = 32
+    steps: int = 150
+    data_seed: int = 0
+
+    def tasks(self) -> tuple[ReversalTask, ReversalTask]:
+        """(training set, held-out test set), disjoint seeds."""
+        return (reversal_task(self.n_train, self.length, seed=self.data_seed),
+                reversal_task(self.n_test, self.length, seed=self.data_seed + 1000))
+
+    def model(self, norm: str, seed: int) -> TinyTransformer:
+        return TinyTransformer(norm, n_layers=self.n_layers, d_model=self.d_model,
+                               n_heads=self.n_heads, max_len=2 * self.length, seed=seed)
+
+
+def train_variant(
+    norm: str,
+    *,
+    lr: float,
+    warmup_steps: int = 0,
+    seed: int = 0,
+    setup: TrainingSetup | None = None,
+    tasks: tuple[ReversalTask, ReversalTask] | None = None,
+) -> RunResult:
+    """Train one :class:`TinyTransformer` variant with Adam via :func:`helpers.training.train`.
+
+    Args:
+        norm: ``"post"``, ``"pre"`` or ``"none"``.
+        lr: peak learning rate; warmup_steps: linear warm-up length (0 for none).
+        seed: seeds the initial weights and the batch order.
+        setup: data/model/schedule settings (defaults: :class:`TrainingSetup`).
+        tasks: precomputed ``setup.tasks()`` to avoid regenerating the data.
+    """
+    _check_norm(norm)
+    setup = TrainingSetup() if setup is None else setup
+    train_task, test_task = setup.tasks() if tasks is None else tasks
+    model = setup.model(norm, seed)
+    probe = test_task.tokens[:256]
+    epochs = max(1, math.ceil(setup.steps * setup.batch_size / train_task.tokens.shape[0]))
+    with single_thread():
+        residual_init = residual_norms(model, probe)
+        run: TrainingRun = train(model, train_task.tokens, train_task.targets, lr=lr, epochs=epochs,
+                                 batch_size=setup.batch_size, optimizer="adam",
+                                 warmup_steps=warmup_steps, max_steps=setup.steps,
+                                 loss_fn=sequence_loss, seed=seed, progress=False)
+        finite = bool(np.isfinite(run.losses).all())
+        if finite:
+            digit, sequence = accuracy(model, test_task)
+            residual_final = residual_norms(model, probe)
+    if not finite:
+        digit, sequence = float("nan"), float("nan")
+        residual_final = np.full_like(residual_init, np.nan)
+    return RunResult(norm, lr, warmup_steps, seed, run.losses, run.learning_rates,
+                     digit, sequence, residual_init, residual_final)
+
+
+RunKey = tuple[str, float, int, int]
+"""(norm, lr, warmup_steps, seed)."""
+
+
+def run_grid(
+    norms: tuple[str, ...] = NORMS,
+    lrs: tuple[float, ...] = (1e-2,),
+    warmups: tuple[int, ...] = (0, 40),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    setup: TrainingSetup | None = None,
+) -> dict[RunKey, RunResult]:
+    """Every combination of the settings, trained with :func:`train_variant`.
+
+    Returns a dict keyed ``(norm, lr, warmup_steps, seed)``.
+    """
+    for norm in norms:
+        _check_norm(norm)
+    if not (lrs and warmups and seeds):
+        raise ValueError("lrs, warmups and seeds must each name at least one value")
+    setup = TrainingSetup() if setup is None else setup
+    tasks = setup.tasks()
+    return {
+        (norm, lr, warmup, seed): train_variant(norm, lr=lr, warmup_steps=warmup, seed=seed,
+                                                setup=setup, tasks=tasks)
+        for norm in norms for lr in lrs for warmup in warmups for seed in seeds
+    }
+
+
+def summarize(grid: dict[RunKey, RunResult], norm: str, lr: float, warmup_steps: int) -> dict[str, float]:
+    """Mean over seeds of a grid cell: final loss (last 20 steps), accuracies, oscillation.
+
+    Diverged runs count as accuracy 0 and final loss ``nan``.
+    """
+    runs = [r for (n, l, w, _), r in grid.items() if (n, l, w) == (norm, lr, warmup_steps)]
+    if not runs:
+        raise ValueError(f"no runs in grid for norm={norm!r}, lr={lr}, warmup_steps={warmup_steps}")
+    final = [float(np.mean(r.losses[-20:])) for r in runs]
+    return {
+        "final_loss": float(np.mean(final)),
+        "digit_accuracy": float(np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])),
+        "sequence_accuracy": float(np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])),
+        "oscillation": float(np.mean([r.oscillation() for r in runs])),
+        "diverged": float(np.mean([not np.isfinite(r.losses).all() for r in runs])),
+    }

@@ -1,0 +1,265 @@
+"""helpers.transformer, its figures and its panel (notebook 06)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers.plots.transformer import (
+    gradient_norms_figure,
+    loss_curves_figure,
+    residual_norms_figure,
+)
+from helpers.transformer import (
+    NORMS,
+    SEP,
+    VOCAB,
+    Block,
+    TinyTransformer,
+    TrainingSetup,
+    accuracy,
+    layer_gradient_norms,
+    layernorm_positions,
+    residual_norms,
+    reversal_task,
+    run_grid,
+    sequence_loss,
+    single_thread,
+    summarize,
+    train_variant,
+)
+from helpers.widgets.transformer import browse_panel
+
+QUICK = TrainingSetup(n_layers=2, length=4, n_train=128, n_test=32, batch_size=16, steps=6)
+
+
+# -- the model ----------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", NORMS)
+def test_variants_run_forward_and_backward(norm: str) -> None:
+    model = TinyTransformer(norm, n_layers=2, max_len=8)
+    task = reversal_task(5, length=4)
+    logits = model(task.tokens)
+    assert logits.shape == (5, 8, VOCAB)
+    loss = sequence_loss(logits, task.targets)
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_layernorm_counts_per_variant() -> None:
+    counts = {n: sum(isinstance(m, nn.LayerNorm) for m in TinyTransformer(n, n_layers=3).modules())
+              for n in NORMS}
+    assert counts == {"post": 6, "pre": 7, "none": 0}
+    for module in TinyTransformer("pre").modules():
+        if isinstance(module, nn.LayerNorm):
+            assert module.eps == 1e-5
+
+
+def test_post_ln_normalizes_the_residual_sum() -> None:
+    assert layernorm_positions(TinyTransformer("post", n_layers=2)) == [
+        "blocks.0.ln1: LN(x + attn) is the residual stream",
+        "blocks.0.ln2: LN(x + ffn) is the residual stream",
+        "blocks.1.ln1: LN(x + attn) is the residual stream",
+        "blocks.1.ln2: LN(x + ffn) is the residual stream",
+    ]
+
+
+def test_pre_ln_normalizes_only_the_branch_and_adds_a_final_ln() -> None:
+    assert layernorm_positions(TinyTransformer("pre", n_layers=2)) == [
+        "blocks.0.ln1: LN(stream) feeds attn only",
+        "blocks.0.ln2: LN(stream) feeds ffn only",
+        "blocks.1.ln1: LN(stream) feeds attn only",
+        "blocks.1.ln2: LN(stream) feeds ffn only",
+        "ln_f: final LN(stream) feeds head only",
+    ]
+    assert layernorm_positions(TinyTransformer("none", n_layers=2)) == []
+
+
+def test_post_ln_outputs_are_normalized_and_pre_ln_stream_is_not() -> None:
+    tokens = reversal_task(16, length=4).tokens
+    post = TinyTransformer("post", n_layers=2, max_len=8).residual_stream(tokens)[-1]
+    pre = TinyTransformer("pre", n_layers=2, max_len=8).residual_stream(tokens)[-1]
+    assert torch.allclose(post.mean(-1), torch.zeros(()), atol=1e-4)
+    assert torch.allclose(post.std(-1, unbiased=False), torch.ones(()), atol=1e-3)
+    assert pre.std(-1, unbiased=False).mean() > 1.2
+
+
+def test_pre_ln_block_matches_pytorch_norm_first_layout() -> None:
+    """Our pre-LN block has the same structure as nn.TransformerEncoderLayer(norm_first=True):
+    x + attn(LN1(x)), then + ffn(LN2(.)); checked by swapping in its sublayers' arithmetic."""
+    torch.manual_seed(0)
+    block = Block(16, 4, "pre")
+    x = torch.randn(2, 5, 16)
+    manual = x + block.attn(block.ln1(x))
+    manual = manual + block.ffn(block.ln2(manual))
+    assert torch.allclose(block(x), manual)
+
+
+def test_attention_is_causal() -> None:
+    model = TinyTransformer("pre", n_layers=2, max_len=8).eval()
+    tokens = reversal_task(3, length=4).tokens
+    changed = tokens.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 10
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)
+    assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+def test_same_seed_same_weights() -> None:
+    a, b, c = (TinyTransformer("post", seed=s) for s in (3, 3, 4))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+# -- the task -----------------------------------------------------------------------------
+def test_task_is_deterministic_and_correct() -> None:
+    a, b = reversal_task(50, length=5, seed=7), reversal_task(50, length=5, seed=7)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.targets, b.targets)
+    assert not torch.equal(a.tokens, reversal_task(50, length=5, seed=8).tokens)
+    assert a.tokens.shape == (50, 10) and a.targets.shape == (50, 5) and a.length == 5
+    for tokens, target in zip(a.tokens.tolist(), a.targets.tolist()):
+        digits = tokens[:5]
+        assert all(0 <= d <= 9 for d in digits)
+        assert tokens[5] == SEP
+        assert target == digits[::-1]
+        assert tokens[6:] == target[:-1]  # teacher forcing: the answer so far
+
+
+def test_task_example_by_hand() -> None:
+    task = reversal_task(1, length=3, seed=0)
+    d = task.tokens[0, :3].tolist()
+    assert task.tokens[0].tolist() == [*d, SEP, d[2], d[1]]
+    assert task.targets[0].tolist() == [d[2], d[1], d[0]]
+
+
+def test_accuracy_of_a_perfect_and_a_wrong_model() -> None:
+    task = reversal_task(20, length=4)
+
+    class Oracle(nn.Module):
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(tokens.shape[0], tokens.shape[1], VOCAB)
+            logits[:, -4:, :].scatter_(2, task.targets.unsqueeze(-1), 1.0)
+            return logits
+
+    class AlwaysSep(nn.Module):
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(tokens.shape[0], tokens.shape[1], VOCAB)
+            logits[..., SEP] = 1.0
+            return logits
+
+    assert accuracy(Oracle(), task) == (1.0, 1.0)
+    assert accuracy(AlwaysSep(), task) == (0.0, 0.0)
+    loss = sequence_loss(Oracle()(task.tokens) * 100, task.targets)
+    assert float(loss) < 1e-6
+
+
+# -- measurements and training --------------------------------------------------------------
+def test_gradient_and_residual_measurements() -> None:
+    task = reversal_task(32, length=4)
+    for norm in NORMS:
+        model = TinyTransformer(norm, n_layers=3, max_len=8)
+        grads = layer_gradient_norms(model, task)
+        assert set(grads) == {"attention", "ffn", "ffn_w2", "block", "embedding", "head"}
+        assert grads["block"].shape == (3,) and (grads["block"] > 0).all()
+        assert all(p.grad is None for p in model.parameters())
+        norms = residual_norms(model, task.tokens)
+        assert norms.shape == (4,)
+        if norm == "post":  # every block ends with a LayerNorm: norm sqrt(64) = 8
+            assert np.allclose(norms[1:], 8.0, atol=0.01)
+
+
+def test_single_thread_restores_the_setting() -> None:
+    before = torch.get_num_threads()
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_train_variant_is_deterministic_and_learns() -> None:
+    a = train_variant("pre", lr=3e-3, seed=1, setup=QUICK)
+    b = train_variant("pre", lr=3e-3, seed=1, setup=QUICK)
+    assert np.array_equal(a.losses, b.losses) and a.losses.shape == (6,)
+    assert a.residual_init.shape == (3,) and 0 <= a.digit_accuracy <= 1
+    longer = train_variant("pre", lr=3e-3, seed=1,
+                           setup=TrainingSetup(n_layers=2, length=4, n_train=512, n_test=64,
+                                               batch_size=32, steps=60))
+    assert longer.losses[-10:].mean() < 0.5 * longer.losses[:5].mean()
+
+
+def test_run_grid_and_summary() -> None:
+    grid = run_grid(("post", "none"), lrs=(1e-3,), warmups=(0, 2), seeds=(0, 1), setup=QUICK)
+    assert sorted(grid) == sorted((n, 1e-3, w, s) for n in ("post", "none") for w in (0, 2) for s in (0, 1))
+    warm = grid[("post", 1e-3, 2, 0)]
+    assert np.allclose(warm.learning_rates[:3], [5e-4, 1e-3, 1e-3])
+    summary = summarize(grid, "post", 1e-3, 0)
+    assert set(summary) == {"final_loss", "digit_accuracy", "sequence_accuracy", "oscillation", "diverged"}
+    with pytest.raises(ValueError, match="no runs in grid"):
+        summarize(grid, "pre", 1e-3, 0)
+
+
+def test_run_result_helpers() -> None:
+    run = train_variant("none", lr=1e-3, setup=QUICK)
+    run.losses = np.concatenate([np.linspace(3, 1, 40), np.full(40, 0.1)])
+    assert run.steps_to(0.5) is not None and run.steps_to(0.01) is None
+    assert run.oscillation() == pytest.approx(0.0, abs=1e-12)
+    run.losses[60] = 5.0
+    assert run.oscillation() > 0.01
+
+
+# -- bad options ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: TinyTransformer("middle"), ValueError, r"norm must be one of \('post', 'pre', 'none'\)"),
+        (lambda: Block(64, 4, "postln"), ValueError, "norm must be one of"),
+        (lambda: TinyTransformer("pre", n_layers=0), ValueError, "n_layers must be >= 1"),
+        (lambda: TinyTransformer("pre", d_model=60, n_heads=8), ValueError, "d_model must be divisible by n_heads"),
+        (lambda: TinyTransformer("pre", n_heads=2.5), TypeError, "n_heads must be an int"),
+        (lambda: reversal_task(0), ValueError, "n_examples must be >= 1"),
+        (lambda: reversal_task(10, length=1), ValueError, "length must be >= 2"),
+        (lambda: reversal_task(10, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: train_variant("both", lr=1e-3, setup=QUICK), ValueError, "norm must be one of"),
+        (lambda: run_grid(("pre",), lrs=(), setup=QUICK), ValueError, "lrs, warmups and seeds"),
+        (lambda: TinyTransformer("pre", max_len=4)(reversal_task(2, length=4).tokens), ValueError,
+         "tokens length must be <= max_len=4"),
+        (lambda: TinyTransformer("pre")(torch.zeros(3, dtype=torch.long)), ValueError, "tokens must have shape"),
+    ],
+)
+def test_bad_options_raise(call, error, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=message):
+        call()
+
+
+# -- figures and panel ----------------------------------------------------------------------
+def test_figures_build() -> None:
+    grid = run_grid(NORMS, lrs=(1e-3,), warmups=(0, 2), seeds=(0, 1), setup=QUICK)
+    task = reversal_task(16, length=4)
+    grads = {n: layer_gradient_norms(TinyTransformer(n, n_layers=2, max_len=8), task) for n in NORMS}
+    figures = [
+        gradient_norms_figure(grads),
+        gradient_norms_figure(grads, depth_ratios={2: 1.5, 4: 2.0}),
+        loss_curves_figure(grid, 1e-3, (0, 2)),
+        residual_norms_figure(grid, 1e-3, 0, d_model=64),
+    ]
+    for fig in figures:
+        for ax in fig.axes:
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+            assert ax.get_legend() is not None
+
+
+def test_browse_panel_with_a_precomputed_grid() -> None:
+    grid = run_grid(NORMS, lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0,), setup=QUICK)
+    panel = browse_panel(grid)
+    assert set(panel.controls) == {"norm", "lr", "warmup"}
+    panel.redraw(norm="none", lr=1e-2, warmup=2)
+    assert panel.readout.startswith("no LN, lr 0.01, warm-up 2: digit accuracy")
+    with pytest.raises(ValueError, match="grid must hold at least one run"):
+        browse_panel({})
+    partial = {k: v for k, v in grid.items() if k != ("pre", 1e-2, 2, 0)}
+    with pytest.raises(ValueError, match="missing"):
+        browse_panel(partial)
