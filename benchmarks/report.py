@@ -412,6 +412,21 @@ METHOD = f"""\
 """
 
 
+def busy_machine_note(machine: dict[str, Any]) -> str:
+    """A warning when the load average exceeded the core count during the run ("" if not)."""
+    cores = machine.get("logical_cores") or 0
+    loads = [load[0] for load in (machine.get("load_average_at_start"),
+                                  machine.get("load_average_at_end")) if load]
+    if not cores or not loads or max(loads) <= cores:
+        return ""
+    return (f"> **Busy machine.** The 1-minute load average reached {max(loads):.1f} on "
+            f"{cores} cores during this run: other programs competed for the CPU, so the wall "
+            "times above are inflated (roughly by the load divided by the core count) and the "
+            "budget verdicts are pessimistic. The CPU-time columns are much less affected and "
+            "are closer to what an idle machine shows. Re-run `make bench` on an idle machine "
+            "before judging the budgets.\n")
+
+
 def results_markdown(machine: dict[str, Any], date: str, options: dict[str, Any],
                      notebooks: Sequence[NotebookResult], panels: Sequence[PanelResult],
                      scaling: Sequence[ScalingResult], offenders: Sequence[str]) -> str:
@@ -429,6 +444,7 @@ def results_markdown(machine: dict[str, Any], date: str, options: dict[str, Any]
         "## Results",
         "",
         summary_markdown(notebooks, panels, scaling, offenders),
+        busy_machine_note(machine),
         METHOD,
         "## Reproduce",
         "",
@@ -439,7 +455,7 @@ def results_markdown(machine: dict[str, Any], date: str, options: dict[str, Any]
         "```",
         "",
         "Options: `--repeats N`, `--sweeps N`, `--notebooks PATTERN`, `--no-notebooks`, "
-        "`--no-panels`, `--no-scaling`, `--output DIR`. The same numbers, for tools, are in "
+        "`--no-panels`, `--no-scaling`, `--output DIR`, `--render-only` (rewrite this file from the JSON). The same numbers, for tools, are in "
         "`results.json` next to this file.",
         "",
     ])
@@ -479,6 +495,29 @@ def results_json(machine: dict[str, Any], date: str, options: dict[str, Any],
         "ok": not offenders,
     }
     return json.dumps(clean(payload), indent=2, ensure_ascii=False) + "\n"
+
+
+def load_results(text: str) -> tuple:
+    """Read back what :func:`results_json` wrote, as the arguments of :func:`results_markdown`."""
+    data = json.loads(text)
+
+    def floats(values: list[Any]) -> list[float]:
+        return [math.nan if v is None else float(v) for v in values]
+
+    def nan(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    notebooks = [NotebookResult(name=n["name"], budget_s=n["budget_s"], times_s=floats(n["times_s"]),
+                                cpu_s=floats(n["cpu_s"]), peak_rss_mib=floats(n["peak_rss_mib"]),
+                                error=n["error"]) for n in data["notebooks"]]
+    panels = [PanelResult(name=p["name"], build_ms=nan(p["build_ms"]), first_ms=nan(p["first_ms"]),
+                          times_ms=floats(p["times_ms"]), cpu_ms=floats(p.get("cpu_ms", [])),
+                          error=p["error"]) for p in data["panels"]]
+    scaling = [ScalingResult(function=s["function"], knob=s["knob"], fixed=s["fixed"],
+                             sizes=list(s["sizes"]), times_ms=floats(s["times_ms"]),
+                             available=s["available"], note=s["note"]) for s in data["scaling"]]
+    return (data["machine"], data["date"], data["options"], notebooks, panels, scaling,
+            list(data["offenders"]))
 
 
 def today() -> str:

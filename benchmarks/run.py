@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python -m benchmarks.run [--repeats 3] [--sweeps 3] [--notebooks PATTERN]
                              [--no-notebooks] [--no-panels] [--no-scaling] [--output DIR]
+                             [--render-only]
 
 Exits 0 when every budget of :mod:`benchmarks.budgets` holds, 1 otherwise (the offenders
 are listed on stderr and in RESULTS.md).
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-notebooks", action="store_true", help="skip executing notebooks")
     parser.add_argument("--no-panels", action="store_true", help="skip timing slider redraws")
     parser.add_argument("--no-scaling", action="store_true", help="skip the cost-against-size timings")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite RESULTS.md from the results.json in --output")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
                         help="where to write RESULTS.md and results.json (default benchmarks/)")
     return parser.parse_args(argv)
@@ -59,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render_only:
+        results = report.load_results((args.output / "results.json").read_text())
+        (args.output / "RESULTS.md").write_text(report.results_markdown(*results))
+        return report.exit_code(results[-1])
     from tqdm.auto import tqdm
 
     from benchmarks import measure

@@ -237,3 +237,19 @@ def test_runs_a_tiny_notebook_without_modifying_it(tmp_path: Path) -> None:
     failed = run_notebook(path, repeats=2)
     assert failed.error is not None and "ZeroDivisionError" in failed.error
     assert failed.times_s == []
+
+
+def test_results_round_trip_and_busy_machine_note() -> None:
+    machine = {"cpu_model": "Test CPU", "logical_cores": 2, "python": "3.11.0", "torch": "2",
+               "numpy": "2", "matplotlib": "3", "load_average_at_start": [9.5, 5.0, 2.0]}
+    nbs = [_nb("00_a.ipynb", budget=20.0), NotebookResult("01_b.ipynb", 45.0, error="boom")]
+    panels = [_panel()]
+    scaling = [ScalingResult("m.f", "d", "n=1", sizes=[1, 2], times_ms=[1.0, 2.0]),
+               ScalingResult("m.g", "d", "", available=False, note="missing")]
+    offenders = report.check_budgets(nbs, panels)
+    args = (machine, "2026-01-01 00:00 UTC", {"repeats": 3, "sweeps": 3}, nbs, panels, scaling,
+            offenders)
+    back = report.load_results(report.results_json(*args))
+    assert report.results_markdown(*back) == report.results_markdown(*args)
+    assert "Busy machine" in report.results_markdown(*args) and "9.5 on 2 cores" in report.busy_machine_note(machine)
+    assert report.busy_machine_note({**machine, "load_average_at_start": [1.0, 1.0, 1.0]}) == ""
