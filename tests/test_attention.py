@@ -222,6 +222,6 @@ def test_panel_callbacks_at_their_extremes() -> None:
     assert "Goldilocks zone" in panel.readout
     panel.redraw(temperature=1.0, scaled=True, d=controls["d"].min)
     assert "Goldilocks zone" in panel.readout
-    bars = [p.get_height() for p in panel.figure.axes[0].patches]
+    bars = list(panel.figure.axes[0].patches[0].get_data().values)
     assert len(bars) == PANEL_N and sum(bars) == pytest.approx(1.0)
     assert bars == sorted(bars, reverse=True)

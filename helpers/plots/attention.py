@@ -139,7 +139,9 @@ def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = Tru
     """One attention row's distribution (left) and its entropy and max p against T (right)."""
     fig, axes = new_figure(1, 2, figsize=(9.0, 3.5))
     left, right = axes[0]
-    left.bar(np.arange(1, PANEL_N + 1), np.zeros(PANEL_N), color=color(0), label="softmax(z / T)")
+    # one StepPatch instead of 50 bars: a single artist to update and draw
+    left.stairs(np.zeros(PANEL_N), np.arange(PANEL_N + 1) + 0.5, fill=True, color=color(0),
+                label="softmax(z / T)")
     left.axhline(1 / PANEL_N, color=color(1), ls="--", lw=1.5, label=f"uniform 1/n = {1 / PANEL_N:.2f}")
     left.set_ylim(0, 1.02)
     left.set_xlim(0, PANEL_N + 1)
@@ -167,8 +169,7 @@ def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: b
     """Redraw :func:`temperature_figure` in place; returns a readout."""
     left, right = fig.axes[0], fig.axes[1]
     logits, probs = attention_row(d, temperature, scaled)
-    for bar, p in zip(left.patches, probs):
-        bar.set_height(p)
+    left.patches[0].set_data(probs)
     entropy = float(_entropy_rows(probs))
     max_prob = float(probs[0])
     regime = row_regime(entropy, max_prob)
