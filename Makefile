@@ -10,12 +10,19 @@ PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize
 $(STAMP): pyproject.toml requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt -e .
+	@# jupyterlab-rise pulls in jupyterlab-mathjax3, which JupyterLab 4.6 flags as incompatible
+	@# and which floods slideshows with "Maximum call stack size exceeded" errors; JupyterLab's
+	@# built-in MathJax renders LaTeX in notebooks and RISE slides without it.
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/mathjax3-extension >/dev/null 2>&1
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv if missing and install the pinned packages
 
+# JupyterLab refuses to start as root unless told; containers and CI often run as root.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: install  ## open JupyterLab on the course
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
 
 # The browser tests (tests/test_browser.py) drive Debian's chromium; installed here when
 # missing (as root or in CI), else they are skipped saying how to install it (CI fails).
@@ -37,7 +44,7 @@ notebooks: install  ## re-execute every notebook in place (deterministic)
 # with the JavaScript they need (build/vendor, fetched once from npm) so they open offline.
 EXECUTED := $(patsubst notebooks/%.ipynb,build/executed/%.ipynb,$(wildcard notebooks/*.ipynb))
 
-build/executed/%.ipynb: notebooks/%.ipynb helpers/*.py | install
+build/executed/%.ipynb: notebooks/%.ipynb $(shell find helpers -name "*.py") | install
 	$(PY) -m helpers.notebook_tools execute --widget-state --output-dir build/executed $<
 
 build/vendor/.complete: | install

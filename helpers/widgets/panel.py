@@ -13,6 +13,7 @@ control at its ends and middle).
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from collections.abc import Callable, Mapping
@@ -124,10 +125,13 @@ class Panel:
             self._widget = widgets.VBox([*header, controls, image, readout])
         return self._widget
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget())
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, plus the current picture as a PNG for frontends without a
+        widget manager (RISE slideshows, static viewers): they show the figure instead
+        of a bare ``VBox(...)`` text."""
+        bundle = self.widget()._repr_mimebundle_(**kwargs)
+        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        return bundle
 
 
 def _readout_html(text: str) -> str:
