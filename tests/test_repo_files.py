@@ -86,3 +86,13 @@ def test_data_readme_credits_every_file() -> None:
 def test_data_folder_is_small() -> None:
     total = sum(p.stat().st_size for p in (ROOT / "data").iterdir())
     assert total < 15 * 1024 * 1024
+
+
+def test_binder_environment_mirrors_environment_yml() -> None:
+    main = yaml.safe_load((ROOT / "environment.yml").read_text())
+    binder = yaml.safe_load((ROOT / ".binder/environment.yml").read_text())
+    assert binder["channels"] == main["channels"]
+    assert binder["dependencies"] == [d for d in main["dependencies"] if isinstance(d, str)]
+    post_build = (ROOT / ".binder/postBuild").read_text()
+    assert "pip install --no-deps -e ." in post_build
+    assert "mathjax3-extension" in post_build
