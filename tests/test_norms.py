@@ -274,3 +274,138 @@ def test_matrix_stats_pearson_skewness() -> None:
         N.lecture_matrix(2, 2, std=0.0)
     with pytest.raises(ValueError, match="rows and cols"):
         N.lecture_matrix(0, 2)
+
+
+# -- figures, the gamma/beta panel and the batch experiments ------------------------------------
+from helpers import batch_effects as BE  # noqa: E402
+from helpers.plots import norms as P  # noqa: E402
+from helpers.widgets.norms import gamma_beta_panel  # noqa: E402
+
+
+def test_norm_sets_shapes_and_sizes() -> None:
+    sizes = {m: int(P.norm_sets(m, n=4, c=6, hw=5, groups=3).sum()) for m in P.CUBE_METHODS}
+    assert sizes == {"Batch Norm": 20, "Layer Norm": 30, "Instance Norm": 5, "Group Norm": 10}
+    with pytest.raises(ValueError, match="method must be one of"):
+        P.norm_sets("Weight Norm")
+    with pytest.raises(ValueError, match="groups must divide c"):
+        P.norm_sets("Group Norm", c=6, groups=4)
+
+
+def test_static_figures_build() -> None:
+    x = N.lecture_matrix(30, 30).numpy()
+    stds = np.logspace(-7, 1, 20)
+    figures = [
+        P.eps_placement_figure(stds, *N.eps_placement_scale(stds), eps=1e-5),
+        P.layernorm_scatter_figure(x, N.layer_norm(torch.from_numpy(x), 30).numpy(), x),
+        P.skew_figure(np.random.default_rng(0).exponential(size=500), np.arange(500.0)),
+        P.running_mean_figure(np.ones(10), {0.1: np.ones(10)}, 1.0),
+        P.accuracy_bars_figure(["a", "b"], {"m1": [0.9, float("nan")], "m2": [0.5, 0.4]}),
+        P.batch_size_figure([2, 4], {"BatchNorm": np.array([0.4, 0.1])}),
+    ]
+    for fig in figures:
+        assert fig.axes and all(ax.get_title() or fig.get_suptitle() for ax in fig.axes)
+
+
+def test_gamma_beta_panel_extremes_and_readout() -> None:
+    panel = gamma_beta_panel()
+    gamma, beta, eps = panel.controls["gamma"], panel.controls["beta"], panel.controls["eps"]
+    for data in panel.controls["data"].options:
+        for g in (gamma.min, gamma.max):
+            for b in (beta.min, beta.max):
+                for e in (10.0**eps.min, 10.0**eps.max):
+                    png = panel.redraw(gamma=g, beta=b, eps=e, data=data)
+                    assert png.startswith(b"\x89PNG")
+                    mean = float(panel.readout.split("mean = ")[1].split(",")[0])
+                    std = float(panel.readout.split("std = ")[1].split(" ")[0])
+                    assert abs(mean - b) < 2e-3
+                    expected_std = g * np.sqrt(4.0 / (4.0 + e)) if e > 1 else g
+                    assert abs(std - expected_std) < 0.1 * g
+    panel.redraw(gamma=3.0, beta=5.0, eps=1e-5, data="Gaussian N(2, 2²)")
+    assert panel.readout.startswith("output mean = 5.000, std = 3.000")
+    panel.redraw(gamma=1.0, beta=0.0, eps=1e-5, data="skewed (exponential)")
+    assert "skewness = " in panel.readout and float(panel.readout.split("skewness = ")[1]) > 1.5
+    assert "-0.000" not in panel.readout
+
+
+def test_gamma_beta_redraw_is_fast() -> None:
+    import time
+
+    panel = gamma_beta_panel()
+    panel.redraw(gamma=2.0)
+    times = []
+    for g in (1.5, 2.5, 3.5):
+        start = time.process_time()
+        panel.redraw(gamma=g)
+        times.append(time.process_time() - start)
+    assert min(times) < 0.5  # ~50 ms on an idle laptop; generous for shared CI machines
+
+
+def test_panel_inputs() -> None:
+    inputs = N.panel_inputs(n=1000)
+    assert len(inputs) == 2 and all(v.shape == (1000,) for v in inputs.values())
+    with pytest.raises(ValueError, match="n must be >= 2"):
+        N.panel_inputs(n=1)
+
+
+def test_small_cnn_shapes_and_norm_layers() -> None:
+    x = torch.rand(3, 784)
+    for kind in BE.NORM_KINDS:
+        for hidden in (0, 16):
+            model = BE.small_cnn(kind, width=4, hidden=hidden)
+            assert model(x).shape == (3, 10)
+    assert isinstance(BE.norm_layer("batch", 8, dims=1), torch.nn.BatchNorm1d)
+    assert BE.norm_layer("layer", 8).num_groups == 1
+    with pytest.raises(ValueError, match="kind must be one of"):
+        BE.norm_layer("weight", 8)
+    with pytest.raises(ValueError, match="groups must divide channels"):
+        BE.norm_layer("group", 6, groups=4)
+    with pytest.raises(ValueError, match="dims must be 1 or 2"):
+        BE.norm_layer("batch", 8, dims=3)
+    with pytest.raises(ValueError, match="width must be a positive multiple of 4"):
+        BE.small_cnn("batch", width=6)
+    with pytest.raises(ValueError, match="hidden must be 0 or a positive multiple of 4"):
+        BE.small_cnn("batch", hidden=-4)
+
+
+def test_train_mode_accuracy_uses_a_copy_and_batch_statistics() -> None:
+    from helpers.data import load_mnist
+
+    x, y = load_mnist("test", limit=64)
+    model = BE.small_cnn("batch", width=4, hidden=8).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc = BE.train_mode_accuracy(model, x, y, batch_size=8)
+    assert 0.0 <= acc <= 1.0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        BE.train_mode_accuracy(model, x, y, batch_size=1)  # torch refuses BatchNorm1d on one example
+    with pytest.raises(ValueError, match="batch_size must be in"):
+        BE.train_mode_accuracy(model, x, y, batch_size=0)
+    assert 0.0 <= BE.eval_mode_accuracy(model, x, y) <= 1.0
+
+
+def test_batch_size_sweep_small() -> None:
+    from helpers.data import load_mnist
+
+    x, y = load_mnist("train", limit=256)
+    result = BE.batch_size_sweep(x, y, x[:64], y[:64], kinds=("batch", "group"), batch_sizes=(4, 16),
+                                 examples=64, width=4, hidden=8)
+    assert result.errors.shape == (2, 2) and np.all((0 <= result.errors) & (result.errors <= 1))
+    with pytest.raises(ValueError, match="kinds must be taken from"):
+        BE.batch_size_sweep(x, y, x, y, kinds=("weight",))
+    with pytest.raises(ValueError, match="must not be empty"):
+        BE.batch_size_sweep(x, y, x, y, batch_sizes=())
+    with pytest.raises(ValueError, match="examples must be >= batch_size"):
+        BE.train_cnn("batch", x, y, batch_size=32, examples=16)
+
+
+def test_running_mean_trace_matches_batchnorm() -> None:
+    gen = torch.Generator().manual_seed(0)
+    batches = [2 + torch.randn(8, 1, generator=gen) for _ in range(30)]
+    layer = torch.nn.BatchNorm1d(1, momentum=0.2)
+    with torch.no_grad():
+        for b in batches:
+            layer(b)
+    trace = BE.running_mean_trace(np.array([b.mean().item() for b in batches]), 0.2)
+    assert abs(trace[-1] - layer.running_mean.item()) < 1e-5
+    with pytest.raises(ValueError, match="momentum must be in"):
+        BE.running_mean_trace(np.ones(3), 1.5)

@@ -166,18 +166,29 @@ def running_mean_figure(batch_means: np.ndarray, traces: Mapping[float, np.ndarr
     return fig
 
 
-def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float]) -> Figure:
-    """Bar chart of test accuracy per evaluation setting."""
-    fig, axes = new_figure(figsize=(7.5, 3.6))
+def accuracy_bars_figure(settings: Sequence[str], accuracies: Mapping[str, Sequence[float]]) -> Figure:
+    """Grouped bar chart of test accuracy: one group per evaluation setting, one bar per model.
+
+    A ``nan`` accuracy (the setting raised an error) is drawn as the word "error".
+    """
+    fig, axes = new_figure(figsize=(8.5, 3.8))
     ax = axes[0, 0]
-    hatches = ("", "//", "\\\\", "xx", "..", "--")
-    for k, (label, acc) in enumerate(zip(labels, accuracies)):
-        ax.bar(k, 100 * acc, color=color(k), hatch=hatches[k % len(hatches)], label=label)
-        ax.text(k, 100 * acc + 1, f"{100 * acc:.0f}%", ha="center")
-    ax.set_xticks(range(len(labels)), labels, fontsize=9)
-    ax.set_ylim(0, 105)
-    label_axes(ax, title="Same trained BatchNorm network, evaluated four ways", xlabel="evaluation mode",
-               ylabel="test accuracy (%)", legend=False)
+    hatches = ("", "//", "\\\\", "xx")
+    width = 0.8 / max(1, len(accuracies))
+    for k, (model, values) in enumerate(accuracies.items()):
+        offset = (k - (len(accuracies) - 1) / 2) * width
+        for i, acc in enumerate(values):
+            if np.isnan(acc):
+                ax.text(i + offset, 2, "error", ha="center", rotation=90, fontsize=9)
+                continue
+            ax.bar(i + offset, 100 * acc, width=width, color=color(k), hatch=hatches[k % len(hatches)],
+                   label=model if i == 0 else None)
+            ax.text(i + offset, 100 * acc + 1, f"{100 * acc:.0f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(settings)), settings, fontsize=9)
+    ax.set_ylim(0, 110)
+    label_axes(ax, title="Trained BatchNorm networks evaluated in eval mode vs (wrongly) in train mode",
+               xlabel="evaluation setting", ylabel="test accuracy (%)")
+    ax.legend(loc="upper right", fontsize=8)
     return fig
 
 
