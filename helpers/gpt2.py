@@ -211,9 +211,9 @@ def load_hub_model(timeout: float = PROBE_TIMEOUT_S) -> Any:
         model = GPT2Model.from_pretrained(
             HUB_MODEL_ID, revision=HUB_REVISION, use_safetensors=True, trust_remote_code=False
         )
-    except (OSError, ValueError) as error:
+    except Exception as error:  # network, cache or format errors all mean "hub not usable"
         raise HubUnavailableError(
-            f"downloading {HUB_MODEL_ID}@{HUB_REVISION[:12]} failed: {error}"
+            f"downloading {HUB_MODEL_ID}@{HUB_REVISION[:12]} failed: {type(error).__name__}: {error}"
         ) from error
     return model.eval()
 
@@ -229,8 +229,10 @@ def load_hub_tokenizer(timeout: float = PROBE_TIMEOUT_S) -> Any:
 
     try:
         return GPT2TokenizerFast.from_pretrained(HUB_MODEL_ID, revision=HUB_REVISION)
-    except (OSError, ValueError) as error:
-        raise HubUnavailableError(f"downloading the GPT-2 tokenizer failed: {error}") from error
+    except Exception as error:
+        raise HubUnavailableError(
+            f"downloading the GPT-2 tokenizer failed: {type(error).__name__}: {error}"
+        ) from error
 
 
 def params_from_model(model: Any) -> dict[str, np.ndarray]:

@@ -371,3 +371,61 @@ def test_int8_roundtrip_error(params: dict[str, np.ndarray]) -> None:
     assert kept < full / 1.5
     with pytest.raises(ValueError, match="y must be a 2-D array"):
         gpt2.int8_roundtrip_error(np.zeros(5))
+
+
+class _FakeGPT2Model:
+    """Stands in for ``transformers.GPT2Model`` so the hub code path runs without a network."""
+
+    calls: list[tuple[tuple, dict]] = []
+    fail: Exception | None = None
+    state: dict = {}
+
+    @classmethod
+    def from_pretrained(cls, *args: object, **kwargs: object) -> "_FakeGPT2Model":
+        cls.calls.append((args, kwargs))
+        if cls.fail is not None:
+            raise cls.fail
+        return cls()
+
+    def eval(self) -> "_FakeGPT2Model":
+        return self
+
+    def state_dict(self) -> dict:
+        return self.state
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, params: dict[str, np.ndarray]):
+    import types
+
+    import torch
+
+    module = types.ModuleType("transformers")
+    module.GPT2Model = _FakeGPT2Model  # type: ignore[attr-defined]
+    _FakeGPT2Model.calls = []
+    _FakeGPT2Model.fail = None
+    _FakeGPT2Model.state = {f"transformer.{k}": torch.from_numpy(v.copy()) for k, v in params.items()}
+    _FakeGPT2Model.state["transformer.wte.weight"] = torch.zeros(3, 768)
+    monkeypatch.setitem(sys.modules, "transformers", module)
+    monkeypatch.setattr(gpt2, "probe_hub", lambda **kwargs: None)
+    return _FakeGPT2Model
+
+
+def test_hub_path_pins_the_revision_and_reads_the_layernorms(fake_hub, params: dict[str, np.ndarray]) -> None:
+    loaded = gpt2.load_layernorm_params_with_source("auto")
+    assert loaded.source == "hub" and loaded.reason == "the hub was reachable"
+    (args, kwargs), = fake_hub.calls
+    assert args == ("openai-community/gpt2",)
+    assert kwargs == {"revision": "607a30d783dfa663caf39e06633721c8d4cfcd7e", "use_safetensors": True,
+                      "trust_remote_code": False}
+    assert list(loaded.params) == gpt2.param_keys()
+    for key in gpt2.param_keys():
+        np.testing.assert_array_equal(loaded.params[key], params[key])
+
+
+def test_failed_download_is_wrapped_and_auto_falls_back(fake_hub) -> None:
+    fake_hub.fail = RuntimeError("connection reset")
+    with pytest.raises(gpt2.HubUnavailableError, match="failed: RuntimeError: connection reset"):
+        gpt2.load_layernorm_params("hub")
+    loaded = gpt2.load_layernorm_params_with_source("auto")
+    assert loaded.source == "snapshot" and "connection reset" in loaded.reason
