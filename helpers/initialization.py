@@ -242,6 +242,19 @@ def profile_model(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tup
     return act_norms.numpy(), grad_norms.numpy(), float(loss.detach())
 
 
+def forward_norms(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
+    """Mean over the batch of ``||Z_i||_2`` for every hidden block: the forward half of
+    :func:`profile_model`, without gradients (about three times cheaper)."""
+    blocks = list(model)[:-1]
+    norms = np.empty(len(blocks))
+    with torch.no_grad():
+        h = x
+        for i, block in enumerate(blocks):
+            h = block(h)
+            norms[i] = float(h.double().norm(dim=1).mean())
+    return norms
+
+
 def norm_profile(
     gain: float,
     depth: int = 50,
@@ -281,7 +294,405 @@ def norm_profile(
                        input_norm=float(x.norm(dim=1).mean()), loss=loss)
 
 
+
+# --------------------------------------------------------------------------------------
+# theory: the mean-field (infinite-width) prediction of the activation norms
+# --------------------------------------------------------------------------------------
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(61)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()  # E[f(z)], z ~ N(0, 1)
+
+
+def activation_numpy(activation: str, h: np.ndarray, negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """The activation applied to a NumPy array (same definitions as :func:`activation_module`)."""
+    activation = _check_activation(activation)
+    if activation == "relu":
+        return np.maximum(h, 0.0)
+    if activation == "leaky_relu":
+        return np.where(h > 0, h, negative_slope * h)
+    if activation == "tanh":
+        return np.tanh(h)
+    if activation == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * h))
+    return h
+
+
+def second_moment(activation: str, variance: np.ndarray | float,
+                  negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """``E[phi(h)^2]`` for ``h ~ N(0, variance)``, by Gauss-Hermite quadrature (exact for
+    the piecewise-linear activations: ``variance / 2`` for ReLU)."""
+    variance = np.asarray(variance, dtype=np.float64)
+    activation = _check_activation(activation)
+    if activation == "relu":
+        return variance / 2.0
+    if activation == "leaky_relu":
+        return variance * (1.0 + negative_slope**2) / 2.0
+    if activation == "linear":
+        return variance.copy()
+    h = np.sqrt(variance)[..., None] * _HERMITE_NODES
+    return (activation_numpy(activation, h) ** 2) @ _HERMITE_WEIGHTS
+
+
+def stable_gain(activation: str, negative_slope: float = LEAKY_SLOPE) -> float:
+    """The gain ``c`` that keeps the second moment of small signals constant from layer to layer.
+
+    ``1 / (E[phi(h)^2] / Var h)`` near ``h = 0``: 2 for ReLU (Kaiming/He), ``2 / (1 + a^2)`` for
+    Leaky ReLU with slope ``a``, 1 for linear and tanh (Xavier/Glorot's ``1 / n_in``), 16 for the
+    sigmoid's slope 1/4 (its non-zero mean 1/2 makes it blow up the signal anyway).
+    """
+    activation = _check_activation(activation)
+    negative_slope = _check_number("negative_slope", negative_slope, low=0.0, low_inclusive=True, high=1.0)
+    return {"relu": 2.0, "leaky_relu": 2.0 / (1.0 + negative_slope**2), "linear": 1.0,
+            "tanh": 1.0, "sigmoid": 16.0}[activation]
+
+
+def theory_norms(
+    gain: float,
+    depth: int,
+    width: int,
+    activation: str = "relu",
+    input_sq_norms: np.ndarray | None = None,
+    *,
+    in_features: int = IN_FEATURES,
+    negative_slope: float = LEAKY_SLOPE,
+) -> np.ndarray:
+    """Infinite-width prediction of the mean activation norm ``||Z_i||_2`` of every hidden layer.
+
+    For one input ``x``, unit ``j`` of layer 1 is ``h_j = W_j . x ~ N(0, q_1)`` with
+    ``q_1 = gain ||x||^2 / n_in`` (central limit theorem); the layer's output has
+    ``E||Z_1||^2 = width E[phi(h)^2]`` and the next layer's pre-activations have variance
+    ``q_2 = gain E[phi(h)^2]``, and so on.  For ReLU this is exactly a factor ``sqrt(gain / 2)``
+    per layer on the norm.  The result averages ``sqrt(E||Z_i||^2)`` over the inputs.
+
+    Args:
+        input_sq_norms: ``||x||^2`` of each input; default: the first 256 MNIST training images.
+    """
+    gain, depth, width, activation, _, _, negative_slope = _check_common(
+        gain, depth, width, activation, False, 0, negative_slope)
+    if input_sq_norms is None:
+        x, _ = mnist_batch(256)
+        input_sq_norms = (x.double() ** 2).sum(dim=1).numpy()
+    q = gain * np.asarray(input_sq_norms, dtype=np.float64) / in_features
+    norms = np.empty(depth)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(depth):
+            m = second_moment(activation, q, negative_slope)
+            norms[i] = np.mean(np.sqrt(width * m))
+            q = gain * m
+    return norms
+
+
+def relu_theory_norms(gain: float, depth: int, width: int, input_norm: float,
+                      in_features: int = IN_FEATURES) -> np.ndarray:
+    """The ReLU prediction in closed form: ``||Z_i|| = ||x|| sqrt(width / n_in) (gain / 2)^(i / 2)``."""
+    layers = np.arange(1, depth + 1)
+    return input_norm * math.sqrt(width / in_features) * (gain / 2.0) ** (layers / 2.0)
+
+
+def finite_width_log_slope(gain: float, width: int) -> float:
+    """Expected per-layer change of ``ln ||Z_i||`` for a ReLU net of finite ``width``.
+
+    The squared norm is multiplied at each layer by ``R = (gain / n) sum_j relu(g_j)^2`` with
+    ``g_j ~ N(0, 1)``: ``E[R] = gain / 2`` but ``Var R / E[R]^2 = 5 / n``, so to second order
+    ``E[ln R] = ln(gain / 2) - 5 / (2 n)``: the typical norm drifts down by ``5 / (4 n)`` per layer
+    relative to the infinite-width slope ``ln(gain / 2) / 2``.
+    """
+    return 0.5 * math.log(gain / 2.0) - 5.0 / (4.0 * width)
+
+
+# --------------------------------------------------------------------------------------
+# a fast profile for interactive panels: weights from a bank, manual backward
+# --------------------------------------------------------------------------------------
+class WeightBank:
+    """Standard-normal weights for up to ``max_depth`` layers of up to ``max_width`` units.
+
+    Drawn once; the leading ``width x n_in`` block of each matrix is again i.i.d. N(0, 1), so a
+    network of any smaller size is a slice, scaled by ``sqrt(gain / n_in)``.  Lets a slider
+    redraw without drawing millions of random numbers each time.
+    """
+
+    def __init__(self, max_depth: int = 100, max_width: int = 512, seed: int = 0,
+                 in_features: int = IN_FEATURES, n_classes: int = N_CLASSES) -> None:
+        self.max_depth = _check_int("max_depth", max_depth, low=1)
+        self.max_width = _check_int("max_width", max_width, low=1)
+        generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+        self.first = torch.randn(max_width, in_features, generator=generator)
+        self.hidden = torch.randn(max(max_depth - 1, 1), max_width, max_width, generator=generator)
+        self.final = torch.randn(n_classes, max_width, generator=generator)
+
+    def weights(self, gain: float, depth: int, width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Hidden matrices ``W_1..W_depth`` and the final matrix, each scaled to ``N(0, gain / n_in)``."""
+        gain = _check_number("gain", gain, low=0.0)
+        depth = _check_int("depth", depth, low=1, high=self.max_depth)
+        width = _check_int("width", width, low=1, high=self.max_width)
+        n_in = self.first.shape[1]
+        ws = [self.first[:width] * math.sqrt(gain / n_in)]
+        scale = math.sqrt(gain / width)
+        ws += [self.hidden[i, :width, :width] * scale for i in range(depth - 1)]
+        return ws, self.final[:, :width] * scale
+
+
+def _derivative(activation: str, h: torch.Tensor, z: torch.Tensor, negative_slope: float) -> torch.Tensor | None:
+    if activation == "relu":
+        return (h > 0).to(h.dtype)
+    if activation == "leaky_relu":
+        return torch.where(h > 0, torch.ones_like(h), torch.full_like(h, negative_slope))
+    if activation == "tanh":
+        return 1.0 - z * z
+    if activation == "sigmoid":
+        return z * (1.0 - z)
+    return None  # linear: derivative 1
+
+
+def fast_profile(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: list[torch.Tensor],
+    final: torch.Tensor,
+    activation: str = "relu",
+    *,
+    negative_slope: float = LEAKY_SLOPE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Activation and gradient norms of a bias-free MLP given its weight matrices (no autograd).
+
+    Same quantities as :func:`norm_profile` (no LayerNorm), computed with a hand-written
+    backward pass that never forms the weight gradients: ``||d_i^T z_{i-1}||_F^2`` equals
+    ``sum((d_i d_i^T) * (z_{i-1} z_{i-1}^T))``, which costs ``batch^2 x width`` instead of
+    ``batch x width^2``.  Used by the slider panel; tests check it against autograd.
+    """
+    activation = _check_activation(activation)
+    module = activation_module(activation, negative_slope)
+    zs = [x]
+    hs = []
+    with torch.no_grad():
+        z = x
+        for w in weights:
+            h = z @ w.T
+            z = module(h)
+            hs.append(h)
+            zs.append(z)
+        logits = z @ final.T
+        probs = torch.softmax(logits.double(), dim=1)
+        probs[torch.arange(len(y)), y] -= 1.0
+        delta = (probs / len(y)).to(z.dtype) @ final  # d loss / d z_L
+        grad_sq = np.empty(len(weights))
+        for i in range(len(weights) - 1, -1, -1):
+            d = _derivative(activation, hs[i], zs[i + 1], negative_slope)
+            if d is not None:
+                delta = delta * d  # d loss / d h_i
+            zin = zs[i].double()
+            dd = delta.double()
+            grad_sq[i] = float(((dd @ dd.T) * (zin @ zin.T)).sum())
+            if i > 0:
+                delta = delta @ weights[i]
+        act = np.array([float(zz.double().norm(dim=1).mean()) for zz in zs[1:]])
+    return act, np.sqrt(np.maximum(grad_sq, 0.0))
+
+
+# --------------------------------------------------------------------------------------
+# section 1: zero and constant initialization
+# --------------------------------------------------------------------------------------
+INIT_SCHEMES = ("zero", "constant", "random")
+
+
+@dataclass(frozen=True)
+class SymmetryRun:
+    """A small MLP trained a few SGD steps from a given initialization."""
+
+    scheme: str
+    losses: np.ndarray
+    """Training loss before each step, shape ``(steps,)``."""
+    first_grad_norms: np.ndarray
+    """Frobenius norm of the gradient of every weight matrix at step 0 (last = output layer)."""
+    weights_before: list[np.ndarray]
+    weights_after: list[np.ndarray]
+    row_spread: np.ndarray
+    """Per hidden layer after training: max_j ||W[j] - W[0]|| / ||W[0]|| (0 = all units identical)."""
+
+
+def symmetry_run(scheme: str, value: float = 0.05, hidden: tuple[int, ...] = (32, 32), steps: int = 20,
+                 lr: float = 0.1, batch: int = 256, seed: int = 0) -> SymmetryRun:
+    """Train a bias-free ReLU MLP 784 -> hidden -> 10 with full-batch SGD from ``scheme``.
+
+    ``"zero"``: every weight 0.  ``"constant"``: every weight ``value``.  ``"random"``:
+    Kaiming ``N(0, 2 / n_in)`` for comparison.  The inputs are the first ``batch`` MNIST
+    training images.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
+    value = _check_number("value", value)
+    steps = _check_int("steps", steps, low=1)
+    lr = _check_number("lr", lr, low=0.0)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
+    sizes = [IN_FEATURES, *hidden, N_CLASSES]
+    generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    weights = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        if scheme == "zero":
+            w = torch.zeros(n_out, n_in)
+        elif scheme == "constant":
+            w = torch.full((n_out, n_in), value)
+        else:
+            w = torch.randn(n_out, n_in, generator=generator) * math.sqrt(2.0 / n_in)
+        weights.append(w.requires_grad_(True))
+    before = [w.detach().numpy().copy() for w in weights]
+    x, y = mnist_batch(batch)
+    losses = np.empty(steps)
+    first = np.empty(len(weights))
+    for step in range(steps):
+        z = x
+        for w in weights[:-1]:
+            z = torch.relu(z @ w.T)
+        loss = F.cross_entropy(z @ weights[-1].T, y)
+        grads = torch.autograd.grad(loss, weights)
+        losses[step] = float(loss.detach())
+        if step == 0:
+            first = np.array([float(g.norm()) for g in grads])
+        with torch.no_grad():
+            for w, g in zip(weights, grads):
+                w -= lr * g
+    after = [w.detach().numpy().copy() for w in weights]
+    spread = []
+    for w in after[:-1]:
+        ref = np.linalg.norm(w[0])
+        diff = np.linalg.norm(w - w[0], axis=1).max()
+        spread.append(diff / ref if ref > 0 else (0.0 if diff == 0 else np.inf))
+    return SymmetryRun(scheme, losses, first, before, after, np.array(spread))
+
+
+# --------------------------------------------------------------------------------------
+# section 3: the derivation, one step at a time
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VarianceCheck:
+    """One step of the variance derivation: the predicted and the measured value."""
+
+    claim: str
+    predicted: float
+    measured: float
+
+    @property
+    def ratio(self) -> float:
+        """measured / predicted."""
+        return self.measured / self.predicted
+
+
+def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
+                    negative_slope: float = 0.1) -> list[VarianceCheck]:
+    """Measure each step of the Kaiming/Xavier derivation against its prediction.
+
+    Rows: ``Var(w^T x) = n Var(w) Var(x)`` for Gaussian ``x``; the same for real MNIST images,
+    where ``x`` is not centred and the right quantity is ``E[x^2]``; ``E[relu(h)^2] = Var(h)/2``
+    (while ``Var(relu(h))`` is smaller); Leaky ReLU's ``(1 + a^2) / 2``; one ReLU layer with
+    ``Var(W) = 2 / n`` keeps the second moment; tanh and sigmoid slopes at 0.
+    """
+    n = _check_int("n", n, low=1)
+    samples = _check_int("samples", samples, low=2)
+    gen = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    d = torch.float64
+    checks: list[VarianceCheck] = []
+    # 1. linear layer, Gaussian inputs, Var(w) = 1/n
+    w = torch.randn(samples, n, generator=gen, dtype=d) / math.sqrt(n)
+    xg = torch.randn(samples, n, generator=gen, dtype=d)
+    s = (w * xg).sum(dim=1)
+    checks.append(VarianceCheck("Var(w.x), x ~ N(0,1), Var(w) = 1/n  ->  n Var(w) Var(x)", 1.0, float(s.var())))
+    # 2. real MNIST images: the lecture's Var(x) vs the second moment E[x^2]
+    x, _ = mnist_batch(256)
+    x = x.double()
+    wm = torch.randn(samples, IN_FEATURES, generator=gen, dtype=d) / math.sqrt(IN_FEATURES)
+    sm = wm @ x.T  # every (w, image) pair
+    checks.append(VarianceCheck("Var(w.x), MNIST x, with the lecture's Var(x) of the pixels",
+                                float(x.var()), float(sm.pow(2).mean())))
+    checks.append(VarianceCheck("Var(w.x), MNIST x, with the second moment E[x^2]",
+                                float(x.pow(2).mean()), float(sm.pow(2).mean())))
+    # 3. ReLU halves the second moment (not the variance)
+    h = torch.randn(samples * 64, generator=gen, dtype=d)
+    r = torch.relu(h)
+    checks.append(VarianceCheck("E[relu(h)^2] / Var(h)", 0.5, float(r.pow(2).mean() / h.var())))
+    checks.append(VarianceCheck("Var(relu(h)) / Var(h)  (= 1/2 - 1/(2 pi))", 0.5 - 1 / (2 * math.pi),
+                                float(r.var() / h.var())))
+    a = negative_slope
+    lk = torch.where(h > 0, h, a * h)
+    checks.append(VarianceCheck(f"E[leaky_relu(h)^2] / Var(h), slope a = {a:g}  ->  (1 + a^2)/2",
+                                (1 + a * a) / 2, float(lk.pow(2).mean() / h.var())))
+    # 4. one ReLU layer with Var(W) = 2/n keeps the second moment of the layer input
+    zin = torch.relu(torch.randn(512, n, generator=gen, dtype=d))
+    wk = torch.randn(n, n, generator=gen, dtype=d) * math.sqrt(2.0 / n)
+    zout = torch.relu(zin @ wk.T)
+    checks.append(VarianceCheck("E[z_out^2] / E[z_in^2], ReLU layer, Var(W) = 2/n", 1.0,
+                                float(zout.pow(2).mean() / zin.pow(2).mean())))
+    # 5. tanh with Xavier Var(W) = 1/n: keeps small signals, shrinks large ones
+    for std in (0.1, 1.0):
+        t = torch.tanh(std * torch.randn(512, n, generator=gen, dtype=d))
+        wx = torch.randn(n, n, generator=gen, dtype=d) / math.sqrt(n)
+        t2 = torch.tanh(t @ wx.T)
+        checks.append(VarianceCheck(f"E[z_out^2] / E[z_in^2], tanh layer, Var(W) = 1/n, input std {std:g}",
+                                    1.0, float(t2.pow(2).mean() / t.pow(2).mean())))
+    return checks
+
+
+# --------------------------------------------------------------------------------------
+# section 5: PyTorch's defaults
+# --------------------------------------------------------------------------------------
+TORCH_INITS = ("default", "kaiming_normal", "xavier_normal")
+
+
+def torch_init_mlp(init: str = "default", depth: int = 50, width: int = 100, activation: str = "relu",
+                   bias: bool = False, seed: int = 0) -> nn.Sequential:
+    """The :func:`make_mlp` architecture initialised the way PyTorch code usually does it.
+
+    ``"default"``: whatever ``nn.Linear`` does on construction (``kaiming_uniform_`` with
+    ``a = sqrt(5)``, i.e. ``U(-1/sqrt(n_in), 1/sqrt(n_in))``, ``Var = 1 / (3 n_in)``; biases
+    ``U(-1/sqrt(n_in), 1/sqrt(n_in))``).  ``"kaiming_normal"``: ``nn.init.kaiming_normal_(w,
+    nonlinearity="relu")`` (``Var = 2 / n_in``), biases 0.  ``"xavier_normal"``:
+    ``nn.init.xavier_normal_`` (``Var = 2 / (n_in + n_out)``), biases 0.  The seed is used
+    through a private generator (the global one is left alone).
+    """
+    if init not in TORCH_INITS:
+        raise ValueError(f"init must be one of {TORCH_INITS}, got {init!r}")
+    depth = _check_int("depth", depth, low=1)
+    width = _check_int("width", width, low=1)
+    activation = _check_activation(activation)
+    bias = _check_bool("bias", bias)
+    gen = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    sizes = [IN_FEATURES] + [width] * depth
+    blocks: list[nn.Module] = []
+    linears = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        lin = nn.Linear(n_in, n_out, bias=bias)
+        linears.append(lin)
+        blocks.append(nn.Sequential(lin, activation_module(activation)))
+    final = nn.Linear(width, N_CLASSES, bias=bias)
+    linears.append(final)
+    blocks.append(final)
+    with torch.no_grad():
+        for lin in linears:
+            n_in = lin.in_features
+            bound = 1.0 / math.sqrt(n_in)
+            if init == "default":  # exactly what nn.Linear.reset_parameters does, seeded
+                nn.init.kaiming_uniform_(lin.weight, a=math.sqrt(5), generator=gen)
+                if lin.bias is not None:
+                    nn.init.uniform_(lin.bias, -bound, bound, generator=gen)
+            else:
+                if init == "kaiming_normal":
+                    nn.init.kaiming_normal_(lin.weight, nonlinearity="relu", generator=gen)
+                else:
+                    nn.init.xavier_normal_(lin.weight, generator=gen)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+    return nn.Sequential(*blocks)
+
+
+def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Activation and gradient norms per hidden block of a :func:`make_mlp`-shaped model on MNIST."""
+    x, y = mnist_batch(batch)
+    act, grad, _ = profile_model(model, x, y)
+    return act, grad
+
 __all__ = [
-    "ACTIVATIONS", "LEAKY_SLOPE", "NormProfile", "activation_module", "hidden_weights",
-    "make_mlp", "mnist_batch", "norm_profile", "profile_model",
+    "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryRun",
+    "VarianceCheck", "WeightBank", "activation_module", "activation_numpy", "fast_profile",
+    "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp", "mnist_batch", "model_profile",
+    "norm_profile", "profile_model", "relu_theory_norms", "second_moment", "stable_gain",
+    "symmetry_run", "theory_norms", "torch_init_mlp", "variance_checks",
 ]

@@ -133,3 +133,129 @@ def test_mnist_batch_returns_copies():
     x.zero_()
     x2, _ = init.mnist_batch(4)
     assert float(x2.sum()) > 0 and x2.shape == (4, 784) and y.shape == (4,)
+
+
+def test_forward_norms_match_profile():
+    x, y = init.mnist_batch(16)
+    model = init.make_mlp(2.0, depth=6, width=20, seed=2)
+    act, _, _ = init.profile_model(model, x, y)
+    np.testing.assert_allclose(init.forward_norms(model, x), act, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ fast path and theory
+@pytest.mark.parametrize("activation", init.ACTIVATIONS)
+def test_fast_profile_matches_autograd(activation):
+    x, y = init.mnist_batch(24)
+    model = init.make_mlp(1.7, depth=6, width=40, activation=activation, seed=4)
+    weights = [w.detach() for w in init.hidden_weights(model)]
+    act, grad = init.fast_profile(x, y, weights, model[-1].weight.detach(), activation)
+    act2, grad2, _ = init.profile_model(model, x, y)
+    np.testing.assert_allclose(act, act2, rtol=1e-5)
+    np.testing.assert_allclose(grad, grad2, rtol=1e-4)
+
+
+def test_weight_bank_slices_have_the_right_variance():
+    bank = init.WeightBank(max_depth=4, max_width=64, seed=0)
+    ws, final = bank.weights(3.0, depth=4, width=50)
+    assert [tuple(w.shape) for w in ws] == [(50, 784), (50, 50), (50, 50), (50, 50)]
+    assert tuple(final.shape) == (10, 50)
+    assert float(ws[0].var()) == pytest.approx(3.0 / 784, rel=0.05)
+    with pytest.raises(ValueError, match="depth"):
+        bank.weights(2.0, depth=5, width=10)
+    with pytest.raises(ValueError, match="width"):
+        bank.weights(2.0, depth=2, width=65)
+
+
+def test_theory_relu_closed_form_and_mean_field():
+    x, _ = init.mnist_batch(64)
+    sq = (x.double() ** 2).sum(dim=1).numpy()
+    for c in (1.0, 2.0, 3.0):
+        mf = init.theory_norms(c, 30, 100, "relu", sq)
+        ratios = mf[1:] / mf[:-1]
+        np.testing.assert_allclose(ratios, math.sqrt(c / 2), rtol=1e-12)
+    # linear: sqrt(c); leaky: sqrt(c (1 + a^2) / 2)
+    lin = init.theory_norms(1.5, 5, 50, "linear", sq)
+    np.testing.assert_allclose(lin[1:] / lin[:-1], math.sqrt(1.5), rtol=1e-12)
+    # quadrature agrees with the closed form for a smooth check: E[tanh(h)^2] <= Var h
+    assert np.all(init.second_moment("tanh", np.array([0.01, 1.0, 9.0])) < [0.01, 1.0, 9.0])
+    assert init.second_moment("sigmoid", 1e-12) == pytest.approx(0.25, rel=1e-6)
+    assert init.stable_gain("leaky_relu", 0.1) == pytest.approx(2 / 1.01)
+
+
+def test_theory_matches_measurement_at_large_width():
+    p = norm_profile(1.5, depth=10, width=512, activation="tanh", batch=64)
+    x, _ = init.mnist_batch(64)
+    th = init.theory_norms(1.5, 10, 512, "tanh", (x.double() ** 2).sum(dim=1).numpy())
+    np.testing.assert_allclose(p.activation_norms, th, rtol=0.1)
+
+
+def test_finite_width_slope():
+    assert init.finite_width_log_slope(2.0, 100) == pytest.approx(-0.0125)
+    assert init.finite_width_log_slope(1.0, 1_000_000) == pytest.approx(0.5 * math.log(0.5), abs=1e-5)
+
+
+# ------------------------------------------------------------------ sections 1, 3, 5
+def test_zero_and_constant_init():
+    zero = init.symmetry_run("zero", steps=3)
+    assert np.all(zero.first_grad_norms == 0)
+    assert all(np.array_equal(a, b) for a, b in zip(zero.weights_before, zero.weights_after))
+    const = init.symmetry_run("constant", steps=5)
+    assert const.row_spread.max() < 1e-6
+    rand = init.symmetry_run("random", steps=5)
+    assert rand.row_spread.min() > 0.5
+    with pytest.raises(ValueError, match="scheme"):
+        init.symmetry_run("ones")
+    with pytest.raises(ValueError, match="hidden"):
+        init.symmetry_run("zero", hidden=())
+
+
+def test_variance_checks():
+    checks = init.variance_checks(n=256, samples=2048)
+    assert len(checks) == 9
+    assert abs(checks[0].ratio - 1) < 0.05 and abs(checks[3].ratio - 1) < 0.02
+    assert checks[1].ratio > 1.1 and abs(checks[2].ratio - 1) < 0.05
+
+
+def test_torch_init_mlp():
+    default = init.torch_init_mlp("default", depth=3, width=200, bias=True)
+    w = default[1][0].weight.detach()
+    assert float(w.var()) * 3 * 200 == pytest.approx(1.0, rel=0.05)
+    assert float(w.abs().max()) <= 1 / math.sqrt(200)
+    kaiming = init.torch_init_mlp("kaiming_normal", depth=3, width=30, bias=True)
+    same = init.make_mlp(2.0, depth=3, width=30)
+    for a, b in zip(init.hidden_weights(kaiming), init.hidden_weights(same)):
+        assert torch.equal(a, b)
+    assert float(kaiming[0][0].bias.detach().abs().sum()) == 0
+    with pytest.raises(ValueError, match="init"):
+        init.torch_init_mlp("orthogonal")
+
+
+# ------------------------------------------------------------------ the panel
+@pytest.fixture(scope="module")
+def slider():
+    from helpers.widgets.initialization import variance_slider
+
+    return variance_slider()
+
+
+@pytest.mark.parametrize("activation", init.ACTIVATIONS)
+@pytest.mark.parametrize(("gain", "depth", "width"), [(0.25, 1, 10), (4.0, 100, 512), (0.25, 100, 10), (4.0, 1, 512)])
+def test_slider_callback_at_extremes(slider, gain, depth, width, activation):
+    png = slider.redraw(gain=gain, depth=depth, width=width, activation=activation)
+    assert png.startswith(b"\x89PNG")
+    ax_a, ax_g = slider.figure.axes[:2]
+    assert len(ax_a.lines[0].get_xdata()) == depth
+    assert len(ax_g.lines[0].get_ydata()) == depth
+    lo, hi = ax_a.get_ylim()
+    assert 0 < lo < hi and math.isfinite(hi)
+    assert f"layer {depth}:" in slider.readout
+
+
+def test_slider_shows_the_theory_trend(slider):
+    slider.redraw(gain=1.0, depth=50, width=100, activation="relu")
+    low = slider.figure.axes[0].lines[0].get_ydata()
+    slider.redraw(gain=3.0, depth=50, width=100, activation="relu")
+    high = slider.figure.axes[0].lines[0].get_ydata()
+    assert low[0] / low[-1] > 1e3 and high[-1] / high[0] > 1e3
+    theory = slider.figure.axes[0].lines[1].get_ydata()
+    np.testing.assert_allclose(theory[1:] / theory[:-1], math.sqrt(1.5), rtol=1e-9)
