@@ -297,7 +297,9 @@ def load_layernorm_params(source: str = "auto") -> dict[str, np.ndarray]:
 def save_params(params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> str:
     """Write the 50 arrays to an ``.npz`` (uncompressed, no pickles, keys in forward order).
 
-    Returns the SHA-256 of the written file.
+    Returns the SHA-256 of the written file.  The format is deterministic: saving the shipped
+    snapshot's arrays reproduces ``data/gpt2_layernorm.npz`` byte for byte, so an export from
+    the hub has the same SHA-256 exactly when its values are bit-identical.
     """
     checked = validate_params(params)
     path = Path(path)

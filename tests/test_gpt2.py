@@ -98,6 +98,8 @@ def test_save_params_round_trip(params: dict[str, np.ndarray], tmp_path: Path) -
     path = tmp_path / "export.npz"
     digest = gpt2.save_params(params, path)
     assert digest == sha256_of(path)
+    # the export format reproduces the shipped snapshot byte for byte
+    assert digest == SNAPSHOT_SHA256
     with np.load(path, allow_pickle=False) as archive:
         assert archive.files == gpt2.param_keys()
         for key in archive.files:
