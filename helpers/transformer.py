@@ -363,6 +363,32 @@ def layer_gradient_norms(model: TinyTransformer, task: ReversalTask) -> dict[str
     return result
 
 
+def gradients_across_depth(
+    depths: tuple[int, ...] = (2, 4, 8, 16),
+    norms: tuple[str, ...] = ("post", "pre"),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    n_examples: int = 128,
+    length: int = 8,
+) -> dict[tuple[str, int], np.ndarray]:
+    """FFN ``W2`` gradient norms at initialization for models of several depths.
+
+    Returns ``{(norm, n_layers): array [len(seeds), n_layers]}``: one row per seed (the
+    seed sets the initial weights; the batch is the same ``n_examples`` reversal examples).
+    """
+    for norm in norms:
+        _check_norm(norm)
+    for depth in depths:
+        _check_int("depths", depth)
+    task = reversal_task(n_examples, length, seed=0)
+    return {
+        (norm, depth): np.stack([
+            layer_gradient_norms(TinyTransformer(norm, n_layers=depth, max_len=2 * length, seed=s), task)["ffn_w2"]
+            for s in seeds
+        ])
+        for norm in norms for depth in depths
+    }
+
+
 @torch.no_grad()
 def residual_norms(model: TinyTransformer, tokens: torch.Tensor) -> np.ndarray:
     """Mean L2 norm of one token's residual-stream vector after the embeddings and each block.
