@@ -8,14 +8,13 @@ Compute functions for notebook 02 (lectures 000 and 001):
   plus what the "weights don't move that much" experiment needs: the weights before and
   after, per-layer activation norms before and after, and the activation norms of a few
   layers at every step (recorded through the ``on_step`` hook);
-* :func:`batchnorm_profile` — the activation/gradient-norm profile of the deep MLP with a
+* :func:`normed_profile` — the activation/gradient-norm profile of the deep MLP with a
   BatchNorm after every hidden layer (the LayerNorm version is
   :func:`helpers.initialization.norm_profile` with ``layernorm=True``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.initialization import hidden_weights, make_mlp, mnist_batch, profile_model
 from helpers.training import TrainingRun, error_rate, train
 
 #: The floating-point types :func:`repeated_product_norms` accepts.
@@ -151,68 +151,54 @@ def predicted_overflow_step(s: float, n: int, scale_by_sqrt_n: bool, dtype: torc
 # --------------------------------------------------------------------------------------
 
 
-def hidden_linears(model: nn.Module) -> list[nn.Linear]:
-    """The ``nn.Linear`` layers of ``model`` in forward order (all of them, output included)."""
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not layers:
-        raise ValueError("model must contain at least one nn.Linear layer")
-    return layers
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The hidden blocks of a :func:`helpers.initialization.make_mlp` network."""
+    if not isinstance(model, nn.Sequential) or len(model) < 2:
+        raise ValueError("model must be a make_mlp network: nn.Sequential of hidden blocks + a final nn.Linear")
+    return list(model)[:-1]
 
 
-def weight_variances(model: nn.Module) -> np.ndarray:
-    """The variance of each ``nn.Linear`` weight matrix, in forward order (``(layers,)``)."""
-    return np.array([float(layer.weight.detach().double().var(unbiased=False))
-                     for layer in hidden_linears(model)])
+def weight_variances(model: nn.Sequential) -> np.ndarray:
+    """The variance of each hidden weight matrix ``W_1..W_depth`` (shape ``(depth,)``)."""
+    _blocks(model)
+    return np.array([float(w.detach().double().var(unbiased=False)) for w in hidden_weights(model)])
 
 
-def relative_weight_change(before: nn.Module | list[torch.Tensor], after: nn.Module) -> np.ndarray:
-    """``‖W_T − W_0‖_F / ‖W_0‖_F`` for each ``nn.Linear`` layer, in forward order."""
-    if isinstance(before, nn.Module):
-        before = [layer.weight.detach().clone() for layer in hidden_linears(before)]
-    after_w = [layer.weight.detach() for layer in hidden_linears(after)]
-    if len(before) != len(after_w):
-        raise ValueError(f"before and after must have the same layers, got {len(before)} and {len(after_w)}")
-    return np.array([float((a.double() - b.double()).norm() / b.double().norm())
-                     for b, a in zip(before, after_w)])
+def relative_weight_change(before: list[torch.Tensor], after: nn.Sequential) -> np.ndarray:
+    """``‖W_T − W_0‖_F / ‖W_0‖_F`` for each hidden weight matrix (``before`` = the ``W_0``)."""
+    now = hidden_weights(after)
+    if len(before) != len(now):
+        raise ValueError(f"before must hold one matrix per hidden layer ({len(now)}), got {len(before)}")
+    return np.array([float((a.detach().double() - b.double()).norm() / b.double().norm())
+                     for b, a in zip(before, now)])
 
 
-@torch.no_grad()
-def activation_norms(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """The mean per-example L2 norm of the output of every ``nn.Linear`` layer except the
-    last (the hidden pre-activations), for inputs ``x``; shape ``(layers - 1,)``.
-
-    The model is put in eval mode for the measurement and restored afterwards.
-    """
-    linears = hidden_linears(model)[:-1]
-    found: list[float] = []
-    handles = [layer.register_forward_hook(
-        lambda _m, _i, out: found.append(float(out.double().norm(dim=-1).mean())))
-        for layer in linears]
+def model_norms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Activation and weight-gradient norms per hidden layer of ``model`` on ``(x, y)``
+    (:func:`helpers.initialization.profile_model`, in eval mode, state restored)."""
     was_training = model.training
     model.eval()
     try:
-        model(x)
+        act, grad, _ = profile_model(model, x, y)
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
-    return np.array(found)
+    return act, grad
 
 
 class _StepNormRecorder:
-    """Forward hooks that keep the latest per-example mean activation norm of some layers;
-    :meth:`__call__` is an ``on_step`` hook returning them (every ``every`` steps)."""
+    """Forward hooks that keep the latest mean per-example activation norm of some hidden
+    blocks; calling it is an ``on_step`` hook returning them every ``every`` steps."""
 
-    def __init__(self, model: nn.Module, layers: list[int], every: int) -> None:
-        linears = hidden_linears(model)
+    def __init__(self, model: nn.Sequential, layers: list[int], every: int) -> None:
+        blocks = _blocks(model)
         self.latest = np.full(len(layers), np.nan)
         self.every = every
         self.handles = []
         for slot, index in enumerate(layers):
             def hook(_m: nn.Module, _i: object, out: torch.Tensor, slot: int = slot) -> None:
-                if torch.is_grad_enabled():  # only training forwards, not evaluations
+                if torch.is_grad_enabled():  # training forwards only, not evaluations
                     self.latest[slot] = float(out.detach().norm(dim=-1).mean())
-            self.handles.append(linears[index].register_forward_hook(hook))
+            self.handles.append(blocks[index].register_forward_hook(hook))
 
     def __call__(self, step: int, _model: nn.Module) -> np.ndarray | None:
         return self.latest.copy() if step % self.every == 0 else None
@@ -224,110 +210,158 @@ class _StepNormRecorder:
 
 @dataclass
 class DriftRun:
-    """What :func:`train_with_snapshots` measures."""
+    """What :func:`train_with_snapshots` measures (layers are the hidden layers 1..depth)."""
 
     run: TrainingRun
     """The shared training loop's record (per-step losses and learning rates)."""
     weight_var_init: np.ndarray
-    """Variance of each layer's weights at initialization, ``(layers,)``."""
+    """Variance of each hidden weight matrix at initialization, ``(depth,)``."""
     weight_var_final: np.ndarray
-    """Variance of each layer's weights after training, ``(layers,)``."""
+    """The same after training."""
     relative_change: np.ndarray
-    """``‖W_T − W_0‖_F / ‖W_0‖_F`` per layer, ``(layers,)``."""
+    """``‖W_T − W_0‖_F / ‖W_0‖_F`` per hidden layer, ``(depth,)``."""
     act_norms_init: np.ndarray
-    """Mean activation norm per hidden layer on the probe inputs, before training."""
+    """Mean activation norm per hidden layer on the probe batch, before training."""
     act_norms_final: np.ndarray
     """The same after training."""
+    grad_norms_init: np.ndarray
+    """Weight-gradient norm per hidden layer on the probe batch, before training."""
+    grad_norms_final: np.ndarray
+    """The same after training."""
     tracked_layers: list[int]
-    """Indices (0-based, among the Linear layers) of the layers tracked during training."""
+    """Hidden layers (1-based, like the profile plots) tracked during training."""
     tracked_steps: np.ndarray
     """The steps at which the tracked norms were recorded, ``(records,)``."""
     tracked_norms: np.ndarray
-    """Mean activation norm of the tracked layers on the training batch, ``(records, len(tracked_layers))``."""
+    """Mean activation norm of the tracked layers on each training batch, ``(records, len(tracked_layers))``."""
     test_error: float = math.nan
-    """Test error after training (``nan`` if no test set was given)."""
+    """Test error after training (``nan`` without a test set)."""
     initial_test_error: float = math.nan
     """Test error before training."""
-    final_model: nn.Module | None = field(default=None, repr=False)
-    """The trained model (kept so later sections can reuse it)."""
+    model: nn.Sequential | None = field(default=None, repr=False)
+    """The trained model."""
 
     @property
-    def layers(self) -> int:
-        """The number of ``nn.Linear`` layers."""
+    def depth(self) -> int:
+        """The number of hidden layers."""
         return len(self.weight_var_init)
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10% of the steps."""
+        tail = max(1, self.run.steps // 10)
+        return float(np.nanmean(self.run.losses[-tail:]))
 
 
 def train_with_snapshots(
-    model: nn.Module,
+    model: nn.Sequential,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    x_probe: torch.Tensor,
-    x_test: torch.Tensor | None = None,
-    y_test: torch.Tensor | None = None,
-    track_layers: list[int] | tuple[int, ...] = (0, 9, 24, 48),
-    track_every: int = 5,
-    lr: float = 0.002,
+    probe: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    track_layers: list[int] | tuple[int, ...] = (1, 10, 25, 50),
+    track_every: int = 10,
+    lr: float = 0.005,
     epochs: int = 1,
-    batch_size: int = 32,
+    batch_size: int = 64,
     max_steps: int | None = None,
     momentum: float = 0.0,
-    warmup_steps: int = 0,
+    warmup_steps: int = 100,
     seed: int = 0,
     progress: bool = False,
 ) -> DriftRun:
-    """Train ``model`` (in place) with :func:`helpers.training.train` and measure the drift.
+    """Train a :func:`helpers.initialization.make_mlp` network in place with plain SGD
+    (:func:`helpers.training.train`) and measure how far its weights and norms drift.
 
     Args:
-        model: an MLP whose ``nn.Linear`` layers are the layers measured.
-        x, y: training inputs and labels.
-        x_probe: fixed inputs on which the activation-norm profile is measured before and after.
-        x_test, y_test: optional test set for the error before and after.
-        track_layers: Linear-layer indices whose activation norm is recorded during training.
+        model: the network (``nn.Sequential`` of hidden blocks and a final ``nn.Linear``).
+        x, y: training images and labels.
+        probe: a fixed batch ``(x, y)`` on which the activation- and gradient-norm profiles
+            are measured before and after training.
+        test: optional test set ``(x, y)`` for the error before and after.
+        track_layers: hidden layers (1-based) whose activation norm is recorded during
+            training, through forward hooks on the training batches (no extra forward pass).
         track_every: record them every this many steps.
         lr, epochs, batch_size, max_steps, momentum, warmup_steps, seed, progress: passed to
-            :func:`helpers.training.train` (plain SGD).
-
-    Returns:
-        A :class:`DriftRun`.
+            :func:`helpers.training.train` with ``optimizer="sgd"``.
 
     Raises:
-        ValueError: for a tracked layer index out of range or a bad ``track_every``
-            (the training loop validates the rest).
+        ValueError: for a model that is not a make_mlp network, a tracked layer out of
+            range or a bad ``track_every`` (the training loop validates the rest).
     """
-    linears = hidden_linears(model)
+    depth = len(_blocks(model))
     track = [int(i) for i in track_layers]
-    if any(not 0 <= i < len(linears) for i in track):
-        raise ValueError(f"track_layers must be indices in [0, {len(linears) - 1}], got {track}")
-    _check_int("track_every", track_every, 1)
-    initial = [layer.weight.detach().clone() for layer in linears]
+    if not track or any(not 1 <= i <= depth for i in track):
+        raise ValueError(f"track_layers must be hidden layers in [1, {depth}], got {track}")
+    every = _check_int("track_every", track_every, 1)
+    initial = [w.detach().clone() for w in hidden_weights(model)]
     var_init = weight_variances(model)
-    act_init = activation_norms(model, x_probe)
-    err_init = error_rate(model, x_test, y_test) if x_test is not None else math.nan
-    recorder = _StepNormRecorder(model, track, track_every)
+    act_init, grad_init = model_norms(model, *probe)
+    err_init = error_rate(model, *test) if test is not None else math.nan
+    recorder = _StepNormRecorder(model, [i - 1 for i in track], every)
     try:
         run = train(model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, optimizer="sgd",
                     momentum=momentum, warmup_steps=warmup_steps, max_steps=max_steps,
                     on_step=recorder, seed=seed, progress=progress)
     finally:
         recorder.remove()
-    tracked = np.array(run.hook_values).reshape(-1, len(track))
+    tracked = np.array(run.hook_values, dtype=np.float64).reshape(-1, len(track))
+    act_final, grad_final = model_norms(model, *probe)
     return DriftRun(
         run=run,
         weight_var_init=var_init,
         weight_var_final=weight_variances(model),
         relative_change=relative_weight_change(initial, model),
         act_norms_init=act_init,
-        act_norms_final=activation_norms(model, x_probe),
+        act_norms_final=act_final,
+        grad_norms_init=grad_init,
+        grad_norms_final=grad_final,
         tracked_layers=track,
-        tracked_steps=np.arange(0, run.steps, track_every)[: len(tracked)],
+        tracked_steps=np.arange(0, run.steps, every)[: len(tracked)],
         tracked_norms=tracked,
-        test_error=error_rate(model, x_test, y_test) if x_test is not None else math.nan,
+        test_error=error_rate(model, *test) if test is not None else math.nan,
         initial_test_error=err_init,
-        final_model=model,
+        model=model,
     )
 
 
-def copy_model(model: nn.Module) -> nn.Module:
-    """An independent copy of ``model`` (same weights), e.g. to train one init two ways."""
-    return copy.deepcopy(model)
+# --------------------------------------------------------------------------------------
+# Normalization layers: the BatchNorm version of the norm profile
+# --------------------------------------------------------------------------------------
+NORMS = ("none", "layernorm", "batchnorm")
+
+
+def make_normed_mlp(gain: float, norm: str = "none", depth: int = 50, width: int = 100,
+                    seed: int = 0) -> nn.Sequential:
+    """:func:`helpers.initialization.make_mlp` (ReLU) with an optional normalization layer,
+    without affine parameters, at the end of every hidden block.
+
+    ``norm="layernorm"`` is ``make_mlp(..., layernorm=True)``; ``norm="batchnorm"`` appends
+    ``nn.BatchNorm1d(width, affine=False)`` to each block (batch statistics in train mode,
+    running averages in eval mode).  The weights are the same for every ``norm``.
+
+    Raises:
+        ValueError: for an unknown ``norm`` (make_mlp validates the rest).
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    model = make_mlp(gain, depth, width, "relu", norm == "layernorm", seed)
+    if norm == "batchnorm":
+        for block in _blocks(model):
+            block.append(nn.BatchNorm1d(width, affine=False))
+    return model
+
+
+def normed_profile(gain: float, norm: str = "none", depth: int = 50, width: int = 100,
+                   batch: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Activation and gradient norms per hidden layer at initialization, on the first ``batch``
+    MNIST images, of :func:`make_normed_mlp` (BatchNorm in train mode: batch statistics).
+
+    ``norm="none"``/``"layernorm"`` give the same numbers as
+    :func:`helpers.initialization.norm_profile`.
+    """
+    model = make_normed_mlp(gain, norm, depth, width, seed)
+    x, y = mnist_batch(batch)
+    act, grad, _ = profile_model(model, x, y)
+    return act, grad

@@ -1,0 +1,234 @@
+"""Figures of notebook 02 (norm drift): repeated products, weights before/after training,
+norms during training, and normalized vs un-normalized norm profiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from helpers.drift import DTYPES, DriftRun, growth_per_step
+from helpers.plots import color, label_axes, new_figure
+
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _style(i: int) -> dict:
+    """Colour, line style and marker of the ``i``-th curve (readable in grey too)."""
+    return {"color": color(i), "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "marker": MARKERS[i % len(MARKERS)], "markevery": 0.1, "markersize": 5}
+
+
+def _plot_norm_sequence(ax: Axes, norms: np.ndarray, i: int, label: str) -> None:
+    """One ‖A_k‖ curve; an overflow (inf) or underflow (0) is marked with an ✕ where it happens."""
+    steps = np.arange(len(norms))
+    good = np.isfinite(norms) & (norms > 0)
+    ax.plot(steps[good], norms[good], label=label, **_style(i))
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        k = bad[0]
+        y = norms[good][-1] if good.any() else 1.0
+        ax.plot([k], [y], marker="X", markersize=11, color=color(i), linestyle="none")
+        ax.annotate("inf" if np.isinf(norms[k]) else "0", (k, y), textcoords="offset points",
+                    xytext=(4, 4), color=color(i), fontsize=10)
+
+
+def repeated_product_figure(unscaled: Mapping[float, np.ndarray], scaled: Mapping[float, np.ndarray],
+                            n: int, dtype_name: str = "float32") -> Figure:
+    """‖A_k‖_F for each ``s``: B_k with N(0, 1) entries (left) and divided by √n (right)."""
+    fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
+    for ax, data, title, factor in (
+        (axes[0, 0], unscaled, f"B_k ~ N(0, 1): growth ≈ s·√n per step (n = {n})", math.sqrt(n)),
+        (axes[0, 1], scaled, "B_k ~ N(0, 1/n): growth ≈ s per step", 1.0),
+    ):
+        for i, (s, norms) in enumerate(data.items()):
+            _plot_norm_sequence(ax, norms, i, f"s = {s:g} (measured ×{growth_per_step(norms):.3g}/step, "
+                                             f"predicted ×{s * factor:.3g})")
+        ax.set_yscale("log")
+        label_axes(ax, title=title, xlabel="step k", ylabel="‖A_k‖_F (log scale)")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"Repeated products A_k = s·A_(k-1)·B_k, {dtype_name}; ✕ = overflow to inf / underflow to 0")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Panel (a): one repeated product, any s, n, dtype
+# --------------------------------------------------------------------------------------
+
+
+#: y range of the panel per dtype: both limits of the type stay in view.
+Y_LIMITS = {"float16": (1e-8, 1e9), "bfloat16": (1e-46, 1e42), "float32": (1e-46, 1e42),
+            "float64": (1e-150, 1e150)}
+
+
+def product_panel_figure() -> Figure:
+    """The empty figure of the repeated-product panel (drawn by :func:`update_product_figure`)."""
+    fig, _ = new_figure(figsize=(7.0, 3.6))
+    return fig
+
+
+def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtype_name: str,
+                          scaled: bool) -> None:
+    """Redraw the panel: ‖A_k‖_F, the predicted growth, and the dtype's overflow/underflow levels."""
+    ax = fig.axes[0]
+    ax.clear()
+    steps = np.arange(len(norms))
+    growth = s if scaled else s * math.sqrt(n)
+    predicted = norms[0] * growth ** steps.astype(np.float64)
+    info = torch.finfo(DTYPES[dtype_name])
+    high = min(n * info.max, 1e308)
+    low = n * info.smallest_normal * info.eps
+    bottom, top = Y_LIMITS[dtype_name]
+    if high < top:
+        ax.axhline(high, color=color(3), linestyle=":", label=f"≈ overflow level (n × largest {dtype_name})")
+    if low > bottom:
+        ax.axhline(low, color=color(4), linestyle="-.", label=f"≈ underflow level (n × smallest {dtype_name})")
+    with np.errstate(over="ignore", under="ignore"):
+        ax.plot(steps, predicted, color="0.5", linestyle="--", label=f"predicted ×{growth:.3g} per step")
+    _plot_norm_sequence(ax, norms, 0, "measured ‖A_k‖_F")
+    ax.set_yscale("log")
+    ax.set_ylim(*Y_LIMITS[dtype_name])
+    ax.set_xlim(0, len(norms) - 1)
+    label_axes(ax, title=f"A_k = {s:g}·A_(k-1)·B_k, n = {n}, {dtype_name}, "
+                         f"B_k ~ N(0, {'1/n' if scaled else '1'})",
+               xlabel="step k", ylabel="‖A_k‖_F (log scale)")
+    ax.legend(fontsize=8, loc="best")
+
+
+# --------------------------------------------------------------------------------------
+# Weights before / after training
+# --------------------------------------------------------------------------------------
+
+
+def weights_before_after_figure(runs: Mapping[float, DriftRun]) -> Figure:
+    """Left: per-layer weight variance at init (lines) and after training (markers).
+    Right: per-layer relative change ‖W_T − W_0‖_F / ‖W_0‖_F."""
+    fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
+    left, right = axes[0]
+    for i, (c, run) in enumerate(runs.items()):
+        layers = np.arange(1, run.depth + 1)
+        left.plot(layers, run.weight_var_init, color=color(i),
+                  linestyle=LINESTYLES[i % 4], label=f"c = {c:g}, at init")
+        left.plot(layers, run.weight_var_final, color=color(i), linestyle="none",
+                  marker=MARKERS[i], markersize=5, label=f"c = {c:g}, after training")
+        right.plot(layers, run.relative_change, **_style(i), label=f"c = {c:g}")
+    left.set_yscale("log")
+    label_axes(left, title="Weight variance per layer: init vs trained",
+               xlabel="hidden layer", ylabel="Var(W_i) (log scale)")
+    left.legend(fontsize=8, ncol=2)
+    right.set_yscale("log")
+    label_axes(right, title="How far each layer moved", xlabel="hidden layer",
+               ylabel="‖W_T − W_0‖_F / ‖W_0‖_F (log scale)")
+    return fig
+
+
+def profile_before_after_figure(runs: Mapping[float, DriftRun]) -> Figure:
+    """Activation-norm profile per layer before (lines) and after (markers) training."""
+    fig, axes = new_figure(figsize=(8.0, 4.2))
+    ax = axes[0, 0]
+    for i, (c, run) in enumerate(runs.items()):
+        layers = np.arange(1, run.depth + 1)
+        ax.plot(layers, run.act_norms_init, color=color(i), linestyle=LINESTYLES[i % 4],
+                label=f"c = {c:g}, at init")
+        ax.plot(layers, run.act_norms_final, color=color(i), linestyle="none", marker=MARKERS[i],
+                markersize=5, label=f"c = {c:g}, after training")
+    ax.set_yscale("log")
+    label_axes(ax, title="Activation norm per layer, before vs after training",
+               xlabel="hidden layer", ylabel="mean ‖z_i‖₂ over 256 images (log scale)")
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def drift_during_training_figure(runs: Mapping[float, DriftRun]) -> Figure:
+    """One panel per ``c``: the activation norm of the tracked layers at every recorded step."""
+    fig, axes = new_figure(1, len(runs), figsize=(4.0 * len(runs), 3.8), sharey=True)
+    for ax, (c, run) in zip(axes[0], runs.items()):
+        for j, layer in enumerate(run.tracked_layers):
+            style = _style(j)
+            style["markevery"] = 0.2
+            ax.plot(run.tracked_steps, run.tracked_norms[:, j], label=f"layer {layer}", **style)
+        ax.set_yscale("log")
+        label_axes(ax, title=f"c = {c:g}", xlabel="training step",
+                   ylabel="mean ‖z_i‖₂ on the batch (log scale)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Activation norms of a few layers during training")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Normalization layers
+# --------------------------------------------------------------------------------------
+NORM_TITLES = {"none": "no normalization", "layernorm": "LayerNorm after each layer",
+               "batchnorm": "BatchNorm after each layer"}
+
+
+def normed_profiles_figure(profiles: Mapping[str, Mapping[float, tuple[np.ndarray, np.ndarray]]]) -> Figure:
+    """Rows: activation norm, gradient norm; one column per normalization; one curve per ``c``.
+
+    ``profiles[norm][c] = (activation_norms, grad_norms)``.
+    """
+    cols = len(profiles)
+    fig, axes = new_figure(2, cols, figsize=(4.0 * cols, 6.6))
+    for col, (norm, by_gain) in enumerate(profiles.items()):
+        for i, (c, (act, grad)) in enumerate(by_gain.items()):
+            layers = np.arange(1, len(act) + 1)
+            axes[0, col].plot(layers, act, label=f"c = {c:g}", **_style(i))
+            axes[1, col].plot(layers, grad, label=f"c = {c:g}", **_style(i))
+        for row, what in ((0, "activation norm ‖z_i‖₂"), (1, "gradient norm ‖∂L/∂W_i‖_F")):
+            axes[row, col].set_yscale("log")
+            label_axes(axes[row, col], title=NORM_TITLES.get(norm, norm),
+                       xlabel="hidden layer", ylabel=f"{what} (log scale)")
+            axes[row, col].legend(fontsize=8)
+    fig.suptitle("50-layer ReLU MLP at init, W ~ N(0, c/n), 256 MNIST images")
+    return fig
+
+
+def loss_curves_figure(runs: Mapping[str, DriftRun], window: int = 50) -> Figure:
+    """Training loss (moving average over ``window`` steps) of each labelled run."""
+    fig, axes = new_figure(figsize=(8.0, 4.0))
+    ax = axes[0, 0]
+    for i, (label, run) in enumerate(runs.items()):
+        losses = np.nan_to_num(run.run.losses, nan=np.log(10))
+        w = min(window, len(losses))
+        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
+        style = _style(i)
+        style["markevery"] = 0.15
+        ax.plot(np.arange(w - 1, len(losses)), smooth, label=label, **style)
+    ax.axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 (uniform guess)")
+    label_axes(ax, title=f"Training loss, same budget (moving average over {window} steps)",
+               xlabel="training step", ylabel="cross-entropy (nats)")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Panel (b): norm profiles for any gain, depth, normalization
+# --------------------------------------------------------------------------------------
+
+
+def profile_panel_figure() -> Figure:
+    """The empty figure of the norm-profile panel (drawn by :func:`update_profile_figure`)."""
+    fig, _ = new_figure(1, 2, figsize=(9.0, 3.4))
+    return fig
+
+
+def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_act: np.ndarray,
+                          ref_grad: np.ndarray, gain: float, norm: str) -> None:
+    """Redraw the profile panel: the chosen profile and the c = 2 reference (same depth, norm)."""
+    left, right = fig.axes[:2]
+    layers = np.arange(1, len(act) + 1)
+    for ax, values, ref, what in ((left, act, ref_act, "activation norm ‖z_i‖₂"),
+                                  (right, grad, ref_grad, "gradient norm ‖∂L/∂W_i‖_F")):
+        ax.clear()
+        ax.plot(layers, ref, color="0.5", linestyle="--", label="c = 2 (reference)")
+        shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+        ax.plot(layers, shown, color=color(0), marker="o", markevery=0.1, markersize=4,
+                label=f"c = {gain:g}")
+        ax.set_yscale("log")
+        label_axes(ax, title=f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}",
+                   xlabel="hidden layer", ylabel=f"{what} (log scale)")
+        ax.legend(fontsize=8)

@@ -1,0 +1,85 @@
+"""Notebook 02's panels: (a) the repeated product for any s, n and dtype; (b) the norm
+profile of the deep MLP for any gain c, depth and normalization layer."""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from helpers.drift import DTYPES, NORMS, first_nonfinite_step, growth_per_step, normed_profile, repeated_product_norms
+from helpers.plots.drift import (
+    product_panel_figure,
+    profile_panel_figure,
+    update_product_figure,
+    update_profile_figure,
+)
+from helpers.widgets.panel import Panel
+
+#: Steps shown by the repeated-product panel.
+PRODUCT_STEPS = 60
+#: The panel's MNIST batch: smaller than the notebook's 256 so a redraw stays fast.
+PANEL_BATCH = 128
+
+
+def update_product(fig: Figure, s: float, n: int, dtype: str, scaled: bool) -> str:
+    """Redraw the repeated-product panel; returns the measured growth and where it breaks."""
+    norms = repeated_product_norms(s, n=n, steps=PRODUCT_STEPS, scale_by_sqrt_n=scaled,
+                                   dtype=DTYPES[dtype])
+    update_product_figure(fig, norms, s, n, dtype, scaled)
+    growth = growth_per_step(norms)
+    predicted = s if scaled else s * math.sqrt(n)
+    step = first_nonfinite_step(norms)
+    if step is None:
+        fate = f"stays finite for {PRODUCT_STEPS} steps"
+    else:
+        fate = f"{'overflows to inf' if math.isinf(norms[step]) else 'underflows to 0'} at step {step}"
+    return (f"growth per step: measured {growth:.3g}, predicted {predicted:.3g}; "
+            f"{dtype} {fate}; critical s* = {1 if scaled else 1 / math.sqrt(n):.3g}")
+
+
+def product_panel(s: float = 1.0, n: int = 30, dtype: str = "float32", scaled: bool = False) -> Panel:
+    """Sliders for s and n, a dtype choice and the 1/√n scaling of B_k."""
+    controls = {
+        "s": widgets.FloatSlider(value=s, min=0.1, max=2.5, step=0.05, description="s",
+                                 continuous_update=False),
+        "n": widgets.IntSlider(value=n, min=2, max=200, step=1, description="n",
+                               continuous_update=False),
+        "dtype": widgets.Dropdown(options=["float16", "float32", "float64"], value=dtype,
+                                  description="dtype"),
+        "scaled": widgets.Checkbox(value=scaled, description="divide B_k by √n"),
+    }
+    return Panel(product_panel_figure(), update_product, controls,
+                 title="A_k = s·A_(k-1)·B_k: find the s where the norm neither vanishes nor explodes.")
+
+
+def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Panel:
+    """A slider for the gain c, one for the depth, and a choice of normalization layer.
+
+    The dashed c = 2 reference for each (depth, norm) is computed once and cached, so a
+    redraw computes one profile.
+    """
+    references: dict[tuple[int, str], tuple] = {}
+
+    def update(fig: Figure, gain: float, depth: int, norm: str) -> str:
+        key = (depth, norm)
+        if key not in references:
+            references[key] = normed_profile(2.0, norm, depth=depth, batch=PANEL_BATCH)
+        act, grad = normed_profile(gain, norm, depth=depth, batch=PANEL_BATCH)
+        update_profile_figure(fig, act, grad, *references[key], gain=gain, norm=norm)
+        return (f"c = {gain:g}, depth {depth}, {norm}: activation norm layer 1 → {depth}: "
+                f"{act[0]:.3g} → {act[-1]:.3g}; gradient norms from {grad.min():.3g} to {grad.max():.3g}")
+
+    controls = {
+        "gain": widgets.FloatSlider(value=gain, min=0.5, max=4.0, step=0.1, description="gain c",
+                                    continuous_update=False),
+        "depth": widgets.IntSlider(value=depth, min=10, max=100, step=10, description="depth",
+                                   continuous_update=False),
+        "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm layer"),
+    }
+    return Panel(profile_panel_figure(), update, controls,
+                 title="Deep ReLU MLP at init: move c with and without a normalization layer.")
+
+
+PANELS = {"product": product_panel, "profile": profile_panel}
