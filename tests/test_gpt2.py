@@ -20,7 +20,6 @@ from helpers.widgets.gpt2 import layernorm_panel
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT_SHA256 = "06c3c9ede5712439134628d25a144a092808498ca13b1e2a9404a18f85273599"
-FAST_S = 8.0  # "seconds, not minutes", with room for a loaded CI machine
 
 
 @pytest.fixture(scope="module")
@@ -114,21 +113,25 @@ def test_unknown_source_raises_value_error() -> None:
         gpt2.load_layernorm_params("web")
 
 
-def test_auto_offline_uses_the_snapshot_fast_and_says_why(offline: None, params: dict[str, np.ndarray]) -> None:
-    start = time.monotonic()
+def _no_connection(*args: object, **kwargs: object) -> socket.socket:
+    raise AssertionError("offline mode must not touch the network")
+
+
+def test_auto_offline_uses_the_snapshot_at_once_and_says_why(
+    offline: None, params: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gpt2.socket, "create_connection", _no_connection)
     loaded = gpt2.load_layernorm_params_with_source("auto")
-    assert time.monotonic() - start < FAST_S
     assert loaded.source == "snapshot"
     assert "HF_HUB_OFFLINE=1" in loaded.reason
     for key in gpt2.param_keys():
         np.testing.assert_array_equal(loaded.params[key], params[key])
 
 
-def test_hub_offline_fails_at_once_with_a_clear_message(offline: None) -> None:
-    start = time.monotonic()
+def test_hub_offline_fails_at_once_with_a_clear_message(offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpt2.socket, "create_connection", _no_connection)
     with pytest.raises(gpt2.HubUnavailableError, match="hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"):
         gpt2.load_layernorm_params("hub")
-    assert time.monotonic() - start < 1.0
 
 
 def test_probe_is_bounded_when_the_network_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,17 +146,18 @@ def test_probe_is_bounded_when_the_network_hangs(monkeypatch: pytest.MonkeyPatch
         raise OSError("unreachable")
 
     monkeypatch.setattr(gpt2.socket, "create_connection", hang)
+    # The fake connect blocks for 30 s; returning well before that proves the probe gives up
+    # on its own timeout instead of waiting for the network (a mechanism, not a speed budget).
     start = time.monotonic()
     reason = gpt2.probe_hub(timeout=0.5)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 15.0
     assert reason == "no answer from huggingface.co:443 within 0.5 s"
     assert len(calls) == 1, "one attempt, no retries"
-    start = time.monotonic()
     with pytest.raises(gpt2.HubUnavailableError, match="no answer from huggingface.co:443"):
         gpt2.load_layernorm_params_with_source("hub", timeout=0.5)
     loaded = gpt2.load_layernorm_params_with_source("auto", timeout=0.5)
     assert loaded.source == "snapshot" and "no answer" in loaded.reason
-    assert time.monotonic() - start < 3.0
+    assert len(calls) == 3, "one attempt per load, no retries"
 
 
 def test_probe_reports_a_refused_connection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,13 +191,11 @@ def test_offline_path_never_imports_transformers() -> None:
 def test_export_command_fails_cleanly_offline(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     target = tmp_path / "out.npz"
-    start = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "helpers.gpt2", "export", str(target)], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "error: the Hugging Face hub is not reachable: HF_HUB_OFFLINE=1 is set" in out.stderr
     assert not target.exists()
-    assert time.monotonic() - start < 60  # interpreter + numpy start-up only
 
 
 @pytest.mark.network
@@ -332,16 +334,6 @@ def test_panel_update_rejects_bad_values(params: dict[str, np.ndarray]) -> None:
     with pytest.raises(ValueError, match="layer must be an int in 0..11"):
         panel.redraw(layer=12)
 
-
-def test_panel_redraw_is_quick(params: dict[str, np.ndarray]) -> None:
-    panel = layernorm_panel(params)
-    times = []
-    for layer in range(6):
-        start = time.perf_counter()
-        panel.redraw(layer=layer)
-        times.append(time.perf_counter() - start)
-    # The budget is 150 ms on an idle 2-core machine; allow for a busy shared CI runner.
-    assert float(np.median(times)) < 1.0
 
 
 def test_residual_stream_scale_code_path_on_a_random_model() -> None:
