@@ -57,7 +57,7 @@ def profile_figure(
     label_axes(ax_a, title="Activation norm", xlabel="layer i",
                ylabel="mean ‖Z_i‖₂ (log scale)")
     label_axes(ax_g, title="Gradient norm", xlabel="layer i",
-               ylabel="‖∇_{W_i} loss‖_F (log scale)")
+               ylabel="‖∂loss/∂W_i‖_F (log scale)")
     ax_a.legend(fontsize=8)
     ax_g.legend(fontsize=8)
     fig.suptitle(title)
@@ -111,7 +111,7 @@ def slider_figure() -> Figure:
     for ax in (ax_a, ax_g):
         ax.set_yscale("log")
     label_axes(ax_a, title="Activation norm", xlabel="layer i", ylabel="mean ‖Z_i‖₂ (log scale)")
-    label_axes(ax_g, title="Gradient norm", xlabel="layer i", ylabel="‖∇_{W_i} loss‖_F (log scale)")
+    label_axes(ax_g, title="Gradient norm", xlabel="layer i", ylabel="‖∂loss/∂W_i‖_F (log scale)")
     return fig
 
 
