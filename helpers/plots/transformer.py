@@ -112,7 +112,8 @@ def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: i
                        label=f"√d_model = {np.sqrt(d_model):.0f} (a LayerNorm output)")
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(mean)))
-        title = "At initialization" if when == "init" else f"After training (lr = {lr:g})"
+        schedule = f"warm-up {warmup}" if warmup else "no warm-up"
+        title = "At initialization" if when == "init" else f"After training (lr {lr:g}, {schedule})"
         label_axes(ax, title=title, xlabel="depth (0 = embeddings, k = after block k)",
                    ylabel="mean ‖residual vector‖ (log scale)")
     return fig
@@ -152,7 +153,7 @@ def update_browse_figure(fig: Figure, grid: Mapping[RunKey, RunResult], norm: st
     right.plot(depth, init, color=style["color"], linestyle=":", marker="o", label="at initialization")
     right.plot(depth, final, color=style["color"], linestyle="-", marker="s", label="after training")
     right.set_yscale("log")
-    right.set_ylim(1, 1e3)
+    right.set_ylim(1, 1e4)
     right.set_xticks(depth)
     label_axes(right, title="Residual-stream norm", xlabel="depth (0 = embeddings)",
                ylabel="mean ‖residual‖ (log scale)")
