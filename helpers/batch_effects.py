@@ -10,7 +10,9 @@ the shared loop :func:`helpers.training.train`, and the measurements the noteboo
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,21 @@ from torch import nn
 from helpers.training import error_rate, train
 
 NORM_KINDS = ("batch", "group", "layer", "none")
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the previous setting after.
+
+    These networks are tiny: with two or more intra-op threads each small operation pays a
+    synchronisation cost that, on a busy machine, makes training many times slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.Module:
@@ -109,8 +126,9 @@ def train_cnn(
     model = small_cnn(kind, width=width, hidden=hidden, seed=seed)
     steps = examples // batch_size
     epochs = -(-steps // (x.shape[0] // batch_size))
-    train(model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum,
-          max_steps=steps, seed=seed, progress=False)
+    with single_thread():
+        train(model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum,
+              max_steps=steps, seed=seed, progress=False)
     model.eval()
     return model
 
@@ -131,16 +149,18 @@ def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
         raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
     clone = copy.deepcopy(model).train()
     correct = total = 0
-    for start in range(0, x.shape[0] - batch_size + 1, batch_size):
-        prediction = clone(x[start : start + batch_size]).argmax(dim=-1)
-        correct += int((prediction == y[start : start + batch_size]).sum())
-        total += batch_size
+    with single_thread():
+        for start in range(0, x.shape[0] - batch_size + 1, batch_size):
+            prediction = clone(x[start : start + batch_size]).argmax(dim=-1)
+            correct += int((prediction == y[start : start + batch_size]).sum())
+            total += batch_size
     return correct / total
 
 
 def eval_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy of ``model`` in eval mode (BatchNorm uses its running statistics)."""
-    return 1.0 - error_rate(model, x, y)
+    with single_thread():
+        return 1.0 - error_rate(model, x, y)
 
 
 @dataclass(frozen=True)
@@ -189,7 +209,7 @@ def batch_size_sweep(
         for j, b in enumerate(batch_sizes):
             model = train_cnn(kind, x, y, batch_size=b, examples=examples, lr=base_lr * b / 32,
                               width=width, hidden=hidden, seed=seed)
-            errors[i, j] = error_rate(model, x_test, y_test)
+            errors[i, j] = 1.0 - eval_mode_accuracy(model, x_test, y_test)
     return SweepResult(tuple(kinds), tuple(batch_sizes), errors, examples, base_lr, hidden)
 
 

@@ -142,7 +142,7 @@ def skew_figure(x: np.ndarray, y: np.ndarray) -> Figure:
     for ax, values, name, k in ((axes[0, 0], x, "input (exponential)", 0), (axes[0, 1], y, "after LayerNorm", 2)):
         ax.hist(values, bins=60, density=True, color=color(k), alpha=0.6, label=name)
         grid = np.linspace(values.min(), values.max(), 300)
-        m, s = values.mean(), values.std()
+        m, s = round(float(values.mean()), 2) + 0.0, float(values.std())  # + 0.0: no "-0.00"
         ax.plot(grid, np.exp(-0.5 * ((grid - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)), color=color(1),
                 linestyle="--", label="normal curve, same mean and std")
         label_axes(ax, title=f"{name}: mean {m:.2f}, std {s:.2f}", xlabel="value", ylabel="density (1 / unit)")
