@@ -273,6 +273,40 @@ def layernorm_positions(model: TinyTransformer) -> list[str]:
     return lines
 
 
+def pytorch_layer_difference(norm: str, *, d_model: int = 16, n_heads: int = 4, seed: int = 0) -> float:
+    """Largest |difference| between our :class:`Block` and ``nn.TransformerEncoderLayer``.
+
+    The PyTorch layer gets ``norm_first=True`` for ``"pre"`` and ``norm_first=False`` for
+    ``"post"``, a causal mask, no dropout, GELU, and our block's weights (random, including
+    LayerNorm gamma and beta).  A difference near 1e-7 means both compute the same function.
+
+    Raises:
+        ValueError: for ``norm="none"`` (PyTorch's layer always has LayerNorms).
+    """
+    if norm not in ("pre", "post"):
+        raise ValueError(f"norm must be one of ('pre', 'post'), got {norm!r}")
+    generator = torch.Generator().manual_seed(seed)
+    block = Block(d_model, n_heads, norm)
+    reference = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=4 * d_model, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=norm == "pre")
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=generator))
+        reference.self_attn.in_proj_weight.copy_(block.attn.qkv.weight)
+        reference.self_attn.in_proj_bias.copy_(block.attn.qkv.bias)
+        reference.self_attn.out_proj.weight.copy_(block.attn.out.weight)
+        reference.self_attn.out_proj.bias.copy_(block.attn.out.bias)
+        for ours, theirs in ((block.ffn[0], reference.linear1), (block.ffn[2], reference.linear2),
+                             (block.ln1, reference.norm1), (block.ln2, reference.norm2)):
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+        x = torch.randn(4, 7, d_model, generator=generator)
+        mask = nn.Transformer.generate_square_subsequent_mask(7)
+        reference.eval()
+        expected = reference(x, src_mask=mask, is_causal=True)
+        return float((block(x) - expected).abs().max())
+
+
 # ---------------------------------------------------------------------------------------
 # the task
 # ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from helpers.transformer import (
     accuracy,
     layer_gradient_norms,
     layernorm_positions,
+    pytorch_layer_difference,
     residual_norms,
     reversal_task,
     run_grid,
@@ -88,15 +89,12 @@ def test_post_ln_outputs_are_normalized_and_pre_ln_stream_is_not() -> None:
     assert pre.std(-1, unbiased=False).mean() > 1.2
 
 
-def test_pre_ln_block_matches_pytorch_norm_first_layout() -> None:
-    """Our pre-LN block has the same structure as nn.TransformerEncoderLayer(norm_first=True):
-    x + attn(LN1(x)), then + ffn(LN2(.)); checked by swapping in its sublayers' arithmetic."""
-    torch.manual_seed(0)
-    block = Block(16, 4, "pre")
-    x = torch.randn(2, 5, 16)
-    manual = x + block.attn(block.ln1(x))
-    manual = manual + block.ffn(block.ln2(manual))
-    assert torch.allclose(block(x), manual)
+def test_blocks_match_pytorch_encoder_layer() -> None:
+    """"pre" is nn.TransformerEncoderLayer(norm_first=True) (lecture 003), "post" the default."""
+    assert pytorch_layer_difference("pre") < 1e-5
+    assert pytorch_layer_difference("post") < 1e-5
+    with pytest.raises(ValueError, match="norm must be one of"):
+        pytorch_layer_difference("none")
 
 
 def test_attention_is_causal() -> None:
