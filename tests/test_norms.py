@@ -327,19 +327,6 @@ def test_gamma_beta_panel_extremes_and_readout() -> None:
     assert "-0.000" not in panel.readout
 
 
-def test_gamma_beta_redraw_is_fast() -> None:
-    import time
-
-    panel = gamma_beta_panel()
-    panel.redraw(gamma=2.0)
-    times = []
-    for g in (1.5, 2.5, 3.5):
-        start = time.process_time()
-        panel.redraw(gamma=g)
-        times.append(time.process_time() - start)
-    assert min(times) < 0.5  # ~50 ms on an idle laptop; generous for shared CI machines
-
-
 def test_panel_inputs() -> None:
     inputs = N.panel_inputs(n=1000)
     assert len(inputs) == 2 and all(v.shape == (1000,) for v in inputs.values())
