@@ -419,16 +419,25 @@ class WeightBank:
         self.hidden = torch.randn(max(max_depth - 1, 1), max_width, max_width, generator=generator)
         self.final = torch.randn(n_classes, max_width, generator=generator)
 
-    def weights(self, gain: float, depth: int, width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Hidden matrices ``W_1..W_depth`` and the final matrix, each scaled to ``N(0, gain / n_in)``."""
-        gain = _check_number("gain", gain, low=0.0)
+    def standard(self, depth: int, width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Unscaled N(0, 1) views (no copy): hidden matrices ``W_1..W_depth`` and the final one."""
         depth = _check_int("depth", depth, low=1, high=self.max_depth)
         width = _check_int("width", width, low=1, high=self.max_width)
-        n_in = self.first.shape[1]
-        ws = [self.first[:width] * math.sqrt(gain / n_in)]
-        scale = math.sqrt(gain / width)
-        ws += [self.hidden[i, :width, :width] * scale for i in range(depth - 1)]
-        return ws, self.final[:, :width] * scale
+        ws = [self.first[:width]] + [self.hidden[i, :width, :width] for i in range(depth - 1)]
+        return ws, self.final[:, :width]
+
+    @staticmethod
+    def scales(gain: float, depth: int, width: int, in_features: int = IN_FEATURES) -> tuple[list[float], float]:
+        """The factors ``sqrt(gain / n_in)`` that turn :meth:`standard` into ``N(0, gain / n_in)``."""
+        gain = _check_number("gain", gain, low=0.0)
+        return ([math.sqrt(gain / in_features)] + [math.sqrt(gain / width)] * (depth - 1),
+                math.sqrt(gain / width))
+
+    def weights(self, gain: float, depth: int, width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Hidden matrices ``W_1..W_depth`` and the final matrix, each scaled to ``N(0, gain / n_in)``."""
+        ws, final = self.standard(depth, width)
+        scales, final_scale = self.scales(gain, depth, width, self.first.shape[1])
+        return [w * s for w, s in zip(ws, scales)], final * final_scale
 
 
 def _derivative(activation: str, h: torch.Tensor, z: torch.Tensor, negative_slope: float) -> torch.Tensor | None:
@@ -451,6 +460,8 @@ def fast_profile(
     activation: str = "relu",
     *,
     negative_slope: float = LEAKY_SLOPE,
+    scales: list[float] | None = None,
+    final_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Activation and gradient norms of a bias-free MLP given its weight matrices (no autograd).
 
@@ -458,22 +469,30 @@ def fast_profile(
     backward pass that never forms the weight gradients: ``||d_i^T z_{i-1}||_F^2`` equals
     ``sum((d_i d_i^T) * (z_{i-1} z_{i-1}^T))``, which costs ``batch^2 x width`` instead of
     ``batch x width^2``.  Used by the slider panel; tests check it against autograd.
+
+    ``scales`` (one per hidden matrix) and ``final_scale`` multiply the matrices on the fly
+    (the network's weights are ``scales[i] * weights[i]``), so a caller holding standard-normal
+    weights never has to copy them.
     """
+    if scales is None:
+        scales = [1.0] * len(weights)
+    if len(scales) != len(weights):
+        raise ValueError(f"scales must have one entry per weight matrix ({len(weights)}), got {len(scales)}")
     activation = _check_activation(activation)
     module = activation_module(activation, negative_slope)
     zs = [x]
     hs = []
     with torch.no_grad():
         z = x
-        for w in weights:
-            h = z @ w.T
+        for w, s in zip(weights, scales):
+            h = (z @ w.T).mul_(s)
             z = module(h)
             hs.append(h)
             zs.append(z)
-        logits = z @ final.T
+        logits = (z @ final.T) * final_scale
         probs = torch.softmax(logits.double(), dim=1)
         probs[torch.arange(len(y)), y] -= 1.0
-        delta = (probs / len(y)).to(z.dtype) @ final  # d loss / d z_L
+        delta = ((probs / len(y)).to(z.dtype) @ final).mul_(final_scale)  # d loss / d z_L
         grad_sq = np.empty(len(weights))
         for i in range(len(weights) - 1, -1, -1):
             d = _derivative(activation, hs[i], zs[i + 1], negative_slope)
@@ -483,7 +502,7 @@ def fast_profile(
             dd = delta.double()
             grad_sq[i] = float(((dd @ dd.T) * (zin @ zin.T)).sum())
             if i > 0:
-                delta = delta @ weights[i]
+                delta = (delta @ weights[i]).mul_(scales[i])
         act = np.array([float(zz.double().norm(dim=1).mean()) for zz in zs[1:]])
     return act, np.sqrt(np.maximum(grad_sq, 0.0))
 

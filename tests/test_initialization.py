@@ -259,3 +259,17 @@ def test_slider_shows_the_theory_trend(slider):
     assert low[0] / low[-1] > 1e3 and high[-1] / high[0] > 1e3
     theory = slider.figure.axes[0].lines[1].get_ydata()
     np.testing.assert_allclose(theory[1:] / theory[:-1], math.sqrt(1.5), rtol=1e-9)
+
+
+def test_fast_profile_with_scales_equals_scaled_weights():
+    x, y = init.mnist_batch(16)
+    bank = init.WeightBank(max_depth=5, max_width=32, seed=1)
+    ws, final = bank.weights(2.5, depth=5, width=30)
+    raw, raw_final = bank.standard(5, 30)
+    scales, final_scale = bank.scales(2.5, 5, 30)
+    a1, g1 = init.fast_profile(x, y, ws, final, "relu")
+    a2, g2 = init.fast_profile(x, y, raw, raw_final, "relu", scales=scales, final_scale=final_scale)
+    np.testing.assert_allclose(a1, a2, rtol=1e-5)
+    np.testing.assert_allclose(g1, g2, rtol=1e-4)
+    with pytest.raises(ValueError, match="scales"):
+        init.fast_profile(x, y, raw, raw_final, "relu", scales=[1.0])

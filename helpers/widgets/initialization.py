@@ -29,7 +29,7 @@ from helpers.plots.initialization import slider_figure, update_slider_figure
 from helpers.widgets.panel import Panel
 
 #: MNIST images the panel pushes through the network (the notebook's figures use 256).
-PANEL_BATCH = 32
+PANEL_BATCH = 16
 GAIN_RANGE = (0.25, 4.0)
 DEPTH_RANGE = (1, 100)
 WIDTH_RANGE = (10, 512)
@@ -43,8 +43,9 @@ def make_slider_update(batch: int = PANEL_BATCH, seed: int = 0) -> Callable[...,
     input_sq = (x.double() ** 2).sum(dim=1).numpy()
 
     def update(figure: Figure, gain: float, depth: int, width: int, activation: str) -> str:
-        weights, final = bank.weights(gain, depth, width)
-        act, grad = fast_profile(x, y, weights, final, activation)
+        weights, final = bank.standard(depth, width)
+        scales, final_scale = bank.scales(gain, depth, width)
+        act, grad = fast_profile(x, y, weights, final, activation, scales=scales, final_scale=final_scale)
         theory = theory_norms(gain, depth, width, activation, input_sq)
         update_slider_figure(
             figure, act, theory, grad,
