@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullLocator
 
 from helpers.drift import DTYPES, DriftRun, growth_per_step
 from helpers.plots import color, label_axes, new_figure
@@ -22,6 +23,14 @@ def _style(i: int) -> dict:
     """Colour, line style and marker of the ``i``-th curve (readable in grey too)."""
     return {"color": color(i), "linestyle": LINESTYLES[i % len(LINESTYLES)],
             "marker": MARKERS[i % len(MARKERS)], "markevery": 0.1, "markersize": 5}
+
+
+def _few_log_ticks(ax: Axes, numticks: int = 7) -> None:
+    """A log y axis with a handful of labelled decades and no minor ticks: panels redraw fast
+    (laying out dozens of tick labels dominates the redraw time)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=numticks))
+    ax.yaxis.set_minor_locator(NullLocator())
 
 
 def _plot_norm_sequence(ax: Axes, norms: np.ndarray, i: int, label: str) -> None:
@@ -91,7 +100,7 @@ def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtyp
     with np.errstate(over="ignore", under="ignore"):
         ax.plot(steps, predicted, color="0.5", linestyle="--", label=f"predicted ×{growth:.3g} per step")
     _plot_norm_sequence(ax, norms, 0, "measured ‖A_k‖_F")
-    ax.set_yscale("log")
+    _few_log_ticks(ax)
     ax.set_ylim(*Y_LIMITS[dtype_name])
     ax.set_xlim(0, len(norms) - 1)
     label_axes(ax, title=f"A_k = {s:g}·A_(k-1)·B_k, n = {n}, {dtype_name}, "
@@ -228,7 +237,10 @@ def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_ac
         shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
         ax.plot(layers, shown, color=color(0), marker="o", markevery=0.1, markersize=4,
                 label=f"c = {gain:g}")
-        ax.set_yscale("log")
+        _few_log_ticks(ax, numticks=6)
+        finite = shown[np.isfinite(shown)]
+        if finite.size and finite.max() / finite.min() < 100:  # keep a labelled decade in view
+            ax.set_ylim(min(finite.min(), ref.min()) / 3, max(finite.max(), ref.max()) * 3)
         label_axes(ax, title=f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}",
                    xlabel="hidden layer", ylabel=f"{what} (log scale)")
         ax.legend(fontsize=8)

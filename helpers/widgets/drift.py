@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 
 import ipywidgets as widgets
+import torch
 from matplotlib.figure import Figure
 
-from helpers.drift import DTYPES, NORMS, first_nonfinite_step, growth_per_step, normed_profile, repeated_product_norms
+from helpers.drift import (DTYPES, NORMS, first_nonfinite_step, growth_per_step, make_normed_mlp,
+                           normed_profile, repeated_product_norms)
+from helpers.initialization import mnist_batch, profile_model
 from helpers.plots.drift import (
     product_panel_figure,
     profile_panel_figure,
@@ -61,12 +64,29 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
     redraw computes one profile.
     """
     references: dict[tuple[int, str], tuple] = {}
+    models: dict[tuple[int, str], list] = {}
+    x, y = mnist_batch(PANEL_BATCH)
+
+    def profile(gain: float, depth: int, norm: str) -> tuple:
+        # one network per (depth, norm), rescaled in place to the new gain: no new random draws
+        key = (depth, norm)
+        if key not in models:
+            models[key] = [make_normed_mlp(1.0, norm, depth=depth), 1.0]
+        model, current = models[key]
+        with torch.no_grad():
+            factor = math.sqrt(gain / current)
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.mul_(factor)
+        models[key][1] = gain
+        act, grad, _ = profile_model(model, x, y)
+        return act, grad
 
     def update(fig: Figure, gain: float, depth: int, norm: str) -> str:
         key = (depth, norm)
         if key not in references:
             references[key] = normed_profile(2.0, norm, depth=depth, batch=PANEL_BATCH)
-        act, grad = normed_profile(gain, norm, depth=depth, batch=PANEL_BATCH)
+        act, grad = profile(gain, depth, norm)
         update_profile_figure(fig, act, grad, *references[key], gain=gain, norm=norm)
         return (f"c = {gain:g}, depth {depth}, {norm}: activation norm layer 1 → {depth}: "
                 f"{act[0]:.3g} → {act[-1]:.3g}; gradient norms from {grad.min():.3g} to {grad.max():.3g}")
