@@ -187,6 +187,13 @@ class LabServer:
             body = response.read()
         return json.loads(body) if body else None
 
+    def shutdown_kernels(self) -> None:
+        try:
+            for kernel in self.api("/api/kernels"):
+                self.api(f"/api/kernels/{kernel['id']}", method="DELETE", timeout=10.0)
+        except Exception:
+            pass
+
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -212,11 +219,7 @@ class LabServer:
         except Exception:
             pass
         if self.process.poll() is None:
-            try:
-                for kernel in self.api("/api/kernels"):
-                    self.api(f"/api/kernels/{kernel['id']}", method="DELETE", timeout=10.0)
-            except Exception:
-                pass
+            self.shutdown_kernels()
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
                 self.process.wait(timeout=15)
@@ -255,14 +258,42 @@ def lab(playwright_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 # -- page helpers ---------------------------------------------------------------------------
+JS_FIND_NOTEBOOK = """
+(path) => {
+  const app = window.jupyterapp;
+  if (!app) return false;
+  for (const widget of app.shell.widgets('main')) {
+    if (widget.context && widget.context.path === path && widget.content
+        && widget.content.widgets && widget.content.widgets.length > 0) {
+      window.__panel = widget;
+      return true;
+    }
+  }
+  return false;
+}
+"""
+
 JS_RUN_ALL = """
-async () => {
+async (startTimeoutMs) => {
   window.__runAll = null;
   const app = window.jupyterapp;
-  const panel = app.shell.currentWidget;
+  const panel = window.__panel;
   try {
+    // Commands act on the active notebook: make sure it is this one.
+    app.shell.activateById(panel.id);
     await panel.context.ready;
     await panel.sessionContext.ready;
+    // Wait for a live, idle kernel: running cells before it exists silently does nothing.
+    const start = Date.now();
+    const kernel = () => panel.sessionContext.session && panel.sessionContext.session.kernel;
+    while (!(kernel() && kernel().status === 'idle')) {
+      if (Date.now() - start > startTimeoutMs) {
+        window.__runAll = {done: true, ok: false, error: 'the kernel did not start (status: '
+          + panel.sessionContext.kernelDisplayStatus + '); is the "python3" kernel installed?'};
+        return;
+      }
+      await new Promise(resolve => setTimeout(resolve, 250));
+    }
     const ok = await app.commands.execute('notebook:run-all-cells');
     window.__runAll = {done: true, ok: ok !== false};
   } catch (error) {
@@ -273,7 +304,7 @@ async () => {
 
 JS_OUTPUT_PROBLEMS = """
 () => {
-  const panel = window.jupyterapp.shell.currentWidget;
+  const panel = window.__panel;
   const problems = [];
   let widgetOutputs = 0;
   const cells = panel.content.model.cells;
@@ -296,6 +327,23 @@ JS_OUTPUT_PROBLEMS = """
 }
 """
 
+JS_PROGRESS = """
+() => {
+  const panel = window.__panel;
+  const cells = panel.content.model.cells;
+  let done = 0, total = 0, waiting = null;
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    total += 1;
+    if (cell.executionCount !== null) done += 1;
+    else if (waiting === null) waiting = `cell ${i} (${cell.sharedModel.getSource().split('\\n')[0].slice(0, 60)})`;
+  }
+  return `${done} of ${total} code cells ran; kernel ${panel.sessionContext.kernelDisplayStatus}`
+    + (waiting ? `; still at ${waiting}` : '');
+}
+"""
+
 # Panels: an ipywidgets VBox holding the panel's image (Panel.widget()).  Controls are
 # tagged with data attributes so Python can address them one by one.
 JS_FIND_PANELS = """
@@ -311,7 +359,8 @@ JS_FIND_PANELS = """
     box.querySelectorAll('.widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons')
       .forEach((el, c) => {
         el.setAttribute('data-test-control', `${p}-${c}`);
-        const label = el.querySelector('.widget-label');
+        const label = Array.from(el.querySelectorAll('.widget-label, .widget-label-basic, label'))
+          .find(l => l.textContent.replace(/[\\u200b\\s]/g, ''));
         let kind = 'slider';
         if (el.classList.contains('widget-dropdown')) kind = 'dropdown';
         else if (el.classList.contains('widget-checkbox')) kind = 'checkbox';
@@ -348,6 +397,8 @@ def _image_digest(page: Any, panel_id: str) -> str:
 def _move_control(page: Any, control: dict[str, str]) -> str:
     """Move one control the way a student would; returns what was done."""
     root = page.locator(f'[data-test-control="{control["id"]}"]')
+    if not root.is_visible():
+        return "hidden control, not moved"
     root.scroll_into_view_if_needed()
     if control["kind"] == "slider":
         handle = root.locator(".noUi-handle").first
@@ -411,6 +462,7 @@ def _block_external(page: Any, local: str, blocked: list[str]) -> None:
 def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browser_context: Any) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser_context.new_page()
+    page.set_default_timeout(CONTROL_TIMEOUT_S * 1000)
     console_errors: list[str] = []
     blocked: list[str] = []
     _block_external(page, lab.url, blocked)
@@ -419,21 +471,18 @@ def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browse
         if msg.type == "error" and _console_problem(msg, lab.url) else None)
     page.on("pageerror", lambda error: console_errors.append(f"uncaught exception: {error}"))
     try:
-        page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}",
+        # ?reset: a clean workspace, so no notebook of an earlier test is restored.
+        page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}",
                   timeout=START_TIMEOUT_S * 1000)
-        page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-            " && window.jupyterapp.shell.currentWidget.content"
-            " && window.jupyterapp.shell.currentWidget.content.widgets.length > 0",
-            timeout=START_TIMEOUT_S * 1000,
-        )
-        page.evaluate(f"() => {{ ({JS_RUN_ALL})(); }}")
+        page.wait_for_function(JS_FIND_NOTEBOOK, arg=notebook.name, timeout=START_TIMEOUT_S * 1000)
+        page.evaluate(f"() => {{ ({JS_RUN_ALL})({START_TIMEOUT_S * 1000}); }}")
         try:
             page.wait_for_function("() => window.__runAll && window.__runAll.done",
                                    timeout=RUN_TIMEOUT_S * 1000, polling=500)
         except Exception:
-            pytest.fail(f"{notebook.name}: 'Run All Cells' did not finish within "
-                        f"{RUN_TIMEOUT_S:.0f} s (set BROWSER_RUN_TIMEOUT to allow more)", pytrace=False)
+            pytest.fail(f"{notebook.name}: 'Run All Cells' did not finish within {RUN_TIMEOUT_S:.0f} s "
+                        f"({page.evaluate(JS_PROGRESS)}); set BROWSER_RUN_TIMEOUT to allow more",
+                        pytrace=False)
         run = page.evaluate("() => window.__runAll")
         outputs = page.evaluate(JS_OUTPUT_PROBLEMS)
         assert run["ok"] and not outputs["problems"], (
@@ -488,6 +537,7 @@ def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browse
             except Exception:
                 pass
         page.close()
+        lab.shutdown_kernels()  # a kernel left running would slow down the next notebook
 
 
 def test_html_export_shows_static_figures(browser_context: Any, tmp_path: Path) -> None:
