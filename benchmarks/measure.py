@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 
 from benchmarks.budgets import notebook_time_budget
 from benchmarks.report import NotebookResult, PanelResult, ScalingResult
+from helpers.notebook_tools import notebook_client
 
 MIB = 2**20
 #: Seconds one cell may run before the notebook counts as failed.
@@ -148,14 +149,7 @@ def execute_once(path: Path, timeout: int = CELL_TIMEOUT_S) -> tuple[float, floa
     """
     nb = nbformat.read(path, as_version=4)  # a copy: the file itself is never written
     monitor = KernelMonitor()
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False,
-        store_widget_state=False,
-    )
+    client = notebook_client(nb, path, timeout=timeout)
     client.on_notebook_start = lambda **_: monitor.start(_kernel_pid(client))
     client.on_cell_executed = lambda **_: monitor.checkpoint()
     start = time.perf_counter()

@@ -10,33 +10,16 @@ the shared loop :func:`helpers.training.train`, and the measurements the noteboo
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from helpers.training import error_rate, train
+from helpers.training import error_rate, single_thread, train
 
 NORM_KINDS = ("batch", "group", "layer", "none")
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, restoring the previous setting after.
-
-    These networks are tiny: with two or more intra-op threads each small operation pays a
-    synchronisation cost that, on a busy machine, makes training many times slower.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.Module:

@@ -69,6 +69,15 @@ def _per_channel(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return p.reshape(1, -1, *([1] * (x.dim() - 2)))
 
 
+def _channel_affine(y: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """y * gamma + beta with per-channel gamma, beta (either may be None)."""
+    if weight is not None:
+        y = y * _per_channel(weight, y)
+    if bias is not None:
+        y = y + _per_channel(bias, y)
+    return y
+
+
 # -- the normalization functions ------------------------------------------------------------
 def layer_norm(
     x: torch.Tensor,
@@ -160,11 +169,7 @@ def batch_norm(
             raise ValueError("eval-mode batch_norm (training=False) needs running_mean and running_var")
         mean, var = running_mean, running_var
     y = (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + eps)
-    if weight is not None:
-        y = y * _per_channel(weight, x)
-    if bias is not None:
-        y = y + _per_channel(bias, x)
-    return y
+    return _channel_affine(y, weight, bias)
 
 
 def group_norm(
@@ -199,11 +204,7 @@ def group_norm(
     mean = grouped.mean(dim=-1, keepdim=True)
     var = grouped.var(dim=-1, unbiased=False, keepdim=True)
     y = ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
-    if weight is not None:
-        y = y * _per_channel(weight, x)
-    if bias is not None:
-        y = y + _per_channel(bias, x)
-    return y
+    return _channel_affine(y, weight, bias)
 
 
 def instance_norm(

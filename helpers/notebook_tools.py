@@ -108,6 +108,21 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> None:
     nb.metadata.pop("widgets", None)
 
 
+def notebook_client(
+    nb: nbformat.NotebookNode, path: Path, *, widget_state: bool = False, timeout: int = CELL_TIMEOUT_S
+) -> NotebookClient:
+    """An nbclient client that runs ``nb`` (read from ``path``) the course's way: a fresh
+    ``python3`` kernel started in the notebook's folder, no timing metadata."""
+    return NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        store_widget_state=widget_state,
+    )
+
+
 def execute(path: Path, output: Path | None = None, *, widget_state: bool = False) -> None:
     """Execute a notebook in a fresh kernel, in its own folder, and save it.
 
@@ -119,15 +134,7 @@ def execute(path: Path, output: Path | None = None, *, widget_state: bool = Fals
             the repository are saved without it.
     """
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False,
-        store_widget_state=widget_state,
-    )
-    client.execute()
+    notebook_client(nb, path, widget_state=widget_state).execute()
     if not widget_state:
         stable_widget_ids(nb, path.name)
     output = path if output is None else output

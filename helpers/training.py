@@ -8,7 +8,8 @@ before and after with ``copy.deepcopy(model.state_dict())``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,23 @@ class TrainingRun:
     def steps(self) -> int:
         """The number of optimisation steps taken."""
         return len(self.losses)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the previous setting after.
+
+    The course's networks are tiny: with several intra-op threads each small operation pays
+    a synchronisation cost that, on a busy machine, makes training many times slower.  One
+    thread also fixes the order of floating-point sums, so results do not depend on the core
+    count or on how busy the machine is (the BLAS library may otherwise use fewer threads).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def warmup_lr(step: int, base_lr: float, warmup_steps: int) -> float:
@@ -87,6 +105,9 @@ def train(
         seed: seeds the batch order (a private generator; global state is untouched).
         progress: show a tqdm progress bar (one update per epoch's tenth, no timings).
 
+    Training runs on one CPU thread (:func:`single_thread`), so the recorded numbers are
+    the same on every machine load and core count.
+
     Raises:
         ValueError/TypeError: for bad arguments (naming the argument and allowed values).
     """
@@ -111,7 +132,19 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     per_epoch = x.shape[0] // batch_size
     total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
-    losses, rates, hooks = [], [], []
+    with single_thread():
+        return _train_loop(model, x, y, opt, total=total, epochs=epochs, batch_size=batch_size,
+                           per_epoch=per_epoch, lr=lr, warmup_steps=warmup_steps, loss_fn=loss_fn,
+                           on_step=on_step, generator=generator, progress=progress)
+
+
+def _train_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
+                total: int, epochs: int, batch_size: int, per_epoch: int, lr: float,
+                warmup_steps: int, loss_fn: LossFn, on_step: Callable[[int, nn.Module], object] | None,
+                generator: torch.Generator, progress: bool) -> TrainingRun:
+    losses: list[float] = []
+    rates: list[float] = []
+    hooks: list[object] = []
     model.train()
     bar = tqdm(total=total, disable=not progress, mininterval=0, miniters=max(1, total // 10),
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} steps")

@@ -19,8 +19,6 @@ Everything here returns data (tensors, NumPy arrays, dataclasses); drawing lives
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.training import TrainingRun, train
+from helpers.training import TrainingRun, single_thread, train
 
 NORMS = ("post", "pre", "none")
 """The LayerNorm placements a :class:`TinyTransformer` can use."""
@@ -55,22 +53,6 @@ def _check_int(name: str, value: object, minimum: int = 1) -> None:
 def _check_norm(norm: object) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, restoring the previous setting after.
-
-    The model is so small that threads only add overhead (and, on a busy machine, threads
-    waiting for each other can slow training down many times); one thread also makes the
-    order of floating-point sums, hence the results, independent of the core count.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------

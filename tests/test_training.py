@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from helpers.data import load_mnist
-from helpers.training import error_rate, train, warmup_lr
+from helpers.training import error_rate, single_thread, train, warmup_lr
 
 
 def _tiny_model(seed: int = 0) -> nn.Module:
@@ -74,3 +74,15 @@ def test_mismatched_lengths() -> None:
     x, y = load_mnist("train", limit=100)
     with pytest.raises(ValueError, match="x and y must have the same length"):
         train(_tiny_model(), x, y[:50], lr=0.1, progress=False)
+
+
+def test_training_runs_on_one_thread_and_restores_the_setting() -> None:
+    x, y = load_mnist("train", limit=100)
+    before = torch.get_num_threads()
+    seen = []
+    train(_tiny_model(), x, y, lr=0.1, batch_size=50, progress=False,
+          on_step=lambda step, model: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

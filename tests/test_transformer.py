@@ -27,7 +27,6 @@ from helpers.transformer import (
     reversal_task,
     run_grid,
     sequence_loss,
-    single_thread,
     summarize,
     train_variant,
 )
@@ -169,13 +168,6 @@ def test_gradient_and_residual_measurements() -> None:
         assert norms.shape == (4,)
         if norm == "post":  # every block ends with a LayerNorm: norm sqrt(64) = 8
             assert np.allclose(norms[1:], 8.0, atol=0.01)
-
-
-def test_single_thread_restores_the_setting() -> None:
-    before = torch.get_num_threads()
-    with single_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 def test_train_variant_is_deterministic_and_learns() -> None:
