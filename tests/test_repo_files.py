@@ -96,3 +96,14 @@ def test_binder_environment_mirrors_environment_yml() -> None:
     post_build = (ROOT / ".binder/postBuild").read_text()
     assert "pip install --no-deps -e ." in post_build
     assert "mathjax3-extension" in post_build
+
+
+def test_readme_lists_every_notebook_with_its_colab_badge() -> None:
+    from helpers.notebook_tools import colab_url
+
+    readme = (ROOT / "README.md").read_text()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"(notebooks/{path.name})" in readme, f"README's table misses {path.name}"
+        assert f"({colab_url(path.name)})" in readme, f"README's Colab badge for {path.name} is wrong"
+    for target in re.findall(r"\]\(((?!https?://)[^)#]+)\)", readme):
+        assert (ROOT / target).exists(), f"README links to a missing file: {target}"

@@ -8,9 +8,12 @@ from matplotlib.figure import Figure
 from helpers.plots import color, label_axes, new_figure
 
 X_RANGE = (-8.0, 8.0)
+BINS = np.linspace(*X_RANGE, 61)
+GRID = np.linspace(*X_RANGE, 400)
+N_SAMPLES = 2000
 
 
-def gaussian_samples(sigma: float, n: int = 2000, seed: int = 0) -> np.ndarray:
+def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
     """``n`` samples of N(0, sigma^2) from a seeded generator.
 
     Raises:
@@ -24,24 +27,35 @@ def gaussian_samples(sigma: float, n: int = 2000, seed: int = 0) -> np.ndarray:
 
 
 def gaussian_figure(sigma: float = 1.0) -> Figure:
-    """A histogram of samples of N(0, sigma^2) with the density it should follow."""
+    """A histogram of samples of N(0, sigma^2) with the density it should follow.
+
+    The bars and the curve are created once; :func:`update_gaussian_figure` changes their
+    heights in place, so a slider redraw does not rebuild the axes.
+    """
     fig, axes = new_figure(figsize=(7.0, 3.6))
+    ax = axes[0, 0]
+    widths = np.diff(BINS)
+    bars = ax.bar(BINS[:-1], np.zeros_like(widths), width=widths, align="edge", color=color(0),
+                  alpha=0.6, label=f"{N_SAMPLES:,} samples")
+    (curve,) = ax.plot(GRID, np.zeros_like(GRID), color=color(1), label="density")
+    ax.set_xlim(*X_RANGE)
+    ax.set_ylim(0, 1.0)
+    label_axes(ax, title="", xlabel="value", ylabel="density (1 / unit)", legend=False)
+    ax.legend(handles=[bars, curve])  # samples first, then the curve whose label changes
     update_gaussian_figure(fig, sigma=sigma)
+    fig.get_layout_engine().execute(fig)  # lay out once; redraws keep the layout
+    fig.set_layout_engine("none")
     return fig
 
 
 def update_gaussian_figure(fig: Figure, sigma: float) -> str:
     """Redraw :func:`gaussian_figure` in place for a new ``sigma``; returns a readout."""
     ax = fig.axes[0]
-    ax.clear()
     samples = gaussian_samples(sigma)
-    ax.hist(samples, bins=60, range=X_RANGE, density=True, color=color(0), alpha=0.6,
-            label="2,000 samples")
-    grid = np.linspace(*X_RANGE, 400)
-    density = np.exp(-0.5 * (grid / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
-    ax.plot(grid, density, color=color(1), label=f"N(0, {sigma:.2f}²) density")
-    ax.set_xlim(*X_RANGE)
-    ax.set_ylim(0, 1.0)
-    label_axes(ax, title=f"Samples of N(0, σ²) with σ = {sigma:.2f}",
-               xlabel="value", ylabel="density (1 / unit)")
+    heights, _ = np.histogram(samples, bins=BINS, density=True)
+    for bar, height in zip(ax.patches, heights):
+        bar.set_height(height)
+    ax.lines[0].set_ydata(np.exp(-0.5 * (GRID / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)))
+    ax.get_legend().get_texts()[1].set_text(f"N(0, {sigma:.2f}²) density")
+    ax.set_title(f"Samples of N(0, σ²) with σ = {sigma:.2f}")
     return f"sample std = {samples.std():.2f}  (sigma = {sigma:.2f})"
