@@ -8,7 +8,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.attention import (
     GradientScan,
@@ -22,6 +24,10 @@ from helpers.plots import color, label_axes, new_figure
 PANEL_N = 50
 #: Temperatures drawn on the panel's right-hand curve (log-spaced).
 PANEL_TEMPERATURES = np.logspace(-2, 2, 81)
+#: Fixed tick positions of the panel (no tick search on a redraw).
+_PANEL_T_TICKS = (0.01, 0.1, 1.0, 10.0, 100.0)
+_PANEL_P_TICKS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+_PANEL_RANK_TICKS = (1, 10, 20, 30, 40, 50)
 #: A row counts as "uniform-like" above this share of log n entropy ...
 UNIFORM_LIKE = 0.95
 #: ... and as "one-hot-like" when its largest probability is at least this.
@@ -126,6 +132,24 @@ def attention_row(d: int, temperature: float, scaled: bool) -> tuple[np.ndarray,
     return logits, np.sort(_softmax_rows(logits / temperature))[::-1]
 
 
+@lru_cache(maxsize=1024)
+def _temperature_curves(
+    d: int, scaled: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
+    """Entropy / log n and max probability of the panel row over PANEL_TEMPERATURES, and the
+    (lowest, highest) temperature of its Goldilocks zone (``None`` if there is none).
+    They depend on d and the scaling only, not on the current temperature."""
+    curve = _softmax_rows(_panel_logits(d, scaled)[None, :] / PANEL_TEMPERATURES[:, None])
+    curve_h = _entropy_rows(curve) / math.log(PANEL_N)
+    curve_p = curve.max(axis=-1)
+    for a in (curve_h, curve_p):
+        a.setflags(write=False)
+    zone = (curve_p < ONE_HOT_LIKE) & (curve_h < UNIFORM_LIKE)
+    bounds = ((float(PANEL_TEMPERATURES[zone][0]), float(PANEL_TEMPERATURES[zone][-1]))
+              if zone.any() else None)
+    return curve_h, curve_p, bounds
+
+
 def row_regime(entropy: float, max_prob: float, n: int = PANEL_N) -> str:
     """"uniform-like", "one-hot-like" or "Goldilocks zone" for a row's entropy and max p."""
     if max_prob >= ONE_HOT_LIKE:
@@ -138,6 +162,9 @@ def row_regime(entropy: float, max_prob: float, n: int = PANEL_N) -> str:
 def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = True) -> Figure:
     """One attention row's distribution (left) and its entropy and max p against T (right)."""
     fig, axes = new_figure(1, 2, figsize=(9.0, 3.5))
+    # An Agg canvas of its own: savefig then reuses one renderer (and its text-metrics cache)
+    # across redraws instead of creating a fresh canvas and renderer on every PNG.
+    FigureCanvasAgg(fig)
     left, right = axes[0]
     # one StepPatch instead of 50 bars: a single artist to update and draw
     left.stairs(np.zeros(PANEL_N), np.arange(PANEL_N + 1) + 0.5, fill=True, color=color(0),
@@ -147,21 +174,44 @@ def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = Tru
     left.set_xlim(0, PANEL_N + 1)
     label_axes(left, title="", xlabel="key, sorted by probability (rank)", ylabel="attention probability")
     left.legend(loc="upper right", fontsize=9)
-    right.plot([], [], "-", color=color(0), label="entropy / log n")
-    right.plot([], [], "--", color=color(1), label="max probability")
+    nan = np.full_like(PANEL_TEMPERATURES, np.nan)
+    right.plot(PANEL_TEMPERATURES, nan, "-", color=color(0), label="entropy / log n")
+    right.plot(PANEL_TEMPERATURES, nan, "--", color=color(1), label="max probability")
     right.plot([], [], "o", color=color(7), ms=7, label="current T")
     right.plot([], [], "s", color=color(7), ms=6, mfc="none")
     right.set_xscale("log")
     right.set_xlim(PANEL_TEMPERATURES[0], PANEL_TEMPERATURES[-1])
     right.set_ylim(-0.02, 1.05)
+    # Fixed ticks with plain-text labels: no tick search, no mathtext, no minor log ticks on
+    # every redraw.
+    right.xaxis.set_major_locator(FixedLocator(_PANEL_T_TICKS))
+    right.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in _PANEL_T_TICKS]))
+    right.xaxis.set_minor_locator(NullLocator())
+    for ax, ticks in ((left, _PANEL_P_TICKS), (right, _PANEL_P_TICKS)):
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
+    left.xaxis.set_major_locator(FixedLocator(_PANEL_RANK_TICKS))
+    left.xaxis.set_major_formatter(FixedFormatter([f"{t:d}" for t in _PANEL_RANK_TICKS]))
     label_axes(right, title="", xlabel="temperature T (log scale)", ylabel="share (0 to 1)")
     right.legend(loc="center right", fontsize=8)
-    right._zone = []  # type: ignore[attr-defined]  # shaded spans, replaced on every redraw
+    # the shaded Goldilocks span: one rectangle, moved (or hidden) on every redraw
+    right._zone = right.axvspan(1.0, 1.0, color=color(2), alpha=0.15, lw=0)  # type: ignore[attr-defined]
     update_temperature_figure(fig, d=d, temperature=temperature, scaled=scaled)
-    # Lay the figure out once, then freeze it: a redraw then skips constrained layout (≈ 40%
-    # of the time), and the axes no longer jump when the titles change length.
+    # Lay the figure out once, then freeze it: a redraw then skips constrained layout, and the
+    # axes no longer jump when the titles change length.  ``None`` (not "none", which leaves a
+    # placeholder engine that makes savefig draw the figure twice) removes the engine.
     fig.draw_without_rendering()
-    fig.set_layout_engine("none")
+    for ax in (left, right):  # pin the axis labels where the layout put them (axes fraction,
+        # so the same at any dpi): a redraw then skips measuring every tick label to place them
+        x_label, y_label = ax.xaxis.label, ax.yaxis.label
+        to_axes = ax.transAxes.inverted()
+        ax.xaxis.set_label_coords(0.5, to_axes.transform(x_label.get_transform().transform(
+            x_label.get_position()))[1])
+        ax.yaxis.set_label_coords(to_axes.transform(y_label.get_transform().transform(
+            y_label.get_position()))[0], 0.5)
+    fig.set_layout_engine(None)
+    if fig.get_layout_engine() is not None:  # rcParams asked for a default layout engine
+        fig.set_layout_engine("none")
     return fig
 
 
@@ -174,24 +224,21 @@ def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: b
     max_prob = float(probs[0])
     regime = row_regime(entropy, max_prob)
     left.set_title(f"d = {d}, T = {temperature:.3g}, {'÷√d' if scaled else 'no scaling'}: {regime}",
-                   fontsize=11)
+                   fontsize=11, y=1.0)  # a fixed y: no title placement search per redraw
 
-    curve = _softmax_rows(logits[None, :] / PANEL_TEMPERATURES[:, None])
-    curve_h = _entropy_rows(curve) / math.log(PANEL_N)
-    curve_p = curve.max(axis=-1)
+    curve_h, curve_p, zone = _temperature_curves(int(d), bool(scaled))
     entropy_line, max_line, marker_h, marker_p = right.lines[:4]
-    entropy_line.set_data(PANEL_TEMPERATURES, curve_h)
-    max_line.set_data(PANEL_TEMPERATURES, curve_p)
+    entropy_line.set_ydata(curve_h)
+    max_line.set_ydata(curve_p)
     marker_h.set_data([temperature], [entropy / math.log(PANEL_N)])
     marker_p.set_data([temperature], [max_prob])
-    for span in right._zone:  # type: ignore[attr-defined]
-        span.remove()
-    zone = (curve_p < ONE_HOT_LIKE) & (curve_h < UNIFORM_LIKE)
-    right._zone = []  # type: ignore[attr-defined]
-    if zone.any():
-        lo, hi = PANEL_TEMPERATURES[zone][0], PANEL_TEMPERATURES[zone][-1]
-        right._zone.append(right.axvspan(lo, hi, color=color(2), alpha=0.15, lw=0))  # type: ignore[attr-defined]
-    right.set_title(f"Goldilocks zone (shaded): T ∈ [{lo:.2g}, {hi:.2g}]" if zone.any()
-                    else "no Goldilocks zone in range", fontsize=11)
+    span = right._zone  # type: ignore[attr-defined]
+    span.set_visible(zone is not None)
+    if zone is not None:
+        lo, hi = zone
+        span.set_x(lo)
+        span.set_width(hi - lo)
+    right.set_title(f"Goldilocks zone (shaded): T ∈ [{lo:.2g}, {hi:.2g}]" if zone is not None
+                    else "no Goldilocks zone in range", fontsize=11, y=1.0)
     return (f"logit std = {logits.std() / temperature:.3g}, entropy = {entropy:.3f} nats "
             f"(uniform: log {PANEL_N} = {math.log(PANEL_N):.3f}), max p = {max_prob:.3f} → {regime}")
