@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.plots import color, label_axes, new_figure
 from helpers.transformer import NORMS, RunKey, RunResult
@@ -56,17 +58,24 @@ def gradient_norms_figure(grads: Mapping[str, Mapping[str, np.ndarray]],
     return fig
 
 
-def _band(ax: Axes, runs: Sequence[RunResult], norm: str, label: str | None, alpha: float = 0.25,
-          smooth: int = 5) -> None:
-    """Median over seeds as a line, min–max over seeds as a shaded band (moving average)."""
+def _seed_stats(runs: Sequence[RunResult], smooth: int = 5
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps and the min, median and max over seeds of the moving-average loss."""
     losses = np.stack([r.losses for r in runs])
     losses = np.where(np.isfinite(losses), losses, np.nan)
     kernel = np.ones(smooth) / smooth
     smoothed = np.stack([np.convolve(row, kernel, mode="valid") for row in losses])
     steps = np.arange(smoothed.shape[1]) + smooth // 2
-    style = variant_style(norm)
     with np.errstate(all="ignore"):
         low, mid, high = np.nanmin(smoothed, 0), np.nanmedian(smoothed, 0), np.nanmax(smoothed, 0)
+    return steps, low, mid, high
+
+
+def _band(ax: Axes, runs: Sequence[RunResult], norm: str, label: str | None, alpha: float = 0.25,
+          smooth: int = 5) -> None:
+    """Median over seeds as a line, min–max over seeds as a shaded band (moving average)."""
+    steps, low, mid, high = _seed_stats(runs, smooth)
+    style = variant_style(norm)
     ax.fill_between(steps, low, high, color=style["color"], alpha=alpha, linewidth=0)
     ax.plot(steps, mid, color=style["color"], linestyle=style["linestyle"], label=label,
             marker=style["marker"], markevery=max(1, len(steps) // 6))
@@ -119,47 +128,145 @@ def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: i
     return fig
 
 
-def browse_figure() -> Figure:
-    """The empty two-panel figure the browsing panel redraws."""
-    fig, _ = new_figure(1, 2, figsize=(9.0, 3.4))
-    return fig
+class BrowseView:
+    """The browsing panel's two-panel figure, drawn once and then updated in place.
+
+    Everything that does not depend on the chosen cell is computed here: the seed bands of
+    every (variant, lr, warm-up) cell are drawn once as hidden artists, and
+    :meth:`update` only toggles visibility, moves line data and changes texts, so a
+    redraw costs little more than rendering the picture.
+
+    Args:
+        grid: runs keyed ``(norm, lr, warmup_steps, seed)``; every (norm, lr, warm-up)
+            combination of the values present must have been trained.
+    """
+
+    def __init__(self, grid: Mapping[RunKey, RunResult]) -> None:
+        self.norms = [n for n in NORMS if any(k[0] == n for k in grid)]
+        cells = sorted({k[:3] for k in grid}, key=lambda c: (NORMS.index(c[0]), c[1], c[2]))
+        fig, axes = new_figure(1, 2, figsize=(9.0, 3.4))
+        self.figure: Figure = fig
+        left, right = axes[0]
+        self._stats: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._bands: dict[tuple[str, float, int], object] = {}
+        self._residuals: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._readouts: dict[tuple[str, float, int], str] = {}
+        self._seeds: dict[tuple[str, float, int], int] = {}
+        n_steps = 1
+        for cell in cells:
+            norm, lr, warmup = cell
+            runs = runs_of(grid, norm, lr, warmup)
+            steps, low, mid, high = _seed_stats(runs)
+            n_steps = max(n_steps, int(steps[-1]) + 1 if len(steps) else 1)
+            self._stats[cell] = (steps, mid)
+            band = left.fill_between(steps, low, high, color=variant_style(norm)["color"],
+                                     alpha=0.08, linewidth=0)
+            band.set_visible(False)
+            self._bands[cell] = band
+            init = np.mean([r.residual_init for r in runs], 0)
+            with np.errstate(all="ignore"):
+                final = np.nanmean([r.residual_final for r in runs], 0)
+            self._residuals[cell] = (init, final)
+            self._seeds[cell] = len(runs)
+            digit = np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])
+            whole = np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])
+            diverged = sum(not np.isfinite(r.losses).all() for r in runs)
+            self._readouts[cell] = (f"{LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}: digit accuracy "
+                                    f"{digit:.0%}, whole sequences {whole:.0%}, "
+                                    f"diverged {diverged}/{len(runs)} seeds")
+        self._lines = {}
+        for norm in self.norms:
+            style = variant_style(norm)
+            steps, mid = self._stats[next(c for c in cells if c[0] == norm)]
+            (self._lines[norm],) = left.plot(steps, mid, color=style["color"],
+                                             linestyle=style["linestyle"], marker=style["marker"],
+                                             markevery=max(1, len(steps) // 6), label=LABELS[norm])
+        left.set_yscale("log")
+        left.set_ylim(1e-4, 1e3)
+        left.set_xlim(0, n_steps)
+        label_axes(left, title="Loss", xlabel="training step", ylabel="training loss (log scale)",
+                   legend=False)
+        self._left_legend = left.legend(fontsize=8)
+        depth = np.arange(len(next(iter(self._residuals.values()))[0]))
+        (self._init_line,) = right.plot(depth, depth * 0.0 + 1, linestyle=":", marker="o",
+                                        label="at initialization")
+        (self._final_line,) = right.plot(depth, depth * 0.0 + 1, linestyle="-", marker="s",
+                                         label="after training")
+        right.set_yscale("log")
+        right.set_ylim(1, 1e4)
+        right.set_xlim(-0.3, depth[-1] + 0.3 if len(depth) else 1)
+        right.set_xticks(depth)
+        label_axes(right, title="Residual-stream norm", xlabel="depth (0 = embeddings)",
+                   ylabel="mean ‖residual‖ (log scale)", legend=False)
+        self._right_legend = right.legend(fontsize=8)
+        for ax, (low_exp, high_exp) in ((left, (-4, 3)), (right, (0, 4))):
+            exps = range(low_exp, high_exp + 1)
+            # Plain-text decade labels (no mathtext parsing per redraw), no minor ticks.
+            ax.yaxis.set_major_locator(FixedLocator([10.0**e for e in exps]))
+            ax.yaxis.set_major_formatter(FixedFormatter([_decade(e) for e in exps]))
+            ax.yaxis.set_minor_locator(NullLocator())
+        self._left, self._right = left, right
+        self._shown: list[object] = []
+        # Lay the figure out once (with the longest title), then freeze it: no relayout,
+        # no title placement per redraw.
+        longest = max(cells, key=lambda c: len(_title(*c)))
+        self.update(*longest)
+        fig.draw_without_rendering()
+        with rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            fig.set_layout_engine(None)
+        for ax in (left, right):
+            ax.set_title(ax.get_title(), y=ax.title.get_position()[1])
+
+    def update(self, norm: str, lr: float, warmup: int) -> str:
+        """Show one grid cell; returns a one-line readout.
+
+        Raises:
+            ValueError: if the grid holds no runs for ``(norm, lr, warmup)``.
+        """
+        cell = (norm, lr, warmup)
+        if cell not in self._stats:
+            raise ValueError(f"no precomputed runs for norm={norm!r}, lr={lr}, warmup={warmup}")
+        for band in self._shown:
+            band.set_visible(False)  # type: ignore[attr-defined]
+        self._shown = []
+        for i, other in enumerate(self.norms):
+            other_cell = (other, lr, warmup)
+            line = self._lines[other]
+            selected = other == norm
+            steps, mid = self._stats[other_cell]
+            line.set_data(steps, mid)
+            line.set_alpha(1.0 if selected else 0.35)
+            line.set_zorder(3 if selected else 2)
+            band = self._bands[other_cell]
+            band.set_alpha(0.3 if selected else 0.08)  # type: ignore[attr-defined]
+            band.set_visible(True)  # type: ignore[attr-defined]
+            self._shown.append(band)
+            label = f"{LABELS[other]} ({self._seeds[other_cell]} seeds)" if selected else LABELS[other]
+            self._left_legend.get_texts()[i].set_text(label)
+            self._left_legend.legend_handles[i].set_alpha(1.0 if selected else 0.35)
+        self._left.title.set_text(_title(norm, lr, warmup))
+        init, final = self._residuals[cell]
+        colour = variant_style(norm)["color"]
+        self._init_line.set_ydata(init)
+        self._final_line.set_ydata(final)
+        for line in (self._init_line, self._final_line):
+            line.set_color(colour)
+        for handle in self._right_legend.legend_handles:
+            handle.set_color(colour)
+        return self._readouts[cell]
 
 
-def update_browse_figure(fig: Figure, grid: Mapping[RunKey, RunResult], norm: str, lr: float,
-                         warmup: int) -> str:
-    """Redraw :func:`browse_figure` for one grid cell; returns a one-line readout."""
-    left, right = fig.axes
-    left.clear()
-    right.clear()
-    for other in NORMS:
-        if other != norm and runs_of(grid, other, lr, warmup):
-            _band(left, runs_of(grid, other, lr, warmup), other, LABELS[other], alpha=0.08)
-            left.lines[-1].set_alpha(0.35)
-    runs = runs_of(grid, norm, lr, warmup)
-    if not runs:
-        raise ValueError(f"no precomputed runs for norm={norm!r}, lr={lr}, warmup={warmup}")
-    _band(left, runs, norm, f"{LABELS[norm]} ({len(runs)} seeds)", alpha=0.3)
-    left.set_yscale("log")
-    left.set_ylim(1e-4, 1e3)
-    warm = f"warm-up {warmup}" if warmup else "no warm-up"
-    label_axes(left, title=f"Loss: {LABELS[norm]}, lr {lr:g}, {warm}", xlabel="training step",
-               ylabel="training loss (log scale)")
-    left.legend(fontsize=8)
-    init = np.mean([r.residual_init for r in runs], 0)
-    with np.errstate(all="ignore"):
-        final = np.nanmean([r.residual_final for r in runs], 0)
-    depth = np.arange(len(init))
-    style = variant_style(norm)
-    right.plot(depth, init, color=style["color"], linestyle=":", marker="o", label="at initialization")
-    right.plot(depth, final, color=style["color"], linestyle="-", marker="s", label="after training")
-    right.set_yscale("log")
-    right.set_ylim(1, 1e4)
-    right.set_xticks(depth)
-    label_axes(right, title="Residual-stream norm", xlabel="depth (0 = embeddings)",
-               ylabel="mean ‖residual‖ (log scale)")
-    right.legend(fontsize=8)
-    digit = np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])
-    whole = np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])
-    diverged = sum(not np.isfinite(r.losses).all() for r in runs)
-    return (f"{LABELS[norm]}, lr {lr:g}, {warm}: digit accuracy {digit:.0%}, "
-            f"whole sequences {whole:.0%}, diverged {diverged}/{len(runs)} seeds")
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _decade(exponent: int) -> str:
+    """``10`` with a Unicode superscript exponent, e.g. ``10⁻⁴``."""
+    return "10" + str(exponent).translate(_SUPERSCRIPT)
+
+
+def _schedule(warmup: int) -> str:
+    return f"warm-up {warmup}" if warmup else "no warm-up"
+
+
+def _title(norm: str, lr: float, warmup: int) -> str:
+    return f"Loss: {LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
-from helpers.plots.transformer import LABELS, browse_figure, update_browse_figure
+from helpers.plots.transformer import LABELS, BrowseView
 from helpers.transformer import NORMS, RunKey, RunResult, TrainingSetup, run_grid
 from helpers.widgets.panel import Panel
 
@@ -56,10 +56,12 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
                                         value=warmups[0], description="schedule"),
     }
 
-    def update(fig: object, norm: str, lr: float, warmup: int) -> str:
-        return update_browse_figure(fig, grid, norm, lr, warmup)  # type: ignore[arg-type]
+    view = BrowseView(grid)  # every band, line and readout precomputed; redraws update in place
 
-    return Panel(browse_figure(), update, controls,
+    def update(fig: object, norm: str, lr: float, warmup: int) -> str:
+        return view.update(norm, lr, warmup)
+
+    return Panel(view.figure, update, controls,
                  title="Pick a variant, a learning rate and a schedule: the runs were trained beforehand.")
 
 
