@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 #: ``update(figure, **values)`` redraws ``figure`` for the control values and returns a
@@ -54,6 +55,8 @@ class Panel:
             raise TypeError("update must be callable: update(figure, **values) -> str")
         if not controls:
             raise ValueError("controls must name at least one control")
+        if not isinstance(figure.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(figure)  # one canvas for every redraw: its text measurements are reused
         self.figure = figure
         self._update = update
         self.controls: dict[str, widgets.ValueWidget] = dict(controls)
