@@ -75,38 +75,84 @@ Y_LIMITS = {"float16": (1e-8, 1e9), "bfloat16": (1e-46, 1e42), "float32": (1e-46
             "float64": (1e-150, 1e150)}
 
 
-def product_panel_figure() -> Figure:
-    """The empty figure of the repeated-product panel (drawn by :func:`update_product_figure`)."""
-    fig, _ = new_figure(figsize=(7.0, 3.6))
+def _fixed_layout(fig: Figure, label_x: float = -0.11, **margins: float) -> None:
+    """Fixed margins, title and axis-label positions instead of a layout engine: a panel
+    redraw then does no relayout (measuring tick labels dominated the redraw time)."""
+    fig.set_layout_engine(None)
+    fig.subplots_adjust(**margins)
+    for ax in fig.axes:
+        ax.set_title(" ", y=1.01)
+        ax.xaxis.set_label_coords(0.5, -0.11)
+        ax.yaxis.set_label_coords(label_x, 0.5)
+
+
+def product_panel_figure(steps: int = 60) -> Figure:
+    """The figure of the repeated-product panel with its (empty) artists; :func:`update_product_figure`
+    updates them in place."""
+    fig, axes = new_figure(figsize=(7.0, 3.6))
+    _fixed_layout(fig, left=0.13, right=0.98, bottom=0.14, top=0.9)
+    ax = axes[0, 0]
+    _few_log_ticks(ax)
+    ax.set_xlim(0, steps - 1)
+    artists = {
+        "high": ax.axhline(1.0, color=color(3), linestyle=":"),
+        "low": ax.axhline(1.0, color=color(4), linestyle="-."),
+        "predicted": ax.plot([], [], color="0.5", linestyle="--")[0],
+        "measured": ax.plot([], [], label="measured ‖A_k‖_F", **_style(0))[0],
+        "bad": ax.plot([], [], marker="X", markersize=11, color=color(0), linestyle="none")[0],
+        "note": ax.annotate("", (0, 1), textcoords="offset points", xytext=(4, 4), color=color(0),
+                            fontsize=10),
+    }
+    ax.set_xlabel("step k")
+    ax.set_ylabel("‖A_k‖_F (log scale)")
+    fig._drift_artists = artists  # type: ignore[attr-defined]
+    fig._drift_state = {}  # type: ignore[attr-defined]
     return fig
 
 
 def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtype_name: str,
                           scaled: bool) -> None:
-    """Redraw the panel: ‖A_k‖_F, the predicted growth, and the dtype's overflow/underflow levels."""
+    """Redraw the panel in place: ‖A_k‖_F, the predicted growth, and the dtype's overflow/underflow levels."""
     ax = fig.axes[0]
-    ax.clear()
+    art = fig._drift_artists  # type: ignore[attr-defined]
+    state = fig._drift_state  # type: ignore[attr-defined]
     steps = np.arange(len(norms))
     growth = s if scaled else s * math.sqrt(n)
-    predicted = norms[0] * growth ** steps.astype(np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        predicted = norms[0] * growth ** steps.astype(np.float64)
     info = torch.finfo(DTYPES[dtype_name])
     high = min(n * info.max, 1e308)
     low = n * info.smallest_normal * info.eps
     bottom, top = Y_LIMITS[dtype_name]
-    if high < top:
-        ax.axhline(high, color=color(3), linestyle=":", label=f"≈ overflow level (n × largest {dtype_name})")
-    if low > bottom:
-        ax.axhline(low, color=color(4), linestyle="-.", label=f"≈ underflow level (n × smallest {dtype_name})")
-    with np.errstate(over="ignore", under="ignore"):
-        ax.plot(steps, predicted, color="0.5", linestyle="--", label=f"predicted ×{growth:.3g} per step")
-    _plot_norm_sequence(ax, norms, 0, "measured ‖A_k‖_F")
-    _few_log_ticks(ax)
-    ax.set_ylim(*Y_LIMITS[dtype_name])
-    ax.set_xlim(0, len(norms) - 1)
-    label_axes(ax, title=f"A_k = {s:g}·A_(k-1)·B_k, n = {n}, {dtype_name}, "
-                         f"B_k ~ N(0, {'1/n' if scaled else '1'})",
-               xlabel="step k", ylabel="‖A_k‖_F (log scale)")
-    ax.legend(fontsize=8, loc="best")
+    art["high"].set_ydata([high, high])
+    art["high"].set_visible(high < top)
+    art["high"].set_label(f"≈ overflow level (n × largest {dtype_name})")
+    art["low"].set_ydata([low, low])
+    art["low"].set_visible(low > bottom)
+    art["low"].set_label(f"≈ underflow level (n × smallest {dtype_name})")
+    art["predicted"].set_data(steps, predicted)
+    art["predicted"].set_label(f"predicted ×{growth:.3g} per step")
+    good = np.isfinite(norms) & (norms > 0)
+    art["measured"].set_data(steps[good], norms[good])
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        k = bad[0]
+        y = norms[good][-1] if good.any() else 1.0
+        art["bad"].set_data([k], [y])
+        art["note"].xy = (k, y)
+        art["note"].set_text("inf" if np.isinf(norms[k]) else "0")
+    else:
+        art["bad"].set_data([], [])
+        art["note"].set_text("")
+    if state.get("ylim") != (bottom, top):
+        ax.set_ylim(bottom, top)
+        state["ylim"] = (bottom, top)
+    if state.get("xmax") != len(norms) - 1:
+        ax.set_xlim(0, len(norms) - 1)
+        state["xmax"] = len(norms) - 1
+    ax.title.set_text(f"A_k = {s:g}·A_(k-1)·B_k, n = {n}, {dtype_name}, B_k ~ N(0, {'1/n' if scaled else '1'})")
+    handles = [a for a in (art["high"], art["low"], art["predicted"], art["measured"]) if a.get_visible()]
+    ax.legend(handles=handles, fontsize=8, loc="best")
 
 
 # --------------------------------------------------------------------------------------
@@ -220,27 +266,54 @@ def loss_curves_figure(runs: Mapping[str, DriftRun], window: int = 50) -> Figure
 
 
 def profile_panel_figure() -> Figure:
-    """The empty figure of the norm-profile panel (drawn by :func:`update_profile_figure`)."""
-    fig, _ = new_figure(1, 2, figsize=(9.0, 3.4))
+    """The figure of the norm-profile panel with its (empty) artists; :func:`update_profile_figure`
+    updates them in place. Each axis holds two lines: the c = 2 reference and the chosen gain."""
+    fig, axes = new_figure(1, 2, figsize=(9.0, 3.4))
+    _fixed_layout(fig, label_x=-0.19, left=0.1, right=0.98, bottom=0.15, top=0.9, wspace=0.36)
+    for ax, what in zip(axes[0], PROFILE_WHAT):
+        _few_log_ticks(ax, numticks=6)
+        ax.plot([], [], color="0.5", linestyle="--", label="c = 2 (reference)")
+        ax.plot([], [], color=color(0), marker="o", markevery=0.1, markersize=4, label="c")
+        ax.set_xlabel("hidden layer")
+        ax.set_ylabel(f"{what} (log scale)")
+    fig._drift_state = {}  # type: ignore[attr-defined]
     return fig
+
+
+#: The quantity on each axis of the profile panel.
+PROFILE_WHAT = ("activation norm ‖z_i‖₂", "gradient norm ‖∂L/∂W_i‖_F")
+
+
+def _log_limits(values: np.ndarray) -> tuple[float, float]:
+    """y limits for positive ``values`` on a log axis, rounded out to whole decades (so a few
+    nearby settings share limits and tick labels), with at least one decade either side."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    if not finite.size:
+        return 1e-3, 1e3
+    low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
+    if high - low < 2:
+        low, high = low - 1, high + 1
+    return 10.0 ** low, 10.0 ** high
 
 
 def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_act: np.ndarray,
                           ref_grad: np.ndarray, gain: float, norm: str) -> None:
-    """Redraw the profile panel: the chosen profile and the c = 2 reference (same depth, norm)."""
-    left, right = fig.axes[:2]
+    """Redraw the profile panel in place: the chosen profile and the c = 2 reference (same depth, norm)."""
+    state = fig._drift_state  # type: ignore[attr-defined]
     layers = np.arange(1, len(act) + 1)
-    for ax, values, ref, what in ((left, act, ref_act, "activation norm ‖z_i‖₂"),
-                                  (right, grad, ref_grad, "gradient norm ‖∂L/∂W_i‖_F")):
-        ax.clear()
-        ax.plot(layers, ref, color="0.5", linestyle="--", label="c = 2 (reference)")
+    for i, (ax, values, ref, what) in enumerate(zip(fig.axes[:2], (act, grad), (ref_act, ref_grad),
+                                                    PROFILE_WHAT)):
+        ref_line, line = ax.get_lines()[:2]
         shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
-        ax.plot(layers, shown, color=color(0), marker="o", markevery=0.1, markersize=4,
-                label=f"c = {gain:g}")
-        _few_log_ticks(ax, numticks=6)
-        finite = shown[np.isfinite(shown)]
-        if finite.size and finite.max() / finite.min() < 100:  # keep a labelled decade in view
-            ax.set_ylim(min(finite.min(), ref.min()) / 3, max(finite.max(), ref.max()) * 3)
-        label_axes(ax, title=f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}",
-                   xlabel="hidden layer", ylabel=f"{what} (log scale)")
-        ax.legend(fontsize=8)
+        ref_line.set_data(layers, ref)
+        line.set_data(layers, shown)
+        line.set_label(f"c = {gain:g}")
+        limits = _log_limits(np.concatenate([shown, ref]))
+        if state.get(("ylim", i)) != limits:
+            ax.set_ylim(*limits)
+            state[("ylim", i)] = limits
+        if state.get(("xmax", i)) != len(act):
+            ax.set_xlim(0, len(act) + 1)
+            state[("xmax", i)] = len(act)
+        ax.title.set_text(f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}")
+        ax.legend(fontsize=8, loc="best")

@@ -3,9 +3,11 @@ profile of the deep MLP for any gain c, depth and normalization layer."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import ipywidgets as widgets
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -26,10 +28,18 @@ PRODUCT_STEPS = 60
 PANEL_BATCH = 128
 
 
-def update_product(fig: Figure, s: float, n: int, dtype: str, scaled: bool) -> str:
-    """Redraw the repeated-product panel; returns the measured growth and where it breaks."""
+@functools.lru_cache(maxsize=256)
+def _product_norms(s: float, n: int, dtype: str, scaled: bool) -> np.ndarray:
+    """The panel's repeated product for one setting (cached: revisiting a setting is free)."""
     norms = repeated_product_norms(s, n=n, steps=PRODUCT_STEPS, scale_by_sqrt_n=scaled,
                                    dtype=DTYPES[dtype])
+    norms.setflags(write=False)
+    return norms
+
+
+def update_product(fig: Figure, s: float, n: int, dtype: str, scaled: bool) -> str:
+    """Redraw the repeated-product panel; returns the measured growth and where it breaks."""
+    norms = _product_norms(float(s), int(n), str(dtype), bool(scaled))
     update_product_figure(fig, norms, s, n, dtype, scaled)
     growth = growth_per_step(norms)
     predicted = s if scaled else s * math.sqrt(n)
@@ -53,7 +63,7 @@ def product_panel(s: float = 1.0, n: int = 30, dtype: str = "float32", scaled: b
                                   description="dtype"),
         "scaled": widgets.Checkbox(value=scaled, description="divide B_k by √n"),
     }
-    return Panel(product_panel_figure(), update_product, controls,
+    return Panel(product_panel_figure(PRODUCT_STEPS), update_product, controls,
                  title="A_k = s·A_(k-1)·B_k: find the s where the norm neither vanishes nor explodes.")
 
 
@@ -61,12 +71,13 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
     """A slider for the gain c, one for the depth, and a choice of normalization layer.
 
     The dashed c = 2 reference for each (depth, norm) is computed once and cached, so a
-    redraw computes one profile.
+    redraw computes at most one profile; profiles are cached per (gain, depth, norm) too.
     """
     references: dict[tuple[int, str], tuple] = {}
     models: dict[tuple[int, str], list] = {}
     x, y = mnist_batch(PANEL_BATCH)
 
+    @functools.lru_cache(maxsize=128)
     def profile(gain: float, depth: int, norm: str) -> tuple:
         # one network per (depth, norm), rescaled in place to the new gain: no new random draws
         key = (depth, norm)
@@ -86,7 +97,7 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
         key = (depth, norm)
         if key not in references:
             references[key] = normed_profile(2.0, norm, depth=depth, batch=PANEL_BATCH)
-        act, grad = profile(gain, depth, norm)
+        act, grad = profile(round(float(gain), 6), int(depth), str(norm))
         update_profile_figure(fig, act, grad, *references[key], gain=gain, norm=norm)
         return (f"c = {gain:g}, depth {depth}, {norm}: activation norm layer 1 → {depth}: "
                 f"{act[0]:.3g} → {act[-1]:.3g}; gradient norms from {grad.min():.3g} to {grad.max():.3g}")
