@@ -8,7 +8,9 @@ nbval compares against.  The result is deterministic: running it twice changes n
 * widget state is not stored in the notebook (it holds random ids and large images;
   ``make html`` stores it in the exported handouts instead);
 * the random model ids of widget outputs are replaced by ids derived from the notebook
-  name and the output's position.
+  name and the output's position;
+* consecutive printed chunks are merged into one stream output (how the kernel happens to
+  flush them depends on timing), and carriage-return progress updates are collapsed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -135,6 +138,7 @@ def execute(path: Path, output: Path | None = None, *, widget_state: bool = Fals
     """
     nb = nbformat.read(path, as_version=4)
     notebook_client(nb, path, widget_state=widget_state).execute()
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
     if not widget_state:
         stable_widget_ids(nb, path.name)
     output = path if output is None else output
