@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 	@# and which floods slideshows with "Maximum call stack size exceeded" errors; JupyterLab's
 	@# built-in MathJax renders LaTeX in notebooks and RISE slides without it.
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/mathjax3-extension >/dev/null 2>&1
+	@# The course's prebuilt extension (labextension/README.md): lets the RISE slideshow load
+	@# the widget manager, so sliders stay live in slides.  Linked, as editable installs do.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv if missing and install the pinned packages
@@ -61,6 +64,17 @@ slides: build/vendor/.complete $(EXECUTED)  ## reveal.js slide decks in build/sl
 .PHONY: bench
 bench: install  ## time notebooks and sliders; fails naming what is over budget
 	$(PY) -m benchmarks.run
+
+# Rebuild labextension/prebuilt from labextension/ (maintainers only: needs npm and network).
+# The build is made against JupyterLab 4.3.4, the version the RISE app bundles.
+JLAB_CORE := build/jupyterlab-4.3.4
+.PHONY: labextension
+labextension: install  ## rebuild the prebuilt JupyterLab extension (needs npm)
+	$(PY) -m pip download --quiet --no-deps jupyterlab==4.3.4 -d $(JLAB_CORE)
+	$(PY) -c "import glob, zipfile; zipfile.ZipFile(glob.glob('$(JLAB_CORE)/*.whl')[0]).extract('jupyterlab/staging/package.json', '$(JLAB_CORE)')"
+	cd labextension && npm ci --no-audit --no-fund && \
+	  JUPYTERLAB_CORE="$(CURDIR)/$(JLAB_CORE)/jupyterlab/staging" npm run build && \
+	  cp install.json LICENSE prebuilt/
 
 lock: install  ## refresh constraints.txt from the installed environment
 	(echo "# Exact versions CI and 'make' install (pip constraints file; regenerate with 'make lock')."; \

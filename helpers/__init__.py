@@ -19,3 +19,15 @@ from helpers.setup import setup_notebook
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "setup_notebook"]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the course's prebuilt extension (see ``labextension/README.md``).
+
+    Used by ``jupyter labextension develop --overwrite .`` after an editable install (a
+    regular ``pip install .`` copies the extension through the wheel's data files instead).
+    """
+    from pathlib import Path
+
+    prebuilt = Path(__file__).resolve().parent.parent / "labextension" / "prebuilt"
+    return [{"src": str(prebuilt), "dest": "@init-norm-course/rise-widgets-bridge"}]

@@ -15,6 +15,7 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_BYTES = 2 * 1024 * 1024
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Absolute paths or user names that must never appear in stored outputs.
 LOCAL_PATH = re.compile(r"(/(root|home|Users|tmp|work)/[^\s\"'<>]+)|([A-Za-z]:\\\\Users)")
 FORBIDDEN_MIME = {"image/svg+xml", "application/pdf"}
@@ -99,6 +100,21 @@ class TestNotebook:
         for cell in _load(path).cells:
             slide_type = cell.metadata.get("slideshow", {}).get("slide_type")
             assert slide_type in SLIDE_TYPES, f"cell without slide metadata:\n{cell.source[:80]}"
+
+    def test_live_panels_lead_their_slide(self, path: Path) -> None:
+        """In a slideshow, a live panel is seen without scrolling: it opens a slide or
+        subslide, after at most one line of markdown, with no other figure above it."""
+        before: list[nbformat.NotebookNode] = []  # cells already on the current (sub)slide
+        for cell in _load(path).cells:
+            if cell.metadata["slideshow"]["slide_type"] in {"slide", "subslide"}:
+                before = []
+            outputs = cell.get("outputs", [])
+            if any(WIDGET_VIEW in o.get("data", {}) for o in outputs):
+                shown = [c for c in before if c.metadata["slideshow"]["slide_type"] != "skip"]
+                assert len(shown) <= 1 and all(c.cell_type == "markdown" for c in shown), (
+                    f"the live panel `{cell.source[:40]}` shares its slide with "
+                    f"{[c.source[:40] for c in shown]}: give it a subslide of its own")
+            before.append(cell)
 
     def test_no_widget_state_stored(self, path: Path) -> None:
         assert "widgets" not in _load(path).metadata, "run `make notebooks` to strip widget state"

@@ -1,0 +1,1 @@
+(self.webpackChunk_init_norm_course_rise_widgets_bridge=self.webpackChunk_init_norm_course_rise_widgets_bridge||[]).push([[237],{237:(e,i,_)=>{e.exports=[],e.exports.provide=()=>_.e(940).then(_.t.bind(_,940,23))}}]);
