@@ -77,11 +77,13 @@ def new_course_notebook(notebook: str, cells: list[tuple[str, str, dict]]) -> nb
     replaced by the notebook's Colab badge and the code source ``{setup}`` by the standard
     setup cell.  Every cell gets slideshow metadata: markdown cells that open with a ``#``
     or ``##`` heading start a slide, the setup cell is skipped, everything else continues
-    the current slide unless the metadata says otherwise.
+    the current slide unless the metadata says otherwise.  A live panel should open a
+    subslide of its own (``{"slideshow": {"slide_type": "subslide"}}``), so it is seen whole.
     """
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["rise"] = {"scroll": True}  # RISE: a slide taller than the screen scrolls
     for kind, source, metadata in cells:
         metadata = dict(metadata)
         if kind == "md":

@@ -97,7 +97,10 @@ class TestNotebook:
         assert any("assert " in c.source for c in _code_cells(nb)), "claims are asserted"
 
     def test_slide_metadata(self, path: Path) -> None:
-        for cell in _load(path).cells:
+        nb = _load(path)
+        # RISE: a slide taller than the screen (a panel with its readout) scrolls, not clips.
+        assert nb.metadata.get("rise", {}).get("scroll") is True
+        for cell in nb.cells:
             slide_type = cell.metadata.get("slideshow", {}).get("slide_type")
             assert slide_type in SLIDE_TYPES, f"cell without slide metadata:\n{cell.source[:80]}"
 
@@ -118,3 +121,22 @@ class TestNotebook:
 
     def test_no_widget_state_stored(self, path: Path) -> None:
         assert "widgets" not in _load(path).metadata, "run `make notebooks` to strip widget state"
+
+
+def test_new_course_notebook_applies_the_conventions() -> None:
+    from helpers.notebook_tools import colab_badge, new_course_notebook
+
+    nb = new_course_notebook("99_demo.ipynb", [
+        ("md", "# 99 · Demo\n\n{badge}", {}),
+        ("code", "{setup}", {}),
+        ("md", "## 1. A section", {}),
+        ("code", "x = 1", {}),
+        ("code", "panel", {"slideshow": {"slide_type": "subslide"}}),
+    ])
+    assert colab_badge("99_demo.ipynb") in nb.cells[0].source
+    assert nb.cells[1].source == setup_cell_source() and SETUP_TAG in nb.cells[1].metadata.tags
+    kinds = [c.metadata.slideshow.slide_type for c in nb.cells]
+    assert kinds == ["slide", "skip", "slide", "-", "subslide"]
+    assert nb.metadata.rise == {"scroll": True}
+    with pytest.raises(ValueError, match="kind must be 'md' or 'code'"):
+        new_course_notebook("99_demo.ipynb", [("raw", "x", {})])
