@@ -44,19 +44,18 @@ notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
 
 # Handouts: executed copies (with widget state) in build/executed, exported side by side
-# with the JavaScript they need (build/vendor, fetched once from npm) so they open offline.
+# with the JavaScript they need, so they open offline.  That JavaScript is committed in
+# helpers/vendor (no npm, no network); each export checks it against helpers/vendor/SHA256SUMS
+# and copies it to build/vendor.  Refreshing it from npm: helpers/vendor/README.md.
 EXECUTED := $(patsubst notebooks/%.ipynb,build/executed/%.ipynb,$(wildcard notebooks/*.ipynb))
 
 build/executed/%.ipynb: notebooks/%.ipynb $(shell find helpers -name "*.py") | install
 	$(PY) -m helpers.notebook_tools execute --widget-state --output-dir build/executed $<
 
-build/vendor/.complete: | install
-	$(PY) -m helpers.handouts vendor --vendor-dir build/vendor
-
-html: build/vendor/.complete $(EXECUTED)  ## self-contained HTML handouts in build/html
+html: $(EXECUTED)  ## self-contained HTML handouts in build/html
 	$(PY) -m helpers.handouts html --output-dir build/html $(EXECUTED)
 
-slides: build/vendor/.complete $(EXECUTED)  ## reveal.js slide decks in build/slides
+slides: $(EXECUTED)  ## reveal.js slide decks in build/slides
 	$(PY) -m helpers.handouts slides --output-dir build/slides $(EXECUTED)
 
 # Timings of every notebook (fresh kernel, 3 runs) and slider redraw, checked against

@@ -577,6 +577,80 @@ def test_html_export_shows_static_figures(browser_context: Any, tmp_path: Path) 
         page.close()
 
 
+JS_MATHJAX_IDLE = """() => window.MathJax && MathJax.Hub && MathJax.Hub.queue
+    && MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0"""
+
+
+def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> None:
+    """The handouts of ``make html`` and ``make slides`` work from the build folder alone:
+    a notebook with formulas and widget panels, executed with its widget state and exported
+    by ``helpers.handouts.export`` (which copies the committed ``helpers/vendor``), opens with
+    every non-file request blocked.  No request asks for a file the build folder lacks (the
+    lazily loaded MathJax and widget fonts included), MathJax renders the LaTeX, the widget
+    HTML manager renders the saved widget state, and the reveal.js deck starts.
+
+    The requests that leave the folder (the Colab badge, the Google Fonts of reveal.js's theme,
+    the template's mermaid import) are blocked and listed in ``handouts/<kind>.txt``.
+    """
+    from helpers.handouts import export
+    from helpers.notebook_tools import execute
+
+    executed = tmp_path / "executed" / LATEX_NOTEBOOK
+    execute(ROOT / "notebooks" / LATEX_NOTEBOOK, executed, widget_state=True)
+    nb = nbformat.read(executed, as_version=4)
+    assert nb.metadata.get("widgets"), f"{LATEX_NOTEBOOK}: no widget state was saved"
+    title = nb.cells[0].source.splitlines()[0][2:]
+    build = tmp_path / "build"
+    (ARTIFACTS / "handouts").mkdir(parents=True, exist_ok=True)
+    for kind in ("html", "slides"):
+        page_path = export(kind, [executed], build / kind, build / "vendor")[0]
+        page = browser_context.new_page()
+        blocked: list[str] = []
+        missing: list[str] = []
+        errors: list[str] = []
+        _block_external(page, "file:", blocked)
+        page.on("requestfailed", lambda request: missing.append(f"{request.url} ({request.failure})")
+                if request.url.startswith("file:") else None)
+        page.on("response", lambda response: missing.append(f"{response.url} (status {response.status})")
+                if response.status >= 400 else None)
+        page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+        try:
+            page.goto(page_path.as_uri(), timeout=START_TIMEOUT_S * 1000)
+            page.wait_for_load_state("load")
+            page.wait_for_selector(".MathJax_CHTML, mjx-container", state="attached",
+                                   timeout=CONTROL_TIMEOUT_S * 1000)
+            page.wait_for_function(JS_MATHJAX_IDLE, timeout=CONTROL_TIMEOUT_S * 1000)
+            page.wait_for_selector(".jupyter-widgets .widget-slider", state="attached",
+                                   timeout=CONTROL_TIMEOUT_S * 1000)
+            if kind == "slides":
+                first = page.wait_for_selector(".reveal .slides section.present",
+                                               timeout=CONTROL_TIMEOUT_S * 1000)
+                assert first.is_visible(), "the first slide of the deck is not shown"
+                page.wait_for_function("t => document.querySelector('.reveal .slides section.present')"
+                                       ".innerText.includes(t)", arg=title, timeout=CONTROL_TIMEOUT_S * 1000)
+                page.keyboard.press("ArrowRight")  # the next slide re-renders its formulas
+                page.wait_for_function(JS_MATHJAX_IDLE, timeout=CONTROL_TIMEOUT_S * 1000)
+            page.evaluate("() => document.fonts.ready.then(() => true)")  # lazily loaded fonts
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "handouts" / f"{kind}.png"))
+            rendered = page.evaluate("""() => ({
+                math: document.querySelectorAll('.MathJax_CHTML, mjx-container').length,
+                mathErrors: document.querySelectorAll('.MathJax_Error, merror').length,
+                sliders: document.querySelectorAll('.jupyter-widgets .widget-slider').length,
+                widgetErrors: document.querySelectorAll('.jupyter-widgets-error-widget').length})""")
+        finally:
+            (ARTIFACTS / "handouts" / f"{kind}.txt").write_text(
+                "".join(f"blocked external request: {url}\n" for url in sorted(set(blocked))))
+            page.close()
+        assert not missing, (f"{kind}: the page asked for files missing from the build folder:\n  "
+                             + "\n  ".join(missing))
+        assert not errors, f"{kind}: JavaScript errors:\n  " + "\n  ".join(errors)
+        assert rendered["math"] > 0 and not rendered["mathErrors"], (
+            f"{kind}: MathJax did not render: {rendered}")
+        assert rendered["sliders"] > 0 and not rendered["widgetErrors"], (
+            f"{kind}: the saved widget state was not rendered: {rendered}")
+
+
 # jupyterlab-rise 0.43 cannot load the ipywidgets 8 widget manager in its slideshow app
 # (upstream jupyterlab-contrib/rise#119: the manager asks for @jupyterlab/console, which the
 # RISE app does not provide); panels then show their PNG fallback.
