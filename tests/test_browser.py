@@ -5,8 +5,10 @@ do what a student does: start JupyterLab (headless, localhost, a random free por
 open each notebook in Debian's Chromium driven by Playwright, run all cells, then move the
 controls of every interactive panel and check that the picture really changes, with no error
 output, no ``panel-error`` readout and no JavaScript error.  A screenshot of each notebook
-goes to ``test-artifacts/browser/`` (git-ignored).  A last test exports a notebook to HTML
-with nbconvert (no kernel) and checks that its stored figures are there and load.
+goes to ``test-artifacts/browser/`` (git-ignored).  Further tests open the HTML and slide
+exports offline (no kernel) and check that figures, formulas and saved widgets render, and
+present notebooks with RISE: the deck and its formulas render, and a slider dragged on a
+slide redraws its figure (the widget manager loads there thanks to ``labextension/``).
 
 The notebooks are copied to a temporary folder before JupyterLab opens them, so nothing the
 browser does (autosave, new outputs) touches the repository.  JupyterLab runs with its own
@@ -243,7 +245,7 @@ class LabServer:
 def lab(playwright_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """JupyterLab on a copy of notebooks/; stopped (ports freed) even when tests fail."""
     served = tmp_path_factory.mktemp("lab-root")
-    for notebook in NOTEBOOKS:
+    for notebook in [*NOTEBOOKS, ROOT / "notebooks" / "rise.css"]:
         shutil.copy2(notebook, served / notebook.name)
     server = LabServer(served, tmp_path_factory.mktemp("lab-home"))
     try:
@@ -651,22 +653,49 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
             f"{kind}: the saved widget state was not rendered: {rendered}")
 
 
-# jupyterlab-rise 0.43 cannot load the ipywidgets 8 widget manager in its slideshow app
-# (upstream jupyterlab-contrib/rise#119: the manager asks for @jupyterlab/console, which the
-# RISE app does not provide); panels then show their PNG fallback.
+# -- RISE slideshows -------------------------------------------------------------------------
 LATEX_NOTEBOOK = "04_attention_scaling.ipynb"
+LIVE_NOTEBOOK = "00_start_here.ipynb"
+# The present slide itself, not the horizontal stack that holds its subslides.
+PRESENT = ".reveal .slides section.present:not(.stack)"
+# The RISE app lacks @jupyterlab/console, which the ipywidgets 8 widget manager asks for
+# (upstream jupyterlab-contrib/rise#119); the course's labextension provides it
+# (labextension/README.md).  Without it this error appears and panels fall back to a PNG.
+WIDGET_MANAGER_FAILURE = "Shared module @jupyterlab/console doesn't exist"
+# Console errors of the RISE app (jupyterlab-rise 0.43.1) that are not failures of the course,
+# each with its reason.  Anything else fails the RISE tests.
+RISE_CONSOLE_ALLOWLIST: dict[str, str] = {
+    "RangeError: Maximum call stack size exceeded": (
+        "raised inside jupyterlab-rise's own bundle while it builds the deck: the stack is in "
+        "@jupyter/web-components' design-token palette code (sortColorScaleStops, "
+        "reflectToCSS), a known FAST DesignToken recursion (microsoft/fast#6464).  It also "
+        "happens with jupyterlab-rise as the only extension installed, in a plain headless "
+        "Chromium; the deck, its formulas and its widgets render completely"),
+    ".css' because its MIME type ('text/html')": (
+        "RISE asks for optional stylesheets next to the notebook (rise.css, which the course "
+        "ships, and <notebook>.css, which it does not need); the missing one answers 404"),
+}
+
+
+def _rise_console_problems(errors: list[str]) -> list[str]:
+    return [e for e in errors if not any(fragment in e for fragment in RISE_CONSOLE_ALLOWLIST)]
+
+
+def _open_in_lab(page: Any, lab: LabServer, notebook: str) -> None:
+    page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}", timeout=START_TIMEOUT_S * 1000)
+    page.wait_for_function(JS_FIND_NOTEBOOK, arg=notebook, timeout=START_TIMEOUT_S * 1000)
+
+
+def _open_in_rise(page: Any, lab: LabServer, notebook: str) -> Any:
+    page.goto(f"{lab.url}/rise/{notebook}?token={lab.token}", timeout=START_TIMEOUT_S * 1000)
+    return page.wait_for_selector(PRESENT, timeout=START_TIMEOUT_S * 1000)
 
 
 def test_rise_slideshow_and_latex_render(lab: LabServer, browser_context: Any) -> None:
     """LaTeX renders in the notebook view (no console error), and RISE presents a notebook:
     its first slide shows the title and the formulas render (the incompatible
-    jupyterlab-mathjax3 extension is disabled by the install step).
-
-    RISE's own console messages are written to ``rise_console.txt`` in the artifacts, not
-    asserted: besides the known widget-manager error (see above), jupyterlab-rise
-    0.43.1 logs "RangeError: Maximum call stack size exceeded" in this test's browser while
-    the deck still renders completely (not seen when the same deck is opened by hand).
-    """
+    jupyterlab-mathjax3 extension is disabled by the install step).  The RISE app's console
+    shows no error beyond RISE_CONSOLE_ALLOWLIST (all of them: rise_console.txt)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     title = nbformat.read(ROOT / "notebooks" / LATEX_NOTEBOOK, as_version=4).cells[0].source.splitlines()[0][2:]
     errors: list[str] = []
@@ -676,20 +705,81 @@ def test_rise_slideshow_and_latex_render(lab: LabServer, browser_context: Any) -
             if msg.type == "error" and _console_problem(msg, lab.url) else None)
     page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
     try:
-        page.goto(f"{lab.url}/lab/tree/{LATEX_NOTEBOOK}?reset&token={lab.token}",
-                  timeout=START_TIMEOUT_S * 1000)
-        page.wait_for_function(JS_FIND_NOTEBOOK, arg=LATEX_NOTEBOOK, timeout=START_TIMEOUT_S * 1000)
+        _open_in_lab(page, lab, LATEX_NOTEBOOK)
         page.wait_for_selector(".jp-Notebook mjx-container", timeout=CONTROL_TIMEOUT_S * 1000)
         assert not errors, "JavaScript errors in the notebook view:\n  " + "\n  ".join(errors)
 
-        page.goto(f"{lab.url}/rise/{LATEX_NOTEBOOK}?token={lab.token}", timeout=START_TIMEOUT_S * 1000)
-        first = page.wait_for_selector(".reveal .slides section.present", timeout=START_TIMEOUT_S * 1000)
-        page.wait_for_function("t => document.querySelector('.reveal .slides section.present')"
-                               ".innerText.includes(t)", arg=title, timeout=CONTROL_TIMEOUT_S * 1000)
+        first = _open_in_rise(page, lab, LATEX_NOTEBOOK)
+        page.wait_for_function(f"t => document.querySelector('{PRESENT}').innerText.includes(t)",
+                               arg=title, timeout=CONTROL_TIMEOUT_S * 1000)
         assert first.is_visible(), "the first slide of the RISE deck is not shown"
         page.wait_for_selector(".reveal mjx-container", state="attached", timeout=CONTROL_TIMEOUT_S * 1000)
+        page.wait_for_timeout(2000)  # errors of the deck's late rendering steps
         page.screenshot(path=str(ARTIFACTS / "rise_first_slide.png"))
+        problems = _rise_console_problems(errors)
+        assert not problems, "JavaScript errors in the RISE slideshow:\n  " + "\n  ".join(problems)
     finally:
         (ARTIFACTS / "rise_console.txt").write_text("\n".join(errors) + "\n")
+        page.close()
+        lab.shutdown_kernels()
+
+
+def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -> None:
+    """What an instructor does: run the notebook in JupyterLab, open it in RISE (same kernel),
+    step to the panel's slide with the presenter's "next" key and drag the slider with the
+    mouse.  The widget manager loads in RISE and the figure redraws."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    page = browser_context.new_page()
+    _block_external(page, lab.url, [])
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and _console_problem(msg, lab.url) else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+    try:
+        _open_in_lab(page, lab, LIVE_NOTEBOOK)
+        page.evaluate(f"() => {{ ({JS_RUN_ALL})({START_TIMEOUT_S * 1000}); }}")
+        page.wait_for_function("() => window.__runAll && window.__runAll.done",
+                               timeout=RUN_TIMEOUT_S * 1000, polling=500)
+        problems = page.evaluate(JS_OUTPUT_PROBLEMS)["problems"]
+        assert page.evaluate("() => window.__runAll.ok") and not problems, problems
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_timeout(1000)
+
+        _open_in_rise(page, lab, LIVE_NOTEBOOK)
+        cells = len(nbformat.read(ROOT / "notebooks" / LIVE_NOTEBOOK, as_version=4).cells)
+        for _ in range(cells):  # a deck has at most one slide per cell
+            if page.locator(f"{PRESENT} img.widget-image").count():
+                break
+            page.keyboard.press("Space")  # next slide or subslide
+            page.wait_for_timeout(300)
+        image = page.locator(f"{PRESENT} img.widget-image").first
+        try:
+            image.wait_for(state="visible", timeout=CONTROL_TIMEOUT_S * 1000)
+        except Exception:
+            failures = [e for e in errors if WIDGET_MANAGER_FAILURE in e]
+            pytest.fail(f"no live panel on any slide of the RISE deck of {LIVE_NOTEBOOK}"
+                        + (f"; the widget manager did not load: {failures[0].splitlines()[0]} (is the course's "
+                           "labextension installed? `jupyter labextension list`)" if failures else ""),
+                        pytrace=False)
+        page.wait_for_timeout(1500)  # the slide transition moves the slider while it runs
+        before = image.evaluate(JS_IMAGE_DIGEST)
+
+        handle = page.locator(f"{PRESENT} .widget-slider .noUi-handle").first
+        track = page.locator(f"{PRESENT} .widget-slider .noUi-base").first
+        start, end = handle.bounding_box(), track.bounding_box()
+        assert start and end, "the panel's slider is not laid out on the slide"
+        y = start["y"] + start["height"] / 2
+        page.mouse.move(start["x"] + start["width"] / 2, y)
+        page.mouse.down()
+        page.mouse.move(end["x"] + 0.8 * end["width"], y, steps=8)
+        page.mouse.up()
+        deadline = time.monotonic() + CONTROL_TIMEOUT_S
+        while image.evaluate(JS_IMAGE_DIGEST) == before and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        page.screenshot(path=str(ARTIFACTS / "rise_live_panel.png"))
+        assert image.evaluate(JS_IMAGE_DIGEST) != before, "dragging the slider in RISE did not redraw the figure"
+        problems = _rise_console_problems(errors)
+        assert not problems, "JavaScript errors in the RISE slideshow:\n  " + "\n  ".join(problems)
+    finally:
         page.close()
         lab.shutdown_kernels()
