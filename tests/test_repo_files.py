@@ -96,6 +96,7 @@ def test_binder_environment_mirrors_environment_yml() -> None:
     post_build = (ROOT / ".binder/postBuild").read_text()
     assert "pip install --no-deps -e ." in post_build
     assert "mathjax3-extension" in post_build
+    assert "jupyter labextension develop --overwrite ." in post_build  # live sliders in RISE
 
 
 def test_readme_lists_every_notebook_with_its_colab_badge() -> None:
