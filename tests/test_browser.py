@@ -681,6 +681,17 @@ def _rise_console_problems(errors: list[str]) -> list[str]:
     return [e for e in errors if not any(fragment in e for fragment in RISE_CONSOLE_ALLOWLIST)]
 
 
+def _rise_test_page(browser_context: Any, lab: LabServer) -> tuple[Any, list[str]]:
+    """A page that reaches only the local server, and the list its console errors go to."""
+    errors: list[str] = []
+    page = browser_context.new_page()
+    _block_external(page, lab.url, [])
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and _console_problem(msg, lab.url) else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+    return page, errors
+
+
 def _open_in_lab(page: Any, lab: LabServer, notebook: str) -> None:
     page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}", timeout=START_TIMEOUT_S * 1000)
     page.wait_for_function(JS_FIND_NOTEBOOK, arg=notebook, timeout=START_TIMEOUT_S * 1000)
@@ -698,12 +709,7 @@ def test_rise_slideshow_and_latex_render(lab: LabServer, browser_context: Any) -
     shows no error beyond RISE_CONSOLE_ALLOWLIST (all of them: rise_console.txt)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     title = nbformat.read(ROOT / "notebooks" / LATEX_NOTEBOOK, as_version=4).cells[0].source.splitlines()[0][2:]
-    errors: list[str] = []
-    page = browser_context.new_page()
-    _block_external(page, lab.url, [])
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and _console_problem(msg, lab.url) else None)
-    page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+    page, errors = _rise_test_page(browser_context, lab)
     try:
         _open_in_lab(page, lab, LATEX_NOTEBOOK)
         page.wait_for_selector(".jp-Notebook mjx-container", timeout=CONTROL_TIMEOUT_S * 1000)
@@ -729,12 +735,7 @@ def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -
     step to the panel's slide with the presenter's "next" key and drag the slider with the
     mouse.  The widget manager loads in RISE and the figure redraws."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    page = browser_context.new_page()
-    _block_external(page, lab.url, [])
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and _console_problem(msg, lab.url) else None)
-    page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+    page, errors = _rise_test_page(browser_context, lab)
     try:
         _open_in_lab(page, lab, LIVE_NOTEBOOK)
         page.evaluate(f"() => {{ ({JS_RUN_ALL})({START_TIMEOUT_S * 1000}); }}")
