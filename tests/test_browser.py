@@ -762,12 +762,19 @@ def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -
                         + (f"; the widget manager did not load: {failures[0].splitlines()[0]} (is the course's "
                            "labextension installed? `jupyter labextension list`)" if failures else ""),
                         pytrace=False)
-        page.wait_for_timeout(1500)  # the slide transition moves the slider while it runs
         before = image.evaluate(JS_IMAGE_DIGEST)
 
         handle = page.locator(f"{PRESENT} .widget-slider .noUi-handle").first
         track = page.locator(f"{PRESENT} .widget-slider .noUi-base").first
-        start, end = handle.bounding_box(), track.bounding_box()
+        # The slide transition moves the slider while it runs: wait until it stands still.
+        start, deadline = None, time.monotonic() + CONTROL_TIMEOUT_S
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(300)
+            box = handle.bounding_box()
+            if box is not None and box == start:
+                break
+            start = box
+        end = track.bounding_box()
         assert start and end, "the panel's slider is not laid out on the slide"
         y = start["y"] + start["height"] / 2
         page.mouse.move(start["x"] + start["width"] / 2, y)
