@@ -80,5 +80,5 @@ lock: install  ## refresh constraints.txt from the installed environment
 	 $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//') > constraints.txt
 
 clean:  ## remove the virtual environment and build products
-	rm -rf $(VENV) build test-artifacts .pytest_cache *.egg-info
+	rm -rf $(VENV) build test-artifacts .pytest_cache *.egg-info labextension/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
