@@ -64,7 +64,7 @@ VENDOR_FILES: dict[str, tuple[str, ...]] = {
                   "plugin/notes/notes.js"),
     "requirejs": ("require.js",),
     # embed-amd.js bundles its dependencies; embed.js.LICENSE.txt lists their licenses.
-    "html-manager": ("dist/embed-amd.js", "dist/embed.js.LICENSE.txt", "dist/*.woff2"),
+    "html-manager": ("dist/embed-amd.js", "dist/embed.js.LICENSE.txt"),
     "mathjax": ("MathJax.js", f"config/{MATHJAX_CONFIG}.js", "config/Safe.js",
                 "extensions/Safe.js", "extensions/HelpDialog.js", "extensions/TeX/*.js",
                 "jax/input/TeX/*.js", "jax/element/mml/*.js", "jax/output/CommonHTML/*.js",
@@ -73,16 +73,6 @@ VENDOR_FILES: dict[str, tuple[str, ...]] = {
 }
 #: A package's license file, at its top level.
 LICENSE_FILE = re.compile(r"(?i)(licen[cs]e|copying)(\.(txt|md))?")
-#: AMD modules defined by html-manager's embed-amd.js.  webpack derives the address of their
-#: fonts from the module's URL, which require.js would otherwise place next to the page.
-WIDGET_MODULES = (
-    "@jupyter-widgets/base",
-    "@jupyter-widgets/base7",
-    "@jupyter-widgets/controls",
-    "@jupyter-widgets/controls7",
-    "@jupyter-widgets/html-manager",
-    "@jupyter-widgets/html-manager/dist/libembed-amd",
-)
 KINDS = ("html", "slides")
 _SHA256_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
@@ -308,22 +298,6 @@ def _exporter(kind: str, vendor_url: str) -> HTMLExporter:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def _point_widgets_at_vendor(body: str, vendor_url: str) -> str:
-    """Tell require.js where the widget modules live, right after the page loads it, so that
-    the widget fonts are fetched from the vendor folder rather than next to the page."""
-    tag = f'<script src="{vendor_url}/requirejs/require.js"></script>'
-    bundle = f"{vendor_url}/html-manager/dist/embed-amd"
-    config = (
-        "<script>\n"
-        f"requirejs.config({{paths: {json.dumps({module: bundle for module in WIDGET_MODULES})}}});\n"
-        f"window.__jupyter_widgets_assets_path__ = {json.dumps(f'{vendor_url}/html-manager/dist/')};\n"
-        "</script>"
-    )
-    if body.count(tag) != 1:
-        raise RuntimeError(f"the nbconvert template changed: expected one {tag} in the page")
-    return body.replace(tag, tag + config)
-
-
 def title_of(nb: nbformat.NotebookNode) -> str:
     """The notebook's H1 title (its first markdown line starting with '# ')."""
     for cell in nb.cells:
@@ -360,8 +334,7 @@ def export(kind: str, notebooks: Sequence[Path], out_dir: Path, vendor_dir: Path
     """
     if not isinstance(kind, str):
         raise TypeError(f"kind must be a str, got {type(kind).__name__}")
-    exporter_url = Path("..", _as_path(vendor_dir, "vendor_dir").name).as_posix()
-    exporter = _exporter(kind, exporter_url)
+    exporter = _exporter(kind, Path("..", _as_path(vendor_dir, "vendor_dir").name).as_posix())
     if isinstance(notebooks, (str, os.PathLike)) or not isinstance(notebooks, Sequence):
         raise TypeError("notebooks must be a list of paths")
     paths = [_as_path(path, "each notebook") for path in notebooks]
@@ -381,7 +354,7 @@ def export(kind: str, notebooks: Sequence[Path], out_dir: Path, vendor_dir: Path
         nb = nbformat.read(path, as_version=4)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)}})
         page = out_dir / (path.stem + suffix)
-        page.write_text(_point_widgets_at_vendor(body, exporter_url), encoding="utf-8")
+        page.write_text(body, encoding="utf-8")
         pages.append(page)
         rows.append(f'<li><a href="{page.name}">{html.escape(title_of(nb))}</a></li>')
     index = out_dir / "index.html"

@@ -588,7 +588,7 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
     a notebook with formulas and widget panels, executed with its widget state and exported
     by ``helpers.handouts.export`` (which copies the committed ``helpers/vendor``), opens with
     every non-file request blocked.  No request asks for a file the build folder lacks (the
-    lazily loaded MathJax and widget fonts included), MathJax renders the LaTeX, the widget
+    lazily loaded MathJax fonts included), MathJax renders the LaTeX, the widget
     HTML manager renders the saved widget state, and the reveal.js deck starts.
 
     The requests that leave the folder (the Colab badge, the Google Fonts of reveal.js's theme,

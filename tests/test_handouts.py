@@ -29,8 +29,8 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "00_start_here
 # A script or stylesheet fetched from the network would break the page offline.  (The
 # template's mermaid loader is only reached when a notebook contains a mermaid diagram.)
 REMOTE_ASSET = re.compile(r"""(<script[^>]*src=|<link[^>]*href=|widgetRendererSrc = )["']https?://""")
-# Every address into the copied vendor folder: script/link URLs, the widget renderer, the
-# reveal.js modules and the require.js paths of the widget modules.
+# Every address into the copied vendor folder: script/link URLs, the widget renderer and the
+# reveal.js modules.
 VENDOR_URL = re.compile(r"""["'](\.\./vendor/[^"'?#]*)([^"']*)["']""")
 WIDGET_STATE = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
                                                                "state": {}}}
@@ -146,10 +146,7 @@ def test_export_copies_the_vendor_folder_and_pages_load_only_its_files(
     assert expected <= referenced, f"the page does not load {sorted(expected - referenced)}"
     for url, query in urls:
         relative = url.removeprefix("../vendor/")
-        exists = ((vendor_dir / relative).is_file()                   # a script, stylesheet, ...
-                  or (vendor_dir / f"{relative}.js").is_file()        # an AMD module path
-                  or (url.endswith("/") and (vendor_dir / relative).is_dir()))  # the widget fonts
-        assert exists, f"{page.name} refers to {url}, which is not in the vendor folder"
+        assert (vendor_dir / relative).is_file(), f"{page.name} refers to {url}, which is not in the vendor folder"
         if query.startswith("?config="):  # MathJax's configuration files
             for config in query.removeprefix("?config=").split(","):
                 assert (vendor_dir / "mathjax" / "config" / f"{config}.js").is_file(), config
