@@ -19,6 +19,27 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Absolute paths or user names that must never appear in stored outputs.
 LOCAL_PATH = re.compile(r"(/(root|home|Users|tmp|work)/[^\s\"'<>]+)|([A-Za-z]:\\\\Users)")
 FORBIDDEN_MIME = {"image/svg+xml", "application/pdf"}
+# Claims are checked in short collapsed cells tagged "check" (helpers.claims.expect or assert).
+CHECK_TAG = "check"
+CHECK_CALL = re.compile(r"^\s*assert\b|\bexpect\(", re.MULTILINE)
+MAX_CHECK_LINES = 15
+# Students have only the repository: no paths or file names from outside it, and lectures are
+# cited by title, not by the number of a file they cannot open.
+OUTSIDE_REPO = re.compile(
+    r"\.\./shared|MEASUREMENTS\.md|lecture-notes|\b00[0-4]_[0-9a-f]{16}\b|\b[Ll]ectures? `?00[0-4]\b")
+# Glossary wording agreed for the whole course: English term -> words its translation must use.
+GLOSSARY_WORDING = {
+    "skewness": "độ xiên",
+    "layer normalization": "chuẩn hóa tầng",
+    "layernorm": "chuẩn hóa tầng",
+    "batch normalization": "chuẩn hóa theo lô",
+    "group normalization": "chuẩn hóa theo nhóm",
+    "norm": "chuẩn",
+    "regularization": "chính quy hóa",
+    "dead relu": "relu chết",
+    "covariate shift": "dịch chuyển hiệp biến",
+}
+MISTRANSLATIONS = ("ép buộc giáo viên", "chuẩn hóa theo lớp")
 
 
 def _load(path: Path) -> nbformat.NotebookNode:
@@ -94,7 +115,7 @@ class TestNotebook:
             o for c in _code_cells(nb) for o in c.outputs if "image/png" in o.get("data", {})
         ]
         assert images, "the notebook shows at least one PNG figure"
-        assert any("assert " in c.source for c in _code_cells(nb)), "claims are asserted"
+        assert any(CHECK_CALL.search(c.source) for c in _code_cells(nb)), "claims are checked"
 
     def test_slide_metadata(self, path: Path) -> None:
         nb = _load(path)
@@ -118,6 +139,39 @@ class TestNotebook:
                     f"the live panel `{cell.source[:40]}` shares its slide with "
                     f"{[c.source[:40] for c in shown]}: give it a subslide of its own")
             before.append(cell)
+
+    def test_claims_are_checked_in_collapsed_check_cells(self, path: Path) -> None:
+        """Teaching cells show the idea; each claim is checked in a short collapsed cell below."""
+        for cell in _code_cells(_load(path)):
+            tags = cell.metadata.get("tags", [])
+            has_check = CHECK_CALL.search(cell.source) is not None
+            if has_check or CHECK_TAG in tags:
+                where = f"cell:\n{cell.source[:120]}"
+                assert has_check, f"a cell tagged {CHECK_TAG!r} must check something, {where}"
+                assert CHECK_TAG in tags, f"assert/expect belongs in a cell tagged {CHECK_TAG!r}, {where}"
+                assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+                    f"check cells are collapsed (metadata jupyter.source_hidden), {where}")
+                assert len(cell.source.splitlines()) <= MAX_CHECK_LINES, f"check cell too long, {where}"
+
+    def test_names_nothing_outside_the_repository(self, path: Path) -> None:
+        for cell in _load(path).cells:
+            texts = [cell.source] + [json.dumps(o, ensure_ascii=False) for o in cell.get("outputs", [])]
+            for text in texts:
+                match = OUTSIDE_REPO.search(text)
+                assert match is None, (
+                    f"{match.group(0) if match else ''!r} names a file students do not have; "
+                    f"cite the lecture by its title:\n{cell.source[:120]}")
+
+    def test_glossary_wording(self, path: Path) -> None:
+        text = "\n".join(c.source for c in _load(path).cells if c.cell_type == "markdown")
+        for wrong in MISTRANSLATIONS:
+            assert wrong not in text.lower(), f"glossary: {wrong!r} is a mistranslation"
+        glossary = text[text.find("Glossary"):]
+        for row in re.findall(r"^\|([^|\n]+)\|([^|\n]+)\|", glossary, flags=re.MULTILINE):
+            english, vietnamese = (cell.strip().strip("*").lower() for cell in row)
+            needed = GLOSSARY_WORDING.get(re.sub(r"\s*\(.*\)$", "", english))
+            if needed is not None:
+                assert needed in vietnamese, f"glossary: translate {english!r} with {needed!r}"
 
     def test_no_widget_state_stored(self, path: Path) -> None:
         assert "widgets" not in _load(path).metadata, "run `make notebooks` to strip widget state"

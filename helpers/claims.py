@@ -1,0 +1,130 @@
+"""Check a notebook's quantitative claims against what it measured, and summarise seed sweeps.
+
+A notebook states a claim in its text ("the norm falls at least 10⁶-fold"), measures the
+quantity, and checks it in a short collapsed *check* cell::
+
+    expect(drop, 1e6, None, "the c = 1 activation norm falls at least 10⁶-fold", fmt=".1e")
+
+which prints one ``✓`` line, or raises ``AssertionError`` naming the claim and the value, so a
+wrong claim cannot pass the tests.  Results of training or random draws are summarised over
+seeds with :func:`seed_summary` (median and range), and claims are checked on every seed with
+``expect(summary.min, ...)`` / ``expect(summary.max, ...)`` or on the median.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SeedSummary", "expect", "seed_summary"]
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d torch/NumPy value
+            return _number(name, value.item())  # type: ignore[union-attr]
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    if math.isnan(number):
+        raise ValueError(f"{name} must not be NaN")
+    return number
+
+
+def expect(value: object, lo: float | None, hi: float | None, claim: str,
+           fmt: str = ".3g") -> float:
+    """Check that ``lo <= value <= hi`` and print ``✓ claim (measured …, expected …)``.
+
+    Args:
+        value: the measured number (a Python, NumPy or 0-d torch scalar).
+        lo: the smallest value consistent with the claim, or ``None`` for no lower bound.
+        hi: the largest value consistent with the claim, or ``None`` for no upper bound.
+        claim: the sentence of the notebook's text being checked, in a few words.
+        fmt: the format spec used to print the measured value and the bounds; choose one
+            coarse enough that the printed line is the same on every machine.
+
+    Returns:
+        The measured value as a float, so a check can be used inline.
+
+    Raises:
+        TypeError: if ``value``, ``lo`` or ``hi`` is not a real number, or ``claim`` is not a str.
+        ValueError: if ``value`` is NaN, both bounds are ``None``, ``lo > hi`` or ``claim`` is empty.
+        AssertionError: if the measured value is outside ``[lo, hi]``.
+    """
+    if not isinstance(claim, str):
+        raise TypeError(f"claim must be a str, got {type(claim).__name__}")
+    if not claim.strip():
+        raise ValueError("claim must be a non-empty sentence")
+    measured = _number("value", value)
+    low = None if lo is None else _number("lo", lo)
+    high = None if hi is None else _number("hi", hi)
+    if low is None and high is None:
+        raise ValueError("lo and hi cannot both be None: an expectation needs a bound")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"lo must be <= hi, got lo={low} and hi={high}")
+    if low is None:
+        expected = f"≤ {high:{fmt}}"
+    elif high is None:
+        expected = f"≥ {low:{fmt}}"
+    else:
+        expected = f"in [{low:{fmt}}, {high:{fmt}}]"
+    shown = f"measured {measured:{fmt}}, expected {expected}"
+    if (low is not None and measured < low) or (high is not None and measured > high):
+        raise AssertionError(f"claim fails: {claim} ({shown})")
+    print(f"✓ {claim} ({shown})")
+    return measured
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Median and range of one quantity measured once per seed."""
+
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        """How many seeds."""
+        return len(self.values)
+
+    @property
+    def median(self) -> float:
+        """The median over seeds."""
+        return float(np.median(self.values))
+
+    @property
+    def min(self) -> float:
+        """The smallest value over seeds."""
+        return min(self.values)
+
+    @property
+    def max(self) -> float:
+        """The largest value over seeds."""
+        return max(self.values)
+
+    def format(self, fmt: str = ".3g") -> str:
+        """``'median m (range lo–hi, n seeds)'`` with every number in ``fmt``."""
+        return f"median {self.median:{fmt}} (range {self.min:{fmt}}–{self.max:{fmt}}, {self.n} seeds)"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def seed_summary(values: Iterable[object], min_seeds: int = 5) -> SeedSummary:
+    """Summarise one quantity measured over several seeds (median and range).
+
+    Args:
+        values: one measured number per seed.
+        min_seeds: the fewest seeds a reported result may rest on (the course's rule is 5).
+
+    Raises:
+        TypeError: if a value is not a real number or ``min_seeds`` is not an int.
+        ValueError: if a value is NaN or there are fewer than ``min_seeds`` values.
+    """
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int):
+        raise TypeError(f"min_seeds must be an int, got {type(min_seeds).__name__}")
+    numbers = tuple(_number(f"values[{i}]", v) for i, v in enumerate(values))
+    if len(numbers) < min_seeds:
+        raise ValueError(f"values must hold at least min_seeds={min_seeds} results, got {len(numbers)}")
+    return SeedSummary(numbers)
