@@ -55,21 +55,33 @@ def _check_norm(norm: object) -> None:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
+def _check_scale(scale: object) -> None:
+    if scale is None:
+        return
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"attention_scale must be a positive float or None, got {type(scale).__name__}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"attention_scale must be a positive finite float or None, got {scale}")
+
+
 # ---------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions <= t.
 
-    Uses :func:`torch.nn.functional.scaled_dot_product_attention`, which divides the
-    scores by sqrt(head size) (notebook 04) and applies the causal mask.
+    Uses :func:`torch.nn.functional.scaled_dot_product_attention`, which multiplies the
+    scores by ``attention_scale`` (default ``None``: 1/sqrt(head size), notebook 04) and
+    applies the causal mask.  ``attention_scale=1.0`` gives unscaled attention.
     """
 
-    def __init__(self, d_model: int, n_heads: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, attention_scale: float | None = None) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, n_heads={n_heads}")
+        _check_scale(attention_scale)
         self.n_heads = n_heads
+        self.attention_scale = attention_scale
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
@@ -78,7 +90,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(width, dim=-1)
         shape = (batch, length, self.n_heads, width // self.n_heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
-        mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.attention_scale)
         return self.out(mixed.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -89,12 +101,13 @@ class Block(nn.Module):
     :class:`torch.nn.Identity` (so the module graph shows there is no normalization).
     """
 
-    def __init__(self, d_model: int, n_heads: int, norm: str, d_ff: int | None = None) -> None:
+    def __init__(self, d_model: int, n_heads: int, norm: str, d_ff: int | None = None,
+                 attention_scale: float | None = None) -> None:
         super().__init__()
         _check_norm(norm)
         self.norm = norm
         d_ff = 4 * d_model if d_ff is None else d_ff
-        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.attn = CausalSelfAttention(d_model, n_heads, attention_scale)
         self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
         make = (lambda: nn.LayerNorm(d_model, eps=LN_EPS)) if norm != "none" else nn.Identity
         self.ln1 = make()
@@ -133,6 +146,8 @@ class TinyTransformer(nn.Module):
         n_layers, d_model, n_heads: depth, width and number of attention heads.
         vocab: number of token ids; max_len: longest sequence (learned positions).
         seed: seeds the initial weights (a private generator; global state is untouched).
+        attention_scale: factor on the attention scores q·k; ``None`` (default) is
+            1/sqrt(head size), ``1.0`` is unscaled attention (notebook 04).
 
     Initialization: Xavier-uniform weights and zero biases in every linear layer (as in
     Xiong et al., 2020), embeddings ~ N(0, 1) so each coordinate of the residual stream
@@ -151,6 +166,7 @@ class TinyTransformer(nn.Module):
         vocab: int = VOCAB,
         max_len: int = 32,
         seed: int = 0,
+        attention_scale: float | None = None,
     ) -> None:
         super().__init__()
         _check_norm(norm)
@@ -160,7 +176,8 @@ class TinyTransformer(nn.Module):
         _check_int("seed", seed, minimum=0)
         self.norm = norm
         self.embeddings = Embeddings(vocab, d_model, max_len)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, norm) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, norm, attention_scale=attention_scale)
+                                    for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model, eps=LN_EPS) if norm == "pre" else nn.Identity()
         self.head = nn.Linear(d_model, vocab)
         self._init_weights(seed)

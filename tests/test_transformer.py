@@ -13,6 +13,7 @@ from helpers.plots.transformer import (
     residual_norms_figure,
 )
 from helpers.transformer import (
+    CausalSelfAttention,
     NORMS,
     SEP,
     VOCAB,
@@ -253,3 +254,27 @@ def test_browse_panel_with_a_precomputed_grid() -> None:
     partial = {k: v for k, v in grid.items() if k != ("pre", 1e-2, 2, 0)}
     with pytest.raises(ValueError, match="missing"):
         browse_panel(partial)
+
+
+def test_attention_scale_multiplies_the_scores() -> None:
+    """attention_scale=None is 1/sqrt(head size); a float is the factor on q·k, checked by hand."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)
+    for scale in (None, 1.0, 0.05):
+        attn = CausalSelfAttention(16, 2, attention_scale=scale)
+        q, k, v = attn.qkv(x).split(16, dim=-1)
+        q, k, v = (t.view(2, 5, 2, 8).transpose(1, 2) for t in (q, k, v))
+        factor = 1 / 8 ** 0.5 if scale is None else scale
+        scores = (q @ k.transpose(-1, -2)) * factor
+        scores = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+        expected = attn.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 5, 16))
+        torch.testing.assert_close(attn(x), expected)
+    unscaled = TinyTransformer("pre", d_model=16, n_heads=2, attention_scale=1.0)
+    assert all(block.attn.attention_scale == 1.0 for block in unscaled.blocks)
+
+
+@pytest.mark.parametrize(("scale", "error"), [(0.0, ValueError), (-1.0, ValueError),
+                                              (float("inf"), ValueError), ("1", TypeError)])
+def test_attention_scale_rejects_bad_values(scale: object, error: type) -> None:
+    with pytest.raises(error, match="attention_scale must be"):
+        TinyTransformer("pre", attention_scale=scale)  # type: ignore[arg-type]
