@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import pytest
 
-from helpers.plots.start import gaussian_samples
+from helpers.start import gaussian_samples
 from helpers.widgets import Panel, all_panels
 from helpers.widgets.start import gaussian_panel
 

@@ -1,4 +1,7 @@
-"""The warm-up figure of notebook 00: samples of N(0, sigma^2) against the bell curve."""
+"""The warm-up figure of notebook 00: samples of N(0, sigma^2) against the bell curve.
+
+The samples and the histogram's bins come from :mod:`helpers.start`.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from helpers.plots import color, label_axes, new_figure
+from helpers.start import BINS, N_SAMPLES, X_RANGE, gaussian_samples
 
-X_RANGE = (-8.0, 8.0)
-BINS = np.linspace(*X_RANGE, 61)
 GRID = np.linspace(*X_RANGE, 400)
-N_SAMPLES = 2000
-
-
-def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
-    """``n`` samples of N(0, sigma^2) from a seeded generator.
-
-    Raises:
-        ValueError: if ``sigma`` is not positive or ``n`` < 1.
-    """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    return np.random.default_rng(seed).normal(0.0, sigma, size=n)
 
 
 def gaussian_figure(sigma: float = 1.0) -> Figure:
