@@ -64,6 +64,28 @@ slides: $(EXECUTED)  ## reveal.js slide decks in build/slides
 bench: install  ## time notebooks and sliders; fails naming what is over budget
 	$(PY) -m benchmarks.run
 
+# A whole class on one server (not part of `make test`): a real JupyterHub on 127.0.0.1 with
+# N simulated students (1, 5, 10, 20) running a notebook and moving its slider at once;
+# writes benchmarks/CLASSROOM.md and classroom.json.  The hub gets its own environment in
+# build/classroom (the shared .venv is left alone), configurable-http-proxy comes from npm.
+# Takes about 15 minutes on 2 cores; needs an otherwise idle machine to mean anything.
+CLASSROOM        := build/classroom
+CLASSROOM_PY     := $(CLASSROOM)/venv/bin/python
+CLASSROOM_STAMP  := $(CLASSROOM)/venv/.installed
+JUPYTERHUB_PIN   := jupyterhub==6.1.1
+CHP_PIN          := configurable-http-proxy@5.3.0
+CLASSROOM_ARGS   ?=
+
+$(CLASSROOM_STAMP): pyproject.toml requirements.txt constraints.txt
+	test -x $(CLASSROOM_PY) || $(PYTHON) -m venv $(CLASSROOM)/venv
+	$(CLASSROOM_PY) -m pip install --quiet -r requirements.txt -c constraints.txt -e . $(JUPYTERHUB_PIN)
+	cd $(CLASSROOM) && npm install --no-audit --no-fund --silent --save-exact $(CHP_PIN)
+	touch $(CLASSROOM_STAMP)
+
+.PHONY: classroom-bench
+classroom-bench: $(CLASSROOM_STAMP)  ## N students at once on a local JupyterHub; writes benchmarks/CLASSROOM.md
+	$(CLASSROOM_PY) -m benchmarks.classroom $(CLASSROOM_ARGS)
+
 # Rebuild labextension/prebuilt from labextension/ (maintainers only: needs npm and network).
 # The build is made against JupyterLab 4.3.4, the version the RISE app bundles.
 JLAB_CORE := build/jupyterlab-4.3.4
