@@ -251,47 +251,67 @@ def derive_limits(rounds: Sequence[RoundResult], cores: int,
     }
 
 
-def kubernetes_quantity_mib(mib: float) -> str:
-    """A memory size in MiB as a Kubernetes quantity: ``"1536M"`` is not MiB, so whole GiB
-    become ``"2G"``-style ``Gi`` values and the rest ``Mi`` (e.g. ``"1536Mi"``).
+#: JupyterHub's memory suffixes (``jupyterhub.traitlets.ByteSpecification``): powers of
+#: 1024, so ``"1G"`` is 1024 MiB.  Zero to JupyterHub passes ``singleuser.memory`` values
+#: through it to KubeSpawner.
+BYTE_SUFFIXES = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_specification(mib: float) -> str:
+    """A memory size in MiB as JupyterHub writes it: ``"2G"`` for whole GiB, else ``"1792M"``.
 
     Raises:
+        TypeError: if ``mib`` is not a number.
         ValueError: if ``mib`` is not a positive whole number of MiB.
     """
+    if isinstance(mib, bool) or not isinstance(mib, (int, float)):
+        raise TypeError(f"mib must be a number, got {type(mib).__name__}")
     if not mib > 0 or mib != int(mib):
         raise ValueError(f"mib must be a positive whole number, got {mib}")
-    mib = int(mib)
-    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+    whole = int(mib)
+    return f"{whole // 1024}G" if whole % 1024 == 0 else f"{whole}M"
 
 
-def parse_kubernetes_mib(quantity: str | int | float) -> float:
-    """A Kubernetes memory quantity (``"1536Mi"``, ``"2Gi"``, ``"1G"``, ``"500M"``, bytes)
-    in MiB.
+def parse_byte_specification(value: str | int | float) -> float:
+    """A JupyterHub memory value (``"1792M"``, ``"2G"``, ``"512K"`` or a number of bytes)
+    in MiB, read as ``jupyterhub.traitlets.ByteSpecification`` reads it.
 
     Raises:
-        TypeError: if ``quantity`` is neither a string nor a number.
-        ValueError: if the string is not a memory quantity.
+        TypeError: if ``value`` is neither a string nor a number.
+        ValueError: if the string has no number before a K, M, G or T suffix.
     """
-    if isinstance(quantity, bool):
-        raise TypeError("quantity must be a string or a number, not a bool")
-    if isinstance(quantity, (int, float)):
-        return float(quantity) / MIB
-    if not isinstance(quantity, str):
-        raise TypeError(f"quantity must be a string or a number, got {type(quantity).__name__}")
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-             "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-    text = quantity.strip()
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            number = text[: -len(suffix)]
-            try:
-                return float(number) * units[suffix] / MIB
-            except ValueError:
-                break
+    if isinstance(value, bool):
+        raise TypeError("value must be a string or a number, not a bool")
+    if isinstance(value, (int, float)):
+        return float(int(value)) / MIB
+    if not isinstance(value, str):
+        raise TypeError(f"value must be a string or a number, got {type(value).__name__}")
+    text = value.strip()
+    suffix = text[-1:]
+    if suffix not in BYTE_SUFFIXES:
+        raise ValueError(f"value {value!r} must end in one of K, M, G, T (JupyterHub's units, "
+                         "upper case)")
     try:
-        return float(text) / MIB
+        return float(text[:-1]) * BYTE_SUFFIXES[suffix] / MIB
     except ValueError:
-        raise ValueError(f"quantity {quantity!r} is not a Kubernetes memory quantity") from None
+        raise ValueError(f"value {value!r} has no number before its unit") from None
+
+
+def z2jh_resources(limits: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``singleuser`` CPU and memory settings of a Zero to JupyterHub values file for
+    the derived ``limits`` (what ``deploy/z2jh/values.yaml`` must hold).
+
+    Raises:
+        ValueError: if ``limits`` lacks one of the derived numbers.
+    """
+    try:
+        return {
+            "cpu": {"guarantee": float(limits["cpu_guarantee"]), "limit": float(limits["cpu_limit"])},
+            "memory": {"guarantee": byte_specification(limits["memory_guarantee_mib"]),
+                       "limit": byte_specification(limits["memory_limit_mib"])},
+        }
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"limits lacks a derived number: {error!r}") from None
 
 
 # -- reports ----------------------------------------------------------------------------

@@ -253,9 +253,10 @@ def is_picture_update(message: Mapping[str, Any], image_ids: set[str] | frozense
 
 
 def slider_values(state: Mapping[str, Any], count: int) -> list[float]:
-    """``count`` slider positions spread over a slider's range, in a back-and-forth order
-    in which each differs from the one before and the first from the current value, so
-    every move changes the value (an unchanged value redraws nothing).
+    """``count`` slider positions spread evenly over a slider's range (both ends included
+    when ``count`` >= 2), swept from low to high, in which each differs from the one before
+    and the first from the current value, so every move changes the value (an unchanged
+    value redraws nothing).
 
     Works on the ``state`` of an ``IntSlider``, ``FloatSlider`` or ``FloatLogSlider`` model
     (for the log slider, ``min``/``max`` are exponents and the values returned are
@@ -284,20 +285,15 @@ def slider_values(state: Mapping[str, Any], count: int) -> list[float]:
     if log:
         current = math.log(current, base) if current > 0 else low
     grid = max(1, round((high - low) / step))
-    positions = sorted({low + round(k * grid / max(count, 2)) * step
-                        for k in range(max(count, 2) + 1)})
-    positions = [min(max(p, low), high) for p in positions]
-    order = positions[1::2] + positions[::2][::-1]  # up on odd points, down on even ones
-    values: list[float] = []
-    previous = current
-    while len(values) < count:
-        for p in order:
-            if len(values) == count:
-                break
-            if math.isclose(p, previous, rel_tol=1e-9, abs_tol=step / 1000):
-                continue
-            values.append(p)
-            previous = p
+    intervals = max(count - 1, 1)
+    positions = sorted({min(max(low + round(k * grid / intervals) * step, low), high)
+                        for k in range(intervals + 1)})
+    # from low to high and round again, starting at the first position that is not the
+    # current value: consecutive positions always differ, and so does the wrap-around
+    tolerance = step / 1000
+    start = next(i for i, p in enumerate(positions)
+                 if not math.isclose(p, current, rel_tol=1e-9, abs_tol=tolerance))
+    values = [positions[(start + i) % len(positions)] for i in range(count)]
     if model == "IntSliderModel":
         return [int(round(v)) for v in values]
     if log:
