@@ -4,7 +4,7 @@ A :class:`Panel` owns one matplotlib figure and an ``update`` function that chan
 figure's artists for given control values.  Moving a control calls ``update`` and puts the
 re-rendered PNG into an :class:`ipywidgets.Image`: the picture is replaced, never stacked
 below the old one, and it works the same in JupyterLab, Colab and VS Code with no extra
-matplotlib backend.
+matplotlib backend.  It works with ipywidgets 8 and with ipywidgets 7.7 (Colab's).
 
 The ``update`` function is plain Python, so unit tests and the benchmark harness call it
 directly through :meth:`Panel.redraw`, with the values from :meth:`Panel.sweep` (every
@@ -28,6 +28,8 @@ from matplotlib.figure import Figure
 UpdateFn = Callable[..., str]
 
 PANEL_DPI = 80
+#: The MIME type of a live widget view in a notebook output.
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class Panel:
@@ -132,9 +134,33 @@ class Panel:
         """The live widget, plus the current picture as a PNG for frontends without a
         widget manager (RISE slideshows, static viewers): they show the figure instead
         of a bare ``VBox(...)`` text."""
-        bundle = self.widget()._repr_mimebundle_(**kwargs)
+        bundle = widget_mimebundle(self.widget(), **kwargs)
         bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
         return bundle
+
+
+def widget_mimebundle(widget: widgets.Widget, **kwargs: Any) -> dict[str, Any]:
+    """What displaying ``widget`` publishes, with ipywidgets 8 and 7 alike.
+
+    ipywidgets 8 widgets have ``_repr_mimebundle_``; ipywidgets 7 (Colab's) publish the same
+    bundle from ``_ipython_display_`` instead, which this rebuilds.
+
+    Raises:
+        TypeError: if ``widget`` is not an ipywidgets widget.
+    """
+    if not isinstance(widget, widgets.Widget):
+        raise TypeError(f"widget must be an ipywidgets Widget, got {type(widget).__name__}")
+    if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets 8
+        return widget._repr_mimebundle_(**kwargs)
+    plaintext = repr(widget)  # ipywidgets 7: as Widget._ipython_display_ builds it
+    bundle: dict[str, Any] = {"text/plain": plaintext[:110] + "…" if len(plaintext) > 110 else plaintext}
+    if widget._view_name is not None:
+        bundle[WIDGET_VIEW_MIME] = {"version_major": 2, "version_minor": 0,
+                                    "model_id": widget._model_id}
+        handle_displayed = getattr(widget, "_handle_displayed", None)  # ipywidgets 7's callbacks
+        if handle_displayed is not None:
+            handle_displayed(**kwargs)
+    return bundle
 
 
 def _readout_html(text: str) -> str:
