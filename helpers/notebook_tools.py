@@ -11,11 +11,15 @@ nbval compares against.  The result is deterministic: running it twice changes n
   name and the output's position;
 * consecutive printed chunks are merged into one stream output (how the kernel happens to
   flush them depends on timing), and carriage-return progress updates are collapsed.
+
+``python -m helpers.notebook_tools sync-setup notebooks/*.ipynb`` rewrites the setup cell of
+each notebook to :func:`setup_cell_source` and changes nothing else in the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 import uuid
@@ -45,21 +49,66 @@ def colab_url(notebook: str) -> str:
 SETUP_TAG = "setup"
 
 SETUP_TEMPLATE = """\
-# Setup: works in JupyterLab and on Google Colab (where it first fetches the course).
+# Setup: works in JupyterLab and on Google Colab, where it first fetches the course and
+# installs only what Colab lacks (tools/colab_setup.py: no upgrades, so no restart).
 import sys
 if "google.colab" in sys.modules:
-    import os, subprocess
-    if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
-    sys.path.insert(0, "/content/course")
+    import os, runpy, subprocess
+    course = os.environ.get("{dir_variable}", "/content/course")
+    if not os.path.isdir(course):
+        subprocess.run(["git", "clone", "-q", "--depth=1", "{url}", course], check=True)
+    runpy.run_path(os.path.join(course, "tools", "colab_setup.py"))["install_missing"](course)
+    sys.path.insert(0, course)
 import helpers
 device = helpers.setup_notebook(seed=0)"""
+
+#: The environment variable that moves the Colab clone away from ``/content/course`` (the
+#: Colab-like test, ``make test-colab``, clones into a temporary folder).
+COURSE_DIR_VARIABLE = "INIT_NORM_COURSE_DIR"
 
 
 def setup_cell_source() -> str:
     """The source every notebook's setup cell must have (tagged ``setup``)."""
-    return SETUP_TEMPLATE.format(url=repository_url())
+    return SETUP_TEMPLATE.format(url=repository_url(), dir_variable=COURSE_DIR_VARIABLE)
+
+
+def _notebook_json(nb: dict) -> str:
+    """A notebook as nbformat writes it (so unchanged notebooks stay byte-identical)."""
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def sync_setup_cell(path: Path) -> bool:
+    """Rewrite the source of ``path``'s setup cell to :func:`setup_cell_source`.
+
+    Nothing else changes: not the cell's outputs, id, metadata or execution count, nor any
+    other cell.  A notebook not stored the way nbformat writes it is refused rather than
+    reformatted.
+
+    Returns:
+        Whether the file changed.
+
+    Raises:
+        TypeError: if ``path`` is not a path.
+        ValueError: if the notebook does not have exactly one code cell tagged ``setup``, or
+            is not stored in nbformat's layout.
+    """
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a path, got {type(path).__name__}")
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    if _notebook_json(nb) != text:
+        raise ValueError(f"path: {path} is not stored in nbformat's layout; refusing to reformat it")
+    setup = [cell for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+             and SETUP_TAG in cell.get("metadata", {}).get("tags", [])]
+    if len(setup) != 1:
+        raise ValueError(f"path: {path} has {len(setup)} code cells tagged {SETUP_TAG!r}, not one")
+    source = setup_cell_source().splitlines(keepends=True)
+    if setup[0]["source"] == source or setup[0]["source"] == "".join(source):
+        return False
+    setup[0]["source"] = source
+    path.write_text(_notebook_json(nb), encoding="utf-8")
+    return True
 
 
 def colab_badge(notebook: str) -> str:
@@ -155,7 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("notebooks", nargs="+", type=Path)
     run.add_argument("--output-dir", type=Path, help="write executed copies here instead")
     run.add_argument("--widget-state", action="store_true", help="store widget state")
+    sync = commands.add_parser(
+        "sync-setup", help="rewrite each notebook's setup cell to setup_cell_source(), nothing else")
+    sync.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "sync-setup":
+        for path in args.notebooks:
+            changed = sync_setup_cell(path)
+            print(f"{'updated' if changed else 'already current'}: {path}", flush=True)
+        return 0
     for path in args.notebooks:
         print(f"executing {path}", flush=True)
         output = None if args.output_dir is None else args.output_dir / path.name
