@@ -22,6 +22,9 @@ MIB = 2**20
 REDRAW_MEDIAN_TARGET_MS = 500.0
 #: ... its 95th percentile under this ...
 REDRAW_P95_TARGET_MS = 1000.0
+#: ... the median "Run all" of the notebook under a minute (about the time a section's
+#: introduction takes, during which TEACHING.md suggests starting the run) ...
+RUN_ALL_MEDIAN_TARGET_S = 60.0
 #: ... and no student failed.  The course's own budget for one student is a 150 ms median
 #: redraw (benchmarks/budgets.py); a class gets more slack because students do not all move
 #: a slider in the same second, as the benchmark makes them do.
@@ -132,13 +135,15 @@ def per_student_mib(round_: RoundResult) -> float:
 
 
 def passes(round_: RoundResult) -> bool:
-    """True when every student finished and the slider stayed responsive (the targets above)."""
+    """True when every student finished, "Run all" took under a minute (median) and the
+    slider stayed responsive (the targets above)."""
     if not isinstance(round_, RoundResult):
         raise TypeError(f"round_ must be a RoundResult, got {type(round_).__name__}")
     if round_.error is not None or round_.failures or not round_.redraws_ms:
         return False
     return (round_.redraw_median_ms <= REDRAW_MEDIAN_TARGET_MS
-            and round_.redraw_p95_ms <= REDRAW_P95_TARGET_MS)
+            and round_.redraw_p95_ms <= REDRAW_P95_TARGET_MS
+            and round_.summary()["run_all_median_s"] <= RUN_ALL_MEDIAN_TARGET_S)
 
 
 def round_up(value: float, step: float) -> float:
@@ -248,6 +253,7 @@ def derive_limits(rounds: Sequence[RoundResult], cores: int,
         "memory_limit_mib": limit,
         "redraw_median_target_ms": REDRAW_MEDIAN_TARGET_MS,
         "redraw_p95_target_ms": REDRAW_P95_TARGET_MS,
+        "run_all_median_target_s": RUN_ALL_MEDIAN_TARGET_S,
     }
 
 
@@ -467,10 +473,12 @@ def limits_block(limits: Mapping[str, Any]) -> str:
                      f"the heaviest notebook's kernel in `make bench` ({heaviest:.0f} MiB; "
                      f"{limits['measured_kernel_mib']:.0f} MiB measured here)")
     return "\n".join([
-        f"- **Students per core: {per_core_text}** — the largest class whose slider redraws "
-        f"kept a median under {limits['redraw_median_target_ms']:.0f} ms and a 95th percentile "
-        f"under {limits['redraw_p95_target_ms']:.0f} ms with no failure (every smaller class "
-        f"passing too), divided by the {limits['cores']} cores.",
+        f"- **Students per core: {per_core_text}** — the largest class in which nobody failed, "
+        f"\"Run all\" took under {limits.get('run_all_median_target_s', RUN_ALL_MEDIAN_TARGET_S):.0f} s "
+        f"(median) and slider redraws kept a median under "
+        f"{limits['redraw_median_target_ms']:.0f} ms and a 95th percentile under "
+        f"{limits['redraw_p95_target_ms']:.0f} ms (every smaller class passing too), divided "
+        f"by the {limits['cores']} cores.",
         f"- **CPU per student:** guarantee **{_fmt(guarantee, 'g')}** cores (1 / students per "
         f"core), limit **{_fmt(limits['cpu_limit'], 'g')}** "
         f"(one student alone kept {_fmt(limits.get('single_student_cores'), '.2f')} cores busy "
@@ -522,6 +530,20 @@ METHOD = """\
 """
 
 
+#: Why a notebook is a fair workload, shown under the results when it is the one measured.
+NOTEBOOK_NOTES = {
+    "notebooks/01_initialization.ipynb": (
+        "**Why notebook 01.** It is a typical lecture notebook of the course: about 10 s and "
+        "600 MiB of kernel memory for one student alone (`make bench`), between the light "
+        "00, 04 and 05 and the training-heavy 02 and 06, whose minute of training a class "
+        "should stagger anyway (TEACHING.md, *In the room*). Its panel (`variance_slider`: "
+        "four controls, a 50-layer forward pass and a redraw per move) is the slowest of the "
+        "course's panels in `make bench`, so the redraw times are the worst a student sees. "
+        "Notebook 00, which every student opens first, is lighter in every respect (4 s, "
+        "350 MiB)."),
+}
+
+
 def classroom_markdown(machine: Mapping[str, Any], date: str, options: Mapping[str, Any],
                        rounds: Sequence[RoundResult], limits: Mapping[str, Any]) -> str:
     """The whole of ``CLASSROOM.md``."""
@@ -533,8 +555,11 @@ def classroom_markdown(machine: Mapping[str, Any], date: str, options: Mapping[s
         "JupyterHub on this machine, each running "
         f"`{options.get('notebook')}` and then moving its slider {options.get('moves')} times "
         f"({options.get('think_s')} s apart). `OMP_NUM_THREADS` = "
-        f"{options.get('threads_per_kernel')} per kernel. The same numbers, for tools, are in "
+        f"{options.get('threads_per_kernel')} per kernel; the course as committed at "
+        f"{options.get('source', 'HEAD')}. The same numbers, for tools, are in "
         "`classroom.json` next to this file.",
+        "",
+        NOTEBOOK_NOTES.get(str(options.get("notebook")), ""),
         "",
         "## Machine",
         "",
@@ -545,9 +570,9 @@ def classroom_markdown(machine: Mapping[str, Any], date: str, options: Mapping[s
         "### Time, per class size",
         "",
         "Seconds from the student's kernel request (\"Restart kernel and run all\"); server "
-        "start is the login before it. A verdict of *ok* means every student finished and "
-        f"redraws kept a median under {REDRAW_MEDIAN_TARGET_MS:.0f} ms and a p95 under "
-        f"{REDRAW_P95_TARGET_MS:.0f} ms.",
+        "start is the login before it. A verdict of *ok* means every student finished, the "
+        f"median \"Run all\" took under {RUN_ALL_MEDIAN_TARGET_S:.0f} s and redraws kept a median "
+        f"under {REDRAW_MEDIAN_TARGET_MS:.0f} ms and a p95 under {REDRAW_P95_TARGET_MS:.0f} ms.",
         "",
         rounds_table(rounds),
         "",
