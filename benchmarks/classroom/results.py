@@ -183,9 +183,9 @@ def students_per_core(rounds: Sequence[RoundResult], cores: int) -> float:
 
 
 def single_student_cores(round_: RoundResult) -> float:
-    """How many cores a student's kernel kept busy: the median kernel CPU seconds over the
-    median run-all seconds of ``round_`` (an overestimate, as the CPU time includes the
-    slider moves after the run); NaN when either is missing.
+    """How many cores a student's kernel kept busy while it worked: the median kernel CPU
+    seconds over the median time the kernel was asked to work (its "Run all" plus its
+    redraws) in ``round_``; NaN when either is missing.
 
     Raises:
         TypeError: if ``round_`` is not a RoundResult.
@@ -193,10 +193,11 @@ def single_student_cores(round_: RoundResult) -> float:
     if not isinstance(round_, RoundResult):
         raise TypeError(f"round_ must be a RoundResult, got {type(round_).__name__}")
     cpu = median([c for c in round_.kernel_cpu_s if not math.isnan(c)])
-    wall = round_.summary()["run_all_median_s"]
-    if math.isnan(cpu) or math.isnan(wall) or wall <= 0:
+    busy = median([r.run_all_s + sum(r.redraws_ms) / 1000 for r in round_.ok_results
+                   if not math.isnan(r.run_all_s)])
+    if math.isnan(cpu) or math.isnan(busy) or busy <= 0:
         return math.nan
-    return cpu / wall
+    return cpu / busy
 
 
 def derive_limits(rounds: Sequence[RoundResult], cores: int,
