@@ -296,10 +296,8 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
-        machine, date, options, rounds, limits = results.from_json(
-            (args.output / "classroom.json").read_text())
-        (args.output / "CLASSROOM.md").write_text(
-            results.classroom_markdown(machine, date, options, rounds, limits))
+        (args.output / "CLASSROOM.md").write_text(results.classroom_markdown(
+            *results.from_json((args.output / "classroom.json").read_text())))
         return 0
 
     from benchmarks.classroom.hub import Hub, HubSettings, find_program, python_bin
