@@ -483,15 +483,41 @@ def limits_block(limits: Mapping[str, Any]) -> str:
         f"- **CPU per student:** guarantee **{_fmt(guarantee, 'g')}** cores (1 / students per "
         f"core), limit **{_fmt(limits['cpu_limit'], 'g')}** "
         f"(one student alone kept {_fmt(limits.get('single_student_cores'), '.2f')} cores busy "
-        "during \"Run all\", rounded up to half a core: a lone run is not held back, a busy "
-        "class shares).",
+        "during \"Run all\", rounded up to a multiple of half a core, at least one: a lone run "
+        "is not held back, a busy class shares).",
         f"- **Memory per student:** one single-user server ({limits['server_mib']:.0f} MiB at its "
         f"largest) plus one kernel, taken as {kernel_source}: guarantee "
         f"**{limits['memory_guarantee_mib']:.0f} MiB**; with a second kernel left running, limit "
         f"**{limits['memory_limit_mib']:.0f} MiB**. Measured servers + kernels per student: "
         f"{_fmt(limits.get('memory_per_student_mib'), '.0f')} MiB at most.",
         "",
+        *z2jh_snippet(limits),
     ])
+
+
+def z2jh_snippet(limits: Mapping[str, Any]) -> list[str]:
+    """The ``singleuser`` resources for ``deploy/z2jh/values.yaml``, as Markdown lines
+    (none when the limits are incomplete)."""
+    try:
+        resources = z2jh_resources(limits)
+    except ValueError:
+        return []
+    if any(math.isnan(v) for v in resources["cpu"].values()):
+        return []
+    return [
+        "In `deploy/z2jh/values.yaml` (Zero to JupyterHub; checked by `tests/test_classroom.py`):",
+        "",
+        "```yaml",
+        "singleuser:",
+        "  cpu:",
+        f"    guarantee: {resources['cpu']['guarantee']:g}",
+        f"    limit: {resources['cpu']['limit']:g}",
+        "  memory:",
+        f"    guarantee: {resources['memory']['guarantee']}",
+        f"    limit: {resources['memory']['limit']}",
+        "```",
+        "",
+    ]
 
 
 METHOD = """\
