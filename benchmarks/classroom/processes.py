@@ -152,7 +152,9 @@ class ProcessWatch:
                 continue
             with self._lock:
                 entry = self.seen.setdefault(key, Seen(pid=proc.pid, create_time=key[1], kind=kind))
-                entry.kind = entry.kind or kind
+                # the latest reading wins: a process forked by a server becomes a kernel
+                # when it execs ipykernel (same pid, same creation time)
+                entry.kind = kind if kind is not None else entry.kind
                 entry.peak_rss_mib = max(entry.peak_rss_mib, rss)
                 entry.cpu_s = max(entry.cpu_s, times.user + times.system)
             if kind is not None:
