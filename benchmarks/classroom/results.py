@@ -530,8 +530,11 @@ METHOD = """\
   repository as a shared read-only copy of the course. The ordinary `LocalProcessSpawner`
   would need one system account per student; the processes and their cost are the same, only
   the isolation between students differs (TLJH's system users or Kubernetes pods provide it).
-  Every student's environment has `OMP_NUM_THREADS=1` (see *threads per kernel* above), as
-  `deploy/z2jh/values.yaml` sets too.
+  Every student's environment has `OMP_NUM_THREADS=1` (and the MKL and OpenBLAS
+  equivalents), as `deploy/z2jh/values.yaml` sets too: with more kernels than cores, more
+  threads per kernel only compete for the same cores. The students get the course as
+  committed (`git archive` of the commit named above, first on their `PYTHONPATH`), so edits
+  in progress in the working tree do not change the measurement.
 - **A class size N.** N users are created through the hub's REST API; all N servers are
   started at once (the login rush: *server start* is from the REST call to the hub reporting
   the server ready); each student gets an API token of their own. Then every student, at the
