@@ -9,7 +9,10 @@ Pure functions that return tensors, arrays and dataclasses; nothing here draws.
   softmax rows are (entropy, largest probability, share of practically one-hot rows);
 * :func:`softmax_jacobian`, :func:`gradient_vs_scale`: how much gradient reaches the scores
   as their scale grows;
-* :func:`layernorm_logit_std`: how a LayerNorm gain γ sets the scale of the scores.
+* :func:`layernorm_logit_std`: how a LayerNorm gain γ sets the scale of the scores;
+* :func:`std_ratio_over_seeds`, :func:`saturation_scale`, :func:`projected_logit_std`: the
+  same measurements repeated over seeds, and the logit scale of attention at initialization
+  when q and k are projections of LayerNorm outputs (e.g. GPT-2's N(0, 0.02²) weights).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-#: A softmax row counts as "practically one-hot" when its largest probability is at least this.
-ONE_HOT_THRESHOLD = 0.99
+#: A softmax row counts as "one-hot-like" when its largest probability is at least this.
+#: The one definition of the course's notebook 04: row statistics, figures and the panel use it.
+ONE_HOT_THRESHOLD = 0.9
+#: A softmax row counts as "uniform-like" when its entropy is at least this share of log n.
+UNIFORM_THRESHOLD = 0.95
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -108,6 +114,20 @@ class StdSweep:
     def sqrt_d(self) -> np.ndarray:
         """The prediction √d for ``std_raw``."""
         return np.sqrt(self.dims)
+
+
+def std_ratio_over_seeds(n: int = 50, d: int = 50, seeds: Sequence[int] = range(10)) -> np.ndarray:
+    """std(QKᵀ)/√d for Q, K ∈ R^{n×d} with N(0, 1) entries, one value per seed.
+
+    Raises:
+        ValueError: if ``n`` or ``d`` is < 1 or ``seeds`` is empty.
+    """
+    n = _check_int("n", n)
+    d = _check_int("d", d)
+    seeds = [_check_int("every seed in seeds", s, minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must list at least one seed >= 0")
+    return np.array([qk_scores(n, d, seed=s).std().item() / math.sqrt(d) for s in seeds])
 
 
 def std_sweep(dims: Sequence[int], n: int = 50, seed: int = 0) -> StdSweep:
@@ -243,6 +263,34 @@ class GradientScan:
     """Mean largest probability per row."""
 
 
+def saturation_scale(scan: GradientScan, fraction: float = 0.01) -> float:
+    """The logit scale s, after the peak, at which the median gradient norm first falls
+    below ``fraction`` of its peak (``nan`` if it never does on the scan's grid).
+
+    Between the two grid points around the crossing, log(median) is interpolated linearly
+    in log s, so the answer does not jump from one grid point to the next.
+
+    Raises:
+        TypeError: if ``scan`` is not a :class:`GradientScan`.
+        ValueError: if ``fraction`` is not in (0, 1).
+    """
+    if not isinstance(scan, GradientScan):
+        raise TypeError(f"scan must be a GradientScan, got {type(scan).__name__}")
+    fraction = _check_positive("fraction", fraction)
+    if fraction >= 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    median = scan.grad_norm_median
+    peak = int(np.argmax(median))
+    below = np.nonzero(median[peak:] < fraction * median[peak])[0]
+    if not below.size:
+        return float("nan")
+    i = peak + int(below[0])  # i > peak, since the peak itself is not below the target
+    x0, x1 = np.log(scan.scales[i - 1]), np.log(scan.scales[i])
+    y0, y1 = np.log(median[i - 1]), np.log(median[i])
+    target = np.log(fraction * median[peak])
+    return float(np.exp(x0 + (target - y0) * (x1 - x0) / (y1 - y0)))
+
+
 def gradient_vs_scale(scales: Sequence[float], n: int = 50, rows: int = 200, seed: int = 0) -> GradientScan:
     """How much gradient flows back through softmax as the logits grow.
 
@@ -259,19 +307,25 @@ def gradient_vs_scale(scales: Sequence[float], n: int = 50, rows: int = 200, see
     u = torch.randn(rows, n, generator=generator, dtype=torch.float64)
     values = torch.randn(n, 16, generator=generator, dtype=torch.float64)
     upstream = torch.randn(rows, 16, generator=generator, dtype=torch.float64)
-    jac, grad, med, top = [], [], [], []
-    for s in scales:
-        z = (s * u).requires_grad_(True)
-        probs = torch.softmax(z, dim=-1)
-        loss = ((probs @ values) * upstream).sum()
-        (dz,) = torch.autograd.grad(loss, z)
-        p = probs.detach()
-        jacobians = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-        jac.append(torch.linalg.matrix_norm(jacobians).mean().item())
-        norms = dz.norm(dim=-1)
-        grad.append(norms.mean().item())
-        med.append(norms.median().item())
-        top.append(p.max(dim=-1).values.mean().item())
+    # all scales at once: z has shape [scales, rows, n]
+    z = (torch.tensor(scales, dtype=torch.float64)[:, None, None] * u).requires_grad_(True)
+    probs = torch.softmax(z, dim=-1)
+    loss = ((probs @ values) * upstream).sum()
+    (dz,) = torch.autograd.grad(loss, z)
+    p = probs.detach()
+    # ‖diag(p) − p pᵀ‖_F² = Σᵢ pᵢ²(1 − pᵢ)² + Σᵢ pᵢ² Σ_{j≠i} pⱼ², without forming the n×n
+    # matrices; for the largest pᵢ, 1 − pᵢ and Σ_{j≠i} pⱼ² are summed from the other keys, so
+    # nearly one-hot rows do not lose their tiny Jacobian to rounding.
+    top = F.one_hot(p.argmax(dim=-1), n).bool()
+    others = p.masked_fill(top, 0.0)
+    rest = torch.where(top, others.sum(dim=-1, keepdim=True), 1 - p)
+    squares = torch.where(top, (others**2).sum(dim=-1, keepdim=True), (p**2).sum(dim=-1, keepdim=True) - p**2)
+    jacobian = (p**2 * (rest**2 + squares)).sum(dim=-1).sqrt()
+    norms = dz.norm(dim=-1)
+    jac = jacobian.mean(dim=1).tolist()
+    grad = norms.mean(dim=1).tolist()
+    med = norms.median(dim=1).values.tolist()
+    top = p.max(dim=-1).values.mean(dim=1).tolist()
     return GradientScan(np.array(scales), np.array(jac), np.array(grad), np.array(med), np.array(top))
 
 
@@ -311,3 +365,28 @@ def layernorm_logit_std(
         h = F.layer_norm(x, (d_model,), weight=torch.full((d_model,), g, dtype=torch.float64))
         out.append(((h @ w_q) @ (h @ w_k).T / math.sqrt(d_head)).std().item())
     return np.array(out)
+
+
+def projected_logit_std(
+    d_model: int, d_head: int, weight_std: float, n: int = 128, seed: int = 0
+) -> float:
+    """std of the scaled scores QKᵀ/√d_head at initialization, when q and k are projections
+    of LayerNorm outputs through W_Q, W_K with independent N(0, weight_std²) entries.
+
+    The ``n`` tokens are N(0, 1) vectors of width ``d_model`` passed through LayerNorm (γ = 1,
+    β = 0). With weight_std² = 1/d_model the projections keep unit variance and the result
+    is ≈ 1; GPT-2 initializes its weights with weight_std = 0.02 (Radford et al., 2019), which
+    gives ≈ d_model · 0.02² instead.
+
+    Raises:
+        ValueError: for sizes < 1 or a weight_std that is not > 0.
+    """
+    d_model = _check_int("d_model", d_model)
+    d_head = _check_int("d_head", d_head)
+    weight_std = _check_positive("weight_std", weight_std)
+    n = _check_int("n", n, minimum=2)
+    generator = torch.Generator().manual_seed(seed)
+    x = F.layer_norm(torch.randn(n, d_model, generator=generator, dtype=torch.float64), (d_model,))
+    w_q = weight_std * torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)
+    w_k = weight_std * torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)
+    return ((x @ w_q) @ (x @ w_k).T / math.sqrt(d_head)).std().item()

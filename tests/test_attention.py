@@ -12,20 +12,27 @@ from torch.nn import functional as F
 
 from helpers.attention import (
     ONE_HOT_THRESHOLD,
+    UNIFORM_THRESHOLD,
+    GradientScan,
     dot_product_variance,
     gradient_vs_scale,
     layernorm_logit_std,
     manual_attention,
+    projected_logit_std,
     qk_scores,
     random_qk,
     row_stats,
+    saturation_scale,
     saturation_sweep,
     softmax_entropy,
     softmax_jacobian,
+    std_ratio_over_seeds,
     std_sweep,
 )
 from helpers.plots.attention import (
+    ONE_HOT_LIKE,
     PANEL_N,
+    UNIFORM_LIKE,
     gradient_figure,
     row_regime,
     saturation_figure,
@@ -145,8 +152,28 @@ def test_saturation_sweep_raw_saturates_scaled_does_not() -> None:
     assert np.all(sweep.entropy_scaled > 0.8 * sweep.log_n)
 
 
-def test_one_hot_threshold() -> None:
-    assert 0.9 < ONE_HOT_THRESHOLD < 1
+def test_one_hot_threshold_is_defined_once() -> None:
+    assert ONE_HOT_THRESHOLD == 0.9 and UNIFORM_THRESHOLD == 0.95
+    # the panel and the row statistics use the same definitions
+    assert ONE_HOT_LIKE == ONE_HOT_THRESHOLD and UNIFORM_LIKE == UNIFORM_THRESHOLD
+    scores = torch.tensor([[math.log(9.5), 0.0], [math.log(8.0), 0.0]], dtype=torch.float64)
+    # row 0: max p = 9.5/10.5 > 0.9 (one-hot-like), row 1: max p = 8/9 < 0.9 (not)
+    assert row_stats(scores).one_hot_fraction == pytest.approx(0.5)
+    assert row_regime(0.3, 0.9) == "one-hot-like" and row_regime(0.3, 0.89) == "Goldilocks zone"
+
+
+def test_std_ratio_over_seeds() -> None:
+    ratios = std_ratio_over_seeds(n=50, d=50, seeds=range(8))
+    assert ratios.shape == (8,)
+    assert ratios[0] == pytest.approx(qk_scores(50, 50, seed=0).std().item() / math.sqrt(50))
+    assert ratios.min() < 1 < ratios.max() and abs(np.median(ratios) - 1) < 0.05
+    assert len(set(np.round(ratios, 6))) == 8  # different seeds, different draws
+    with pytest.raises(ValueError, match="seeds"):
+        std_ratio_over_seeds(seeds=[])
+    with pytest.raises(ValueError, match="seed"):
+        std_ratio_over_seeds(seeds=[-1])
+    with pytest.raises(TypeError, match="d"):
+        std_ratio_over_seeds(d=2.5)  # type: ignore[arg-type]
 
 
 # -- gradients -------------------------------------------------------------------------------
@@ -167,6 +194,61 @@ def test_gradient_vanishes_for_large_logits() -> None:
     assert scan.jacobian_norm[0] == pytest.approx(math.sqrt(49) / 50, rel=0.01)
     with pytest.raises(ValueError, match="scale"):
         gradient_vs_scale([0.0])
+
+
+def test_saturation_scale_interpolates_the_crossing() -> None:
+    scales = np.array([1.0, 10.0, 100.0, 1000.0])
+    median = np.array([1.0, 0.1, 0.001, 1e-6])
+    scan = GradientScan(scales, median, median, median, median)
+    # 1% of the peak (0.01) lies halfway between 0.1 and 0.001 in log: s = 10^1.5
+    assert saturation_scale(scan, 0.01) == pytest.approx(10**1.5)
+    assert saturation_scale(scan, 0.1 * 0.999) == pytest.approx(10.0, rel=1e-3)
+    assert math.isnan(saturation_scale(scan, 1e-9))
+    real = gradient_vs_scale(np.logspace(-2, 2, 33), rows=100)
+    s = saturation_scale(real)
+    assert 10 < s < 40 and real.grad_norm_median[np.argmin(np.abs(real.scales - 100))] < 0.01 * real.grad_norm_median.max()
+
+
+def test_gradient_scan_matches_explicit_jacobians() -> None:
+    scales = [0.1, 1.0, 30.0, 300.0]
+    scan = gradient_vs_scale(scales, n=20, rows=30, seed=3)
+    g = torch.Generator().manual_seed(3)
+    u = torch.randn(30, 20, generator=g, dtype=torch.float64)
+    values = torch.randn(20, 16, generator=g, dtype=torch.float64)
+    upstream = torch.randn(30, 16, generator=g, dtype=torch.float64)
+    for i, s in enumerate(scales):
+        p = torch.softmax(s * u, dim=-1)
+        jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+        assert scan.jacobian_norm[i] == pytest.approx(torch.linalg.matrix_norm(jac).mean().item(), rel=1e-9)
+        dz = (jac @ (upstream @ values.T)[:, :, None]).squeeze(-1)  # J is symmetric
+        expected = dz.norm(dim=-1).median().item()
+        if s < 100:  # at s = 300 both are ~1e-36: rounding, not a value to compare
+            assert scan.grad_norm_median[i] == pytest.approx(expected, rel=1e-6)
+        else:
+            assert scan.grad_norm_median[i] < 1e-20 and expected < 1e-20
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 2.0, -0.5])
+def test_saturation_scale_rejects_bad_fractions(fraction: float) -> None:
+    scan = GradientScan(np.ones(2), np.ones(2), np.ones(2), np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match="fraction"):
+        saturation_scale(scan, fraction)
+
+
+def test_saturation_scale_rejects_non_scans() -> None:
+    with pytest.raises(TypeError, match="scan"):
+        saturation_scale([1.0, 2.0])  # type: ignore[arg-type]
+
+
+def test_projected_logit_std_is_variance_of_q() -> None:
+    unit = projected_logit_std(256, 64, weight_std=256**-0.5, n=128)
+    gpt2 = projected_logit_std(768, 64, weight_std=0.02, n=128)
+    assert unit == pytest.approx(1.0, rel=0.1)
+    assert gpt2 == pytest.approx(768 * 0.02**2, rel=0.1)
+    with pytest.raises(ValueError, match="weight_std"):
+        projected_logit_std(8, 4, weight_std=0.0)
+    with pytest.raises(TypeError, match="d_head"):
+        projected_logit_std(8, "4", weight_std=0.1)  # type: ignore[arg-type]
 
 
 # -- attention and LayerNorm -----------------------------------------------------------------

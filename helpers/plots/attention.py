@@ -13,11 +13,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.attention import (
+    ONE_HOT_THRESHOLD,
+    UNIFORM_THRESHOLD,
     GradientScan,
     SaturationSweep,
     StdSweep,
     qk_scores,
 )
+from helpers.attention_training import ScalingComparison
 from helpers.plots import color, label_axes, new_figure
 
 #: Rows of the attention panel: n queries and n keys.
@@ -29,9 +32,10 @@ _PANEL_T_TICKS = (0.01, 0.1, 1.0, 10.0, 100.0)
 _PANEL_P_TICKS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _PANEL_RANK_TICKS = (1, 10, 20, 30, 40, 50)
 #: A row counts as "uniform-like" above this share of log n entropy ...
-UNIFORM_LIKE = 0.95
-#: ... and as "one-hot-like" when its largest probability is at least this.
-ONE_HOT_LIKE = 0.9
+UNIFORM_LIKE = UNIFORM_THRESHOLD
+#: ... and as "one-hot-like" when its largest probability is at least this (the one
+#: definition, :data:`helpers.attention.ONE_HOT_THRESHOLD`).
+ONE_HOT_LIKE = ONE_HOT_THRESHOLD
 
 
 def std_vs_dim_figure(sweep: StdSweep) -> Figure:
@@ -74,7 +78,7 @@ def saturation_figure(sweep: SaturationSweep) -> Figure:
     panels = (
         ("entropy", "Mean row entropy", "entropy (nats)"),
         ("max_prob", "Mean largest probability", "max probability"),
-        ("one_hot", "Share of practically one-hot rows", "share of rows with max p ≥ 0.99"),
+        ("one_hot", "Share of one-hot-like rows", f"share of rows with max p ≥ {ONE_HOT_THRESHOLD:g}"),
     )
     for ax, (field, title, ylabel) in zip(axes[0], panels):
         ax.plot(sweep.dims, getattr(sweep, f"{field}_raw"), "o-", color=color(1), label="QKᵀ (raw)")
@@ -242,3 +246,24 @@ def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: b
                     else "no Goldilocks zone in range", fontsize=11, y=1.0)
     return (f"logit std = {logits.std() / temperature:.3g}, entropy = {entropy:.3f} nats "
             f"(uniform: log {PANEL_N} = {math.log(PANEL_N):.3f}), max p = {max_prob:.3f} → {regime}")
+
+
+# -- training: scaled vs unscaled attention -------------------------------------------------
+def training_figure(comparison: ScalingComparison) -> Figure:
+    """Training loss against step, one panel per head size: median over seeds (line) and
+    the range over seeds (band), for scaled and unscaled attention."""
+    fig, axes = new_figure(1, len(comparison.head_sizes), figsize=(5.2 * len(comparison.head_sizes), 3.8))
+    steps = np.arange(1, comparison.steps + 1)
+    n = len(comparison.seeds)
+    for ax, head in zip(axes[0], comparison.head_sizes):
+        for i, (scaled, name, style) in enumerate(((True, "scaled: QKᵀ/√d", "-"),
+                                                   (False, "unscaled: QKᵀ", "--"))):
+            curves = comparison.losses[head, scaled]
+            ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=color(i), alpha=0.2,
+                            lw=0, label=f"{name}, range over {n} seeds")
+            ax.plot(steps, np.median(curves, axis=0), style, color=color(i), lw=2,
+                    label=f"{name}, median")
+        ax.set_ylim(0, None)
+        label_axes(ax, title=f"Head size d = {head}", xlabel="training step (batch of 16 new examples)",
+                   ylabel="cross-entropy loss (nats)")
+    return fig
