@@ -1,6 +1,6 @@
 """Initialization of deep MLPs: how the variance of the first weights sets the signal scale.
 
-Lecture 001 (initialization part) and 002 (vanishing/exploding gradients).  The central
+The CMU DLSys notes (initialization part) and the Viettel AI Race handout (vanishing/exploding gradients).  The central
 experiment is a deep MLP without biases, weights ``W_i ~ N(0, gain / n_in)``, fed real MNIST
 images: :func:`norm_profile` measures, per hidden layer, the norm of the activations and of the
 cross-entropy gradient with respect to that layer's weights.  :func:`make_mlp` builds the very
@@ -13,9 +13,12 @@ panels do not re-read and re-verify the data file on every redraw; it returns fr
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.data import load_mnist
+from helpers.training import single_thread
 
 #: Activations accepted by :func:`make_mlp` and :func:`norm_profile`.
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
@@ -34,6 +38,19 @@ LEAKY_SLOPE = 0.01
 IN_FEATURES = 784
 N_CLASSES = 10
 MNIST_TRAIN_SIZE = 60_000
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _one_thread(function: _F) -> _F:
+    """Run ``function`` on one torch thread (:func:`helpers.training.single_thread`): at these
+    sizes several threads only add overhead, and one thread fixes the order of float sums."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with single_thread():
+            return function(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------
@@ -255,6 +272,7 @@ def forward_norms(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
     return norms
 
 
+@_one_thread
 def norm_profile(
     gain: float,
     depth: int = 50,
@@ -514,69 +532,161 @@ INIT_SCHEMES = ("zero", "constant", "random")
 
 
 @dataclass(frozen=True)
-class SymmetryRun:
-    """A small MLP trained a few SGD steps from a given initialization."""
+class SymmetryStudy:
+    """Several copies of a small MLP trained from one initialization scheme, one per seed."""
 
     scheme: str
+    seeds: tuple[int, ...]
     losses: np.ndarray
-    """Training loss before each step, shape ``(steps,)``."""
+    """Training loss of each seed's minibatch before each step, shape ``(seeds, steps)``."""
     first_grad_norms: np.ndarray
-    """Frobenius norm of the gradient of every weight matrix at step 0 (last = output layer)."""
-    weights_before: list[np.ndarray]
-    weights_after: list[np.ndarray]
-    row_spread: np.ndarray
-    """Per hidden layer after training: max_j ||W[j] - W[0]|| / ||W[0]|| (0 = all units identical)."""
+    """Frobenius norm of each weight matrix's gradient at step 0, shape ``(seeds, layers)``
+    (the last column is the output layer)."""
+    largest_change: np.ndarray
+    """``max |W_after - W_before|`` over the entries of each matrix, shape ``(seeds, layers)``."""
+    alive: np.ndarray
+    """Per hidden layer after training: the fraction of its units whose ReLU output is > 0 for
+    at least one evaluation image, shape ``(seeds, hidden layers)``."""
+    spread: np.ndarray
+    """Per hidden layer after training: ``max_j ||W[j] - W[0]|| / mean_j ||W[j]||`` (0 = every
+    unit a copy of unit 1; 0 for an all-zero matrix), shape ``(seeds, hidden layers)``."""
+    eval_loss: np.ndarray
+    """Cross-entropy after training on the evaluation images, shape ``(seeds,)``."""
+    first_layer: np.ndarray
+    """Seed ``seeds[0]``'s first-layer weights after training, shape ``(hidden[0], 784)``."""
 
 
-def symmetry_run(scheme: str, value: float = 0.05, hidden: tuple[int, ...] = (32, 32), steps: int = 20,
-                 lr: float = 0.1, batch: int = 256, seed: int = 0) -> SymmetryRun:
-    """Train a bias-free ReLU MLP 784 -> hidden -> 10 with full-batch SGD from ``scheme``.
+def _check_seeds(seeds: object) -> tuple[int, ...]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be an iterable of ints, got {seeds!r}")
+    checked = tuple(_check_int("seed", s, low=0) for s in seeds)  # type: ignore[union-attr]
+    if not checked:
+        raise ValueError("seeds must name at least one seed")
+    return checked
 
-    ``"zero"``: every weight 0.  ``"constant"``: every weight ``value``.  ``"random"``:
-    Kaiming ``N(0, 2 / n_in)`` for comparison.  The inputs are the first ``batch`` MNIST
-    training images.
+
+@_one_thread
+def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, value: float | None = None,
+                   hidden: tuple[int, ...] = (32, 32), steps: int = 100, lr: float = 0.1, batch: int = 64,
+                   train_images: int = 2048, eval_images: int = 512) -> SymmetryStudy:
+    """Train a bias-free ReLU MLP 784 -> hidden -> 10 with minibatch SGD from ``scheme``, once per seed.
+
+    ``"zero"``: every weight 0.  ``"constant"``: every weight of a layer equal to ``value``
+    (default ``1 / n_in``, so each unit starts as the mean of its inputs and, with MNIST's
+    non-negative pixels, every ReLU starts active).  ``"random"``: Kaiming ``N(0, 2 / n_in)``.
+    Seed ``s`` sets the order in which the first ``train_images`` MNIST training images are
+    visited (and, for ``"random"``, the weights).  All seeds train at once as one batched
+    model (``torch.bmm`` on stacked weights).  Units are evaluated on the first
+    ``eval_images`` training images.
+
+    Raises:
+        ValueError / TypeError: naming the bad argument and the allowed values.
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
-    value = _check_number("value", value)
+    seeds = _check_seeds(seeds)
+    if value is not None:
+        value = _check_number("value", value)
     steps = _check_int("steps", steps, low=1)
     lr = _check_number("lr", lr, low=0.0)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+    batch = _check_int("batch", batch, low=1)
+    train_images = _check_int("train_images", train_images, low=batch, high=MNIST_TRAIN_SIZE)
+    eval_images = _check_int("eval_images", eval_images, low=1, high=MNIST_TRAIN_SIZE)
+    if (not isinstance(hidden, tuple) or not hidden
+            or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)):
         raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
+    n_seeds = len(seeds)
     sizes = [IN_FEATURES, *hidden, N_CLASSES]
-    generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
     weights = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         if scheme == "zero":
-            w = torch.zeros(n_out, n_in)
+            w = torch.zeros(n_seeds, n_out, n_in)
         elif scheme == "constant":
-            w = torch.full((n_out, n_in), value)
+            w = torch.full((n_seeds, n_out, n_in), 1.0 / n_in if value is None else value)
         else:
-            w = torch.randn(n_out, n_in, generator=generator) * math.sqrt(2.0 / n_in)
+            w = torch.stack([torch.randn(n_out, n_in, generator=g) for g in generators]) * math.sqrt(2.0 / n_in)
         weights.append(w.requires_grad_(True))
-    before = [w.detach().numpy().copy() for w in weights]
-    x, y = mnist_batch(batch)
-    losses = np.empty(steps)
-    first = np.empty(len(weights))
-    for step in range(steps):
-        z = x
+    before = [w.detach().clone() for w in weights]
+    x_all, y_all = mnist_batch(max(train_images, eval_images))
+    x_train, y_train = x_all[:train_images], y_all[:train_images]
+    orders = [torch.randperm(train_images, generator=torch.Generator().manual_seed(10_000 + s)) for s in seeds]
+    per_epoch = train_images // batch
+    losses = np.empty((n_seeds, steps))
+    first = np.empty((n_seeds, len(weights)))
+
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        z, outs = x, []
         for w in weights[:-1]:
-            z = torch.relu(z @ w.T)
-        loss = F.cross_entropy(z @ weights[-1].T, y)
-        grads = torch.autograd.grad(loss, weights)
-        losses[step] = float(loss.detach())
+            z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
+            outs.append(z)
+        return torch.bmm(z, weights[-1].transpose(1, 2)), outs
+
+    for step in range(steps):
+        start = (step % per_epoch) * batch
+        idx = torch.stack([order[start:start + batch] for order in orders])
+        logits, _ = forward(x_train[idx])
+        loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_train[idx].reshape(-1),
+                               reduction="none").reshape(n_seeds, batch).mean(dim=1)
+        grads = torch.autograd.grad(loss.sum(), weights)  # each seed's loss depends on its own weights only
+        losses[:, step] = loss.detach().numpy()
         if step == 0:
-            first = np.array([float(g.norm()) for g in grads])
+            first = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).numpy()
         with torch.no_grad():
             for w, g in zip(weights, grads):
                 w -= lr * g
-    after = [w.detach().numpy().copy() for w in weights]
-    spread = []
-    for w in after[:-1]:
-        ref = np.linalg.norm(w[0])
-        diff = np.linalg.norm(w - w[0], axis=1).max()
-        spread.append(diff / ref if ref > 0 else (0.0 if diff == 0 else np.inf))
-    return SymmetryRun(scheme, losses, first, before, after, np.array(spread))
+    with torch.no_grad():
+        x_eval, y_eval = x_all[:eval_images], y_all[:eval_images]
+        logits, outs = forward(x_eval.expand(n_seeds, -1, -1))
+        eval_loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_eval.repeat(n_seeds),
+                                    reduction="none").reshape(n_seeds, -1).mean(dim=1).numpy()
+        alive = torch.stack([(z > 0).any(dim=1).double().mean(dim=1) for z in outs], dim=1).numpy()
+        change = torch.stack([(w - b).abs().flatten(1).max(dim=1).values for w, b in zip(weights, before)],
+                             dim=1).numpy()
+        spread = []
+        for w in weights[:-1]:
+            rows = w.double().norm(dim=2).mean(dim=1)
+            diff = (w - w[:, :1]).double().norm(dim=2).max(dim=1).values
+            spread.append(torch.where(rows > 0, diff / rows.clamp_min(1e-300), torch.zeros_like(diff)))
+        spread_arr = torch.stack(spread, dim=1).numpy()
+    return SymmetryStudy(scheme, seeds, losses, first, change.astype(np.float64), alive, spread_arr,
+                         eval_loss.astype(np.float64), weights[0][0].detach().numpy().copy())
+
+
+# --------------------------------------------------------------------------------------
+# section 2: the finite-width drift, over many networks at once
+# --------------------------------------------------------------------------------------
+@_one_thread
+def drift_log_slopes(gain: float = 2.0, width: int = 100, depth: int = 50, networks: int = 40,
+                     batch: int = 32, seed: int = 0) -> np.ndarray:
+    """Per-layer slope of ``ln ||Z_i||`` for ``networks`` independent bias-free ReLU MLPs.
+
+    Each network is :func:`make_mlp`-shaped (weights ``N(0, gain / n_in)``, ``depth`` hidden
+    layers of ``width`` units) and sees the first ``batch`` MNIST images; the slope is the
+    least-squares fit of the mean ``ln ||Z_i||_2`` against ``i``.  All networks run at once as
+    one batched forward pass; their weights are drawn layer by layer from one generator seeded
+    with ``seed``.  Compare with :func:`finite_width_log_slope`.
+
+    Returns:
+        Shape ``(networks,)``: one slope per network.
+    """
+    gain = _check_number("gain", gain, low=0.0)
+    width = _check_int("width", width, low=1)
+    depth = _check_int("depth", depth, low=2)
+    networks = _check_int("networks", networks, low=1)
+    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
+    generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    x, _ = mnist_batch(batch)
+    z = x.expand(networks, -1, -1)
+    log_norms = np.empty((depth, networks))
+    n_in = IN_FEATURES
+    with torch.no_grad():
+        for i in range(depth):
+            w = torch.randn(networks, width, n_in, generator=generator) * math.sqrt(gain / n_in)
+            z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
+            log_norms[i] = np.log(z.double().norm(dim=2).mean(dim=1).numpy())
+            n_in = width
+    return np.polyfit(np.arange(depth), log_norms, 1)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -596,6 +706,7 @@ class VarianceCheck:
         return self.measured / self.predicted
 
 
+@_one_thread
 def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
                     negative_slope: float = 0.1) -> list[VarianceCheck]:
     """Measure each step of the Kaiming/Xavier derivation against its prediction.
@@ -702,6 +813,7 @@ def torch_init_mlp(init: str = "default", depth: int = 50, width: int = 100, act
     return nn.Sequential(*blocks)
 
 
+@_one_thread
 def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Activation and gradient norms per hidden block of a :func:`make_mlp`-shaped model on MNIST."""
     x, y = mnist_batch(batch)
@@ -709,9 +821,9 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
     return act, grad
 
 __all__ = [
-    "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryRun",
+    "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryStudy",
     "VarianceCheck", "WeightBank", "activation_module", "activation_numpy", "fast_profile",
-    "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp", "mnist_batch", "model_profile",
+    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp", "mnist_batch", "model_profile",
     "norm_profile", "profile_model", "relu_theory_norms", "second_moment", "stable_gain",
-    "symmetry_run", "theory_norms", "torch_init_mlp", "variance_checks",
+    "symmetry_study", "theory_norms", "torch_init_mlp", "variance_checks",
 ]

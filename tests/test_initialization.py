@@ -195,18 +195,84 @@ def test_finite_width_slope():
 
 
 # ------------------------------------------------------------------ sections 1, 3, 5
-def test_zero_and_constant_init():
-    zero = init.symmetry_run("zero", steps=3)
-    assert np.all(zero.first_grad_norms == 0)
-    assert all(np.array_equal(a, b) for a, b in zip(zero.weights_before, zero.weights_after))
-    const = init.symmetry_run("constant", steps=5)
-    assert const.row_spread.max() < 1e-6
-    rand = init.symmetry_run("random", steps=5)
-    assert rand.row_spread.min() > 0.5
-    with pytest.raises(ValueError, match="scheme"):
-        init.symmetry_run("ones")
-    with pytest.raises(ValueError, match="hidden"):
-        init.symmetry_run("zero", hidden=())
+@pytest.fixture(scope="module")
+def symmetry():
+    return {scheme: init.symmetry_study(scheme, seeds=(0, 1, 2), steps=30, train_images=512, eval_images=128)
+            for scheme in init.INIT_SCHEMES}
+
+
+def test_zero_init_never_moves(symmetry):
+    zero = symmetry["zero"]
+    assert zero.losses.shape == (3, 30) and zero.first_grad_norms.shape == (3, 3)
+    assert np.all(zero.first_grad_norms == 0) and np.all(zero.largest_change == 0)
+    np.testing.assert_allclose(zero.eval_loss, math.log(10), rtol=1e-6)
+    assert np.all(zero.alive == 0) and np.all(zero.spread == 0)
+
+
+def test_constant_init_keeps_units_alive_and_identical(symmetry):
+    const = symmetry["constant"]
+    assert const.alive.shape == (3, 2) and np.all(const.alive == 1.0)
+    assert np.all(const.largest_change[:, :2] > 1e-4)  # the hidden layers move ...
+    assert const.spread.max() < 1e-6                    # ... together
+    assert np.all(const.first_grad_norms[:, :2] < 1e-5) and np.all(const.first_grad_norms[:, 2] > 0.01)
+    assert np.all(const.eval_loss < math.log(10))
+    assert np.ptp(const.losses[:, 1:], axis=0).max() > 0  # seeds see the data in different orders
+
+
+def test_random_init_units_differ_and_learn(symmetry):
+    rand, const = symmetry["random"], symmetry["constant"]
+    assert rand.spread.min() > 0.5
+    assert np.all(rand.eval_loss < const.eval_loss.min())
+    assert rand.first_layer.shape == (32, 784)
+
+
+def test_constant_value_and_dead_units():
+    # a large constant with a large step kills the second hidden layer: the old, confounded demo
+    big = init.symmetry_study("constant", seeds=(0,), value=0.05, steps=20, lr=0.1, train_images=256)
+    assert big.alive[0, 1] == 0.0
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"scheme": "ones"}, ValueError, "scheme"),
+    ({"scheme": "zero", "hidden": ()}, ValueError, "hidden"),
+    ({"scheme": "zero", "seeds": ()}, ValueError, "seeds must name"),
+    ({"scheme": "zero", "seeds": 3}, TypeError, "seeds must be an iterable"),
+    ({"scheme": "zero", "seeds": (-1,)}, ValueError, "seed"),
+    ({"scheme": "zero", "lr": "0.1"}, TypeError, "lr"),
+    ({"scheme": "zero", "batch": 0}, ValueError, "batch"),
+    ({"scheme": "zero", "train_images": 10, "batch": 64}, ValueError, "train_images"),
+])
+def test_symmetry_study_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        init.symmetry_study(**kwargs)
+
+
+def test_drift_log_slopes():
+    slopes = init.drift_log_slopes(2.0, width=100, depth=50, networks=40, batch=16)
+    assert slopes.shape == (40,) and len(set(slopes.round(8))) == 40
+    se = slopes.std(ddof=1) / math.sqrt(40)
+    assert abs(slopes.mean() - init.finite_width_log_slope(2.0, 100)) < 3 * se
+    assert slopes.mean() + 2 * se < 0
+    # the infinite-width slope of the gain dominates away from c = 2
+    assert abs(init.drift_log_slopes(1.0, width=100, networks=4).mean() - 0.5 * math.log(0.5)) < 0.05
+    with pytest.raises(ValueError, match="networks"):
+        init.drift_log_slopes(networks=0)
+    with pytest.raises(ValueError, match="depth"):
+        init.drift_log_slopes(depth=1)
+    with pytest.raises(TypeError, match="width"):
+        init.drift_log_slopes(width=10.5)
+
+
+def test_loss_figure_draws_median_and_band():
+    from helpers.plots.initialization import loss_figure
+
+    losses = np.array([[2.0, 1.0, 0.5], [2.2, 1.4, 0.7], [2.1, 1.2, 0.9]])
+    fig = loss_figure({"random": losses, "one run": losses[0]})
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [2.1, 1.2, 0.7])
+    assert "3 seeds" in ax.lines[0].get_label() and len(ax.collections) == 1
+    with pytest.raises(ValueError, match="shape"):
+        loss_figure({"bad": np.zeros((2, 2, 2))})
 
 
 def test_variance_checks():
@@ -273,3 +339,22 @@ def test_fast_profile_with_scales_equals_scaled_weights():
     np.testing.assert_allclose(g1, g2, rtol=1e-4)
     with pytest.raises(ValueError, match="scales"):
         init.fast_profile(x, y, raw, raw_final, "relu", scales=[1.0])
+
+
+def test_measurements_run_on_one_thread_and_restore_the_setting():
+    previous = torch.get_num_threads()
+    seen = []
+    original = init.mnist_batch
+
+    def spy(batch=256):
+        seen.append(torch.get_num_threads())
+        return original(batch)
+
+    init.mnist_batch = spy
+    try:
+        init.norm_profile(2.0, depth=2, width=8, batch=4)
+        init.drift_log_slopes(2.0, width=8, depth=3, networks=2, batch=4)
+    finally:
+        init.mnist_batch = original
+    assert seen == [1, 1]
+    assert torch.get_num_threads() == previous

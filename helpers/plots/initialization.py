@@ -66,11 +66,24 @@ def profile_figure(
 
 
 def loss_figure(losses: Mapping[str, np.ndarray], *, title: str = "Training loss from three initializations") -> Figure:
-    """Training loss per SGD step, one line per initialization."""
+    """Training loss per SGD step, one line per initialization.
+
+    ``losses`` maps a label to the losses of one run, shape ``(steps,)``, or of several seeds,
+    shape ``(seeds, steps)``: then the line is the median over seeds and a shaded band spans
+    the smallest to the largest seed.
+    """
     fig, axes = new_figure(figsize=(7.0, 3.6))
     ax = axes[0, 0]
     for i, (label, values) in enumerate(losses.items()):
-        ax.plot(np.arange(len(values)), values, label=label, **_style(i))
+        values = np.asarray(values, dtype=float)
+        if values.ndim not in (1, 2):
+            raise ValueError(f"losses[{label!r}] must have shape (steps,) or (seeds, steps), got {values.shape}")
+        steps = np.arange(values.shape[-1])
+        if values.ndim == 2:
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color(i), alpha=0.2, linewidth=0)
+            label = f"{label} (median, range of {values.shape[0]} seeds)"
+            values = np.median(values, axis=0)
+        ax.plot(steps, values, label=label, **{**_style(i), "markevery": max(1, len(steps) // 10)})
     ax.axhline(np.log(10), color="grey", linewidth=1, linestyle=":", label="ln 10 (uniform guess)")
     label_axes(ax, title=title, xlabel="SGD step", ylabel="cross-entropy (nats)")
     return fig
