@@ -6,7 +6,8 @@ Pure functions that return tensors, arrays and dataclasses; nothing here draws.
   and their (optionally scaled) score matrix;
 * :func:`std_sweep`: std of QKᵀ and of QKᵀ/√d for many dimensions d;
 * :func:`softmax_entropy`, :func:`row_stats`, :func:`saturation_sweep`: how peaked the
-  softmax rows are (entropy, largest probability, share of practically one-hot rows);
+  softmax rows are (entropy, largest probability, share of one-hot-like rows);
+  :func:`regime_shares`: share of rows that are one-hot-like, uniform-like or in between;
 * :func:`softmax_jacobian`, :func:`gradient_vs_scale`: how much gradient reaches the scores
   as their scale grows;
 * :func:`layernorm_logit_std`: how a LayerNorm gain γ sets the scale of the scores;
@@ -200,6 +201,21 @@ def row_stats(scores: torch.Tensor, temperature: float = 1.0) -> RowStats:
         max_prob=probs.max(dim=-1).values.numpy(),
         log_n=math.log(scores.shape[1]),
     )
+
+
+def regime_shares(scores: torch.Tensor, temperature: float = 1.0) -> dict[str, float]:
+    """Share of the rows of softmax(scores / temperature) in each regime of the course's
+    working definition: "one-hot-like" (largest probability ≥ :data:`ONE_HOT_THRESHOLD`),
+    "uniform-like" (entropy ≥ :data:`UNIFORM_THRESHOLD` · log n) and "Goldilocks zone" (neither).
+
+    Raises:
+        ValueError: if ``scores`` is not 2-D or ``temperature`` is not > 0.
+    """
+    stats = row_stats(scores, temperature)
+    one_hot = stats.max_prob >= ONE_HOT_THRESHOLD
+    uniform = ~one_hot & (stats.entropy >= UNIFORM_THRESHOLD * stats.log_n)
+    return {"one-hot-like": float(one_hot.mean()), "Goldilocks zone": float((~one_hot & ~uniform).mean()),
+            "uniform-like": float(uniform.mean())}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from helpers.attention import (
     manual_attention,
     projected_logit_std,
     qk_scores,
+    regime_shares,
     random_qk,
     row_stats,
     saturation_scale,
@@ -307,3 +308,22 @@ def test_panel_callbacks_at_their_extremes() -> None:
     bars = list(panel.figure.axes[0].patches[0].get_data().values)
     assert len(bars) == PANEL_N and sum(bars) == pytest.approx(1.0)
     assert bars == sorted(bars, reverse=True)
+
+
+def test_regime_shares_follow_the_one_definition() -> None:
+    scores = torch.tensor([[math.log(9.5), 0.0],   # max p > 0.9: one-hot-like
+                           [0.0, 0.0],             # entropy = log 2: uniform-like
+                           [math.log(3.0), 0.0]],  # p = 0.75, entropy 0.81 log 2: in between
+                          dtype=torch.float64)
+    shares = regime_shares(scores)
+    assert shares == pytest.approx({"one-hot-like": 1 / 3, "Goldilocks zone": 1 / 3, "uniform-like": 1 / 3})
+    # the panel classifies each row the same way
+    stats = row_stats(scores)
+    regimes = [row_regime(h, p, n=2) for h, p in zip(stats.entropy, stats.max_prob)]
+    assert regimes == ["one-hot-like", "uniform-like", "Goldilocks zone"]
+    # a higher temperature moves every row towards uniform
+    assert regime_shares(scores, temperature=100.0)["uniform-like"] == 1.0
+    with pytest.raises(ValueError, match="temperature"):
+        regime_shares(scores, temperature=0.0)
+    with pytest.raises(ValueError, match="2-D"):
+        regime_shares(torch.zeros(3))

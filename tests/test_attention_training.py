@@ -53,7 +53,16 @@ def test_train_scaling_comparison_shapes_and_pairs(small: ScalingComparison) -> 
     assert not np.allclose(small.losses[16, True][:, 0], small.losses[16, False][:, 0])
     window = small.window_loss(8, True, 2, 6)
     np.testing.assert_allclose(window, small.losses[8, True][:, 2:6].mean(axis=1))
-    assert isinstance(training_figure(small), Figure)
+    fig = training_figure(small, small)
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
+
+
+def test_training_figure_rejects_non_comparisons() -> None:
+    with pytest.raises(TypeError, match="ScalingComparison"):
+        training_figure()
+    with pytest.raises(TypeError, match="ScalingComparison"):
+        training_figure({"losses": []})  # type: ignore[arg-type]
 
 
 def test_scaled_attention_learns_faster_at_a_large_head() -> None:

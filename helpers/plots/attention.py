@@ -249,13 +249,16 @@ def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: b
 
 
 # -- training: scaled vs unscaled attention -------------------------------------------------
-def training_figure(comparison: ScalingComparison) -> Figure:
-    """Training loss against step, one panel per head size: median over seeds (line) and
-    the range over seeds (band), for scaled and unscaled attention."""
-    fig, axes = new_figure(1, len(comparison.head_sizes), figsize=(5.2 * len(comparison.head_sizes), 3.8))
-    steps = np.arange(1, comparison.steps + 1)
-    n = len(comparison.seeds)
-    for ax, head in zip(axes[0], comparison.head_sizes):
+def training_figure(*comparisons: ScalingComparison) -> Figure:
+    """Training loss against step, one panel per head size of each comparison: median over
+    seeds (line) and the range over seeds (band), for scaled and unscaled attention."""
+    if not comparisons or not all(isinstance(c, ScalingComparison) for c in comparisons):
+        raise TypeError("training_figure needs one or more ScalingComparison results")
+    panels = [(c, head) for c in comparisons for head in c.head_sizes]
+    fig, axes = new_figure(1, len(panels), figsize=(5.2 * len(panels), 3.8))
+    for ax, (comparison, head) in zip(axes[0], panels):
+        steps = np.arange(1, comparison.steps + 1)
+        n = len(comparison.seeds)
         for i, (scaled, name, style) in enumerate(((True, "scaled: QKᵀ/√d", "-"),
                                                    (False, "unscaled: QKᵀ", "--"))):
             curves = comparison.losses[head, scaled]
