@@ -54,6 +54,14 @@ N_LAYERS = 12
 WIDTH = 768
 #: The lecture's claim: γ lies mostly in this interval.
 CLAIM_RANGE = (0.2, 0.4)
+#: GPT-2's initialization (``GPT2Config.initializer_range``): linear and embedding weights are
+#: drawn from N(0, 0.02²); every LayerNorm starts at γ = 1, β = 0.
+GPT2_INIT_STD = 0.02
+INIT_VALUE = {"weight": 1.0, "bias": 0.0}
+#: The outlier rule of notebook 05: a value is an outlier in its LayerNorm when it lies more than
+#: this many robust standard deviations (1.4826 × median absolute deviation) from that
+#: LayerNorm's median.
+OUTLIER_Z = 10.0
 
 
 class HubUnavailableError(RuntimeError):
@@ -453,6 +461,160 @@ def outlier_channels(
         OutlierChannel(c, int(counts[c]), float(dev[:, c].max()), names[int(dev[:, c].argmax())])
         for c in order
     ]
+
+
+def robust_z(params: dict[str, np.ndarray], kind: str = "weight") -> np.ndarray:
+    """(25, 768) robust z-scores: (value − LayerNorm median) / (1.4826 × LayerNorm MAD).
+
+    The median absolute deviation (MAD) times 1.4826 equals the standard deviation for normal
+    data but is not inflated by the outliers themselves, so one rule fits every LayerNorm.
+    """
+    rows = stack(params, kind).astype(np.float64)
+    med = np.median(rows, axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(rows - med), axis=1, keepdims=True)
+    return (rows - med) / mad
+
+
+@dataclass(frozen=True)
+class RecurringOutlier:
+    """A channel that is an outlier (|robust z| > threshold) in many of the 25 LayerNorms."""
+
+    channel: int
+    count: int  # in how many of the 25 LayerNorms |robust z| > threshold
+    max_abs_z: float  # its largest |robust z|
+    where_max: str  # the LayerNorm where that happens
+
+
+def recurring_outliers(
+    params: dict[str, np.ndarray], kind: str = "weight", threshold: float = OUTLIER_Z,
+    min_layers: int = 10,
+) -> list[RecurringOutlier]:
+    """Channels whose |robust z| exceeds ``threshold`` in at least ``min_layers`` LayerNorms.
+
+    Sorted by ``count`` (most first), then by channel number.
+
+    Raises:
+        ValueError: for an unknown ``kind``, ``threshold`` <= 0 or ``min_layers`` outside 1..25.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    n_norms = len(layernorm_names())
+    if isinstance(min_layers, bool) or not isinstance(min_layers, int) or not 1 <= min_layers <= n_norms:
+        raise ValueError(f"min_layers must be an int in 1..{n_norms}, got {min_layers!r}")
+    z = np.abs(robust_z(params, kind))
+    counts = (z > threshold).sum(axis=0)
+    names = layernorm_names()
+    keep = [c for c in range(WIDTH) if counts[c] >= min_layers]
+    keep.sort(key=lambda c: (-counts[c], c))
+    return [RecurringOutlier(c, int(counts[c]), float(z[:, c].max()), names[int(z[:, c].argmax())])
+            for c in keep]
+
+
+def channel_percentile(params: dict[str, np.ndarray], channel: int, kind: str = "weight") -> np.ndarray:
+    """(25,) percent of the other 767 channels whose value is below ``channel``'s, per LayerNorm.
+
+    0 means the channel has the smallest value of its LayerNorm, 100 the largest.
+
+    Raises:
+        ValueError: for a ``channel`` outside 0..767 or an unknown ``kind``.
+    """
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < WIDTH:
+        raise ValueError(f"channel must be an int in 0..{WIDTH - 1}, got {channel!r}")
+    rows = stack(params, kind)
+    below = (rows < rows[:, [channel]]).sum(axis=1)
+    return 100.0 * below / (WIDTH - 1)
+
+
+def fold_layernorm_into_linear(
+    gamma: np.ndarray, beta: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold a LayerNorm's γ, β into the linear layer that reads its output.
+
+    ``W (γ ⊙ x̂ + β) + b = (W · diag γ) x̂ + (W β + b)``, so a LayerNorm without γ, β followed by
+    the folded layer computes the same function.
+
+    Args:
+        gamma, beta: the LayerNorm's (d,) weight and bias.
+        weight: the linear layer's (out, d) weight (PyTorch's ``nn.Linear`` layout).
+        bias: its (out,) bias, or ``None`` for no bias.
+
+    Returns:
+        ``(folded_weight, folded_bias)`` of shapes (out, d) and (out,).
+
+    Raises:
+        ValueError: if the shapes do not fit together.
+    """
+    gamma, beta, weight = (np.asarray(a, dtype=np.float64) for a in (gamma, beta, weight))
+    if gamma.ndim != 1 or beta.shape != gamma.shape:
+        raise ValueError(f"gamma and beta must be 1-D of the same length, got {gamma.shape} and {beta.shape}")
+    if weight.ndim != 2 or weight.shape[1] != gamma.shape[0]:
+        raise ValueError(f"weight must have shape (out, {gamma.shape[0]}), got {weight.shape}")
+    b = np.zeros(weight.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64)
+    if b.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {b.shape}")
+    return weight * gamma[None, :], weight @ beta + b
+
+
+@dataclass(frozen=True)
+class FoldingCheck:
+    """LayerNorm(γ, β) → Linear against LayerNorm (no γ, β) → folded Linear, in float32 PyTorch.
+
+    Attributes:
+        name: the LayerNorm whose real γ, β were used.
+        out_rms: RMS of the original block's output (the scale of the numbers compared).
+        max_diff_folded: largest |difference| between the original and the folded version.
+        max_diff_gamma_only: the same when only γ is folded and the β term W β is forgotten.
+        weight_change: ‖W · diag γ − W‖ / ‖W‖, how far the folded weight is from the original.
+    """
+
+    name: str
+    out_rms: float
+    max_diff_folded: float
+    max_diff_gamma_only: float
+    weight_change: float
+
+
+def folding_check(
+    params: dict[str, np.ndarray], name: str, *, out_features: int = 2304, n_tokens: int = 64,
+    seed: int = 0,
+) -> FoldingCheck:
+    """Fold one real LayerNorm into a Linear layer drawn from GPT-2's N(0, 0.02²) init and compare.
+
+    Standard-normal tokens go through ``torch.nn.LayerNorm`` with the real γ, β and then through
+    an ``nn.Linear(768, out_features)`` (2304 = the width of GPT-2's query/key/value projection
+    ``c_attn``), and, separately, through a LayerNorm without γ, β and the folded Linear.
+
+    Raises:
+        ValueError: for an unknown ``name`` or ``out_features``/``n_tokens`` < 1.
+    """
+    import torch
+
+    if name not in layernorm_names():
+        raise ValueError(f"name must be one of the 25 LayerNorm names, e.g. 'h.0.ln_1', got {name!r}")
+    for label, value in (("out_features", out_features), ("n_tokens", n_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_tokens, WIDTH, generator=gen)
+    weight = torch.randn(out_features, WIDTH, generator=gen) * GPT2_INIT_STD
+    bias = torch.zeros(out_features)
+    gamma = torch.from_numpy(params[f"{name}.weight"].astype(np.float32))
+    beta = torch.from_numpy(params[f"{name}.bias"].astype(np.float32))
+    with torch.no_grad():
+        original = torch.nn.functional.linear(
+            torch.nn.functional.layer_norm(x, (WIDTH,), gamma, beta, 1e-5), weight, bias)
+        plain = torch.nn.functional.layer_norm(x, (WIDTH,), None, None, 1e-5)
+        w_f, b_f = fold_layernorm_into_linear(gamma.numpy(), beta.numpy(), weight.numpy(), bias.numpy())
+        folded = torch.nn.functional.linear(plain, torch.from_numpy(w_f).float(), torch.from_numpy(b_f).float())
+        gamma_only = torch.nn.functional.linear(plain, torch.from_numpy(w_f).float(), bias)
+    w = weight.double().numpy()
+    return FoldingCheck(
+        name,
+        float(original.pow(2).mean().sqrt()),
+        float((original - folded).abs().max()),
+        float((original - gamma_only).abs().max()),
+        float(np.linalg.norm(w_f - w) / np.linalg.norm(w)),
+    )
 
 
 def apply_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5) -> np.ndarray:

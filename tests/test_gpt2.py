@@ -423,3 +423,93 @@ def test_failed_download_is_wrapped_and_auto_falls_back(fake_hub) -> None:
         gpt2.load_layernorm_params("hub")
     loaded = gpt2.load_layernorm_params_with_source("auto")
     assert loaded.source == "snapshot" and "connection reset" in loaded.reason
+
+
+# -- outlier rule, channel ranks and folding ----------------------------------------------
+
+
+def test_robust_z_is_zero_at_the_median_and_flags_a_planted_outlier(params: dict[str, np.ndarray]) -> None:
+    planted = dict(params)
+    gamma = params["h.5.ln_1.weight"].copy()
+    gamma[10] = np.median(gamma) + 50 * np.median(np.abs(gamma - np.median(gamma)))
+    planted["h.5.ln_1.weight"] = gamma
+    z = gpt2.robust_z(planted, "weight")
+    assert z.shape == (25, 768)
+    assert z[gpt2.layernorm_names().index("h.5.ln_1"), 10] == pytest.approx(50 / 1.4826, rel=0.01)
+    assert np.allclose(np.median(z, axis=1), 0, atol=1e-9)
+
+
+def test_recurring_outliers_match_the_data(params: dict[str, np.ndarray]) -> None:
+    found = gpt2.recurring_outliers(params, "weight", threshold=10, min_layers=10)
+    assert [o.channel for o in found] == [87, 266, 480, 447, 64, 373, 481, 138]
+    assert all(o.count >= 10 for o in found) and found[0].count == 18
+    assert 378 not in {o.channel for o in gpt2.recurring_outliers(params, "bias")}
+    # a looser rule finds more channels, a stricter one fewer
+    assert len(gpt2.recurring_outliers(params, threshold=6)) > len(found)
+    assert len(gpt2.recurring_outliers(params, min_layers=20)) < len(found)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": 0}, "threshold must be a positive number"),
+    ({"threshold": "10"}, "threshold must be a positive number"),
+    ({"min_layers": 0}, "min_layers must be an int in 1..25"),
+    ({"min_layers": 26}, "min_layers must be an int in 1..25"),
+    ({"kind": "gain"}, "kind must be one of"),
+])
+def test_recurring_outliers_rejects_bad_arguments(params: dict[str, np.ndarray], kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        gpt2.recurring_outliers(params, **kwargs)
+
+
+def test_channel_percentile(params: dict[str, np.ndarray]) -> None:
+    rank = gpt2.channel_percentile(params, 447, "weight")
+    assert rank.shape == (25,) and rank[0] > 10 and (rank <= 1.5).sum() == 24
+    rows = gpt2.stack(params, "weight")
+    assert gpt2.channel_percentile(params, int(np.argmax(rows[-1])))[-1] == 100.0
+    for bad in (-1, 768, 3.0, True):
+        with pytest.raises(ValueError, match="channel must be an int in 0..767"):
+            gpt2.channel_percentile(params, bad)
+
+
+def test_fold_layernorm_into_linear_reproduces_the_composition() -> None:
+    rng = np.random.default_rng(1)
+    gamma, beta = rng.uniform(0.1, 2, 16), rng.normal(size=16)
+    w, b, x = rng.normal(size=(5, 16)), rng.normal(size=5), rng.normal(size=(7, 16))
+    w_f, b_f = gpt2.fold_layernorm_into_linear(gamma, beta, w, b)
+    plain = gpt2.apply_layernorm(x, np.ones(16), np.zeros(16))
+    np.testing.assert_allclose(gpt2.apply_layernorm(x, gamma, beta) @ w.T + b, plain @ w_f.T + b_f, atol=1e-12)
+    # without the W β term the result is wrong: the check can fail
+    assert np.abs(gpt2.apply_layernorm(x, gamma, beta) @ w.T + b - (plain @ w_f.T + b)).max() > 0.1
+    _, b_none = gpt2.fold_layernorm_into_linear(gamma, beta, w)
+    np.testing.assert_allclose(b_none, w @ beta)
+
+
+@pytest.mark.parametrize("shapes, message", [
+    (((16,), (15,), (5, 16), (5,)), "gamma and beta must be 1-D of the same length"),
+    (((16,), (16,), (5, 15), (5,)), r"weight must have shape \(out, 16\)"),
+    (((16,), (16,), (5, 16), (4,)), r"bias must have shape \(5,\)"),
+])
+def test_fold_layernorm_into_linear_rejects_bad_shapes(shapes: tuple, message: str) -> None:
+    arrays = [np.ones(s) for s in shapes]
+    with pytest.raises(ValueError, match=message):
+        gpt2.fold_layernorm_into_linear(*arrays)
+
+
+def test_folding_check_on_real_layernorms(params: dict[str, np.ndarray]) -> None:
+    for name in ("h.5.ln_1", "ln_f"):
+        f = gpt2.folding_check(params, name, out_features=256, n_tokens=16)
+        assert f.max_diff_folded < 1e-5 * f.out_rms
+        assert f.max_diff_gamma_only > 0.1 * f.out_rms
+    assert gpt2.folding_check(params, "ln_f", out_features=256).weight_change > 1.0
+    with pytest.raises(ValueError, match="name must be one of the 25 LayerNorm names"):
+        gpt2.folding_check(params, "ln_g")
+    with pytest.raises(ValueError, match="out_features must be a positive int"):
+        gpt2.folding_check(params, "ln_f", out_features=0)
+
+
+def test_per_layer_histograms_do_not_pile_outliers_into_the_edge_bins(params: dict[str, np.ndarray]) -> None:
+    fig = gpt2_plots.per_layer_histograms(params, "weight")
+    ln_f_axes = fig.axes[12]
+    assert "20 > 3.4 (max 17.4)" in ln_f_axes.get_title()
+    (stairs,) = [p for p in ln_f_axes.patches if hasattr(p, "get_data")]
+    assert stairs.get_data().values.sum() == 768 - 26  # the 6 below and 20 above are left out

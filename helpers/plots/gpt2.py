@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from helpers.gpt2 import (
     CLAIM_RANGE,
     GROUPS,
+    INIT_VALUE,
     N_LAYERS,
     WIDTH,
     OutputScale,
@@ -41,6 +42,11 @@ def _shade_claim(ax, label: bool = True) -> None:
                label=f"lecture's claim: γ in [{CLAIM_RANGE[0]}, {CLAIM_RANGE[1]}]" if label else None)
 
 
+def _mark_init(ax, kind: str, label: bool = True) -> None:
+    ax.axvline(INIT_VALUE[kind], color="black", lw=1.0, ls="--",
+               label=f"GPT-2's initial value ({KIND_LABEL[kind].split()[0]} = {INIT_VALUE[kind]:g})" if label else None)
+
+
 def all_values_histograms(params: dict[str, np.ndarray], bins: int = 120) -> Figure:
     """Histogram of all 19,200 γ values and all 19,200 β values (25 LayerNorms × 768), log-y."""
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.6))
@@ -49,8 +55,7 @@ def all_values_histograms(params: dict[str, np.ndarray], bins: int = 120) -> Fig
         ax.hist(values, bins=bins, color=color(i), alpha=0.8, label=f"all {values.size:,} values")
         if kind == "weight":
             _shade_claim(ax)
-        else:
-            ax.axvline(0.0, color="black", lw=0.8, ls="--", label="0")
+        _mark_init(ax, kind)
         ax.set_yscale("log")
         label_axes(ax, title=f"GPT-2 small: every LayerNorm {KIND_LABEL[kind]}",
                    xlabel=f"{KIND_LABEL[kind].split()[0]} value", ylabel="count (log scale)")
@@ -68,6 +73,7 @@ def group_histograms(params: dict[str, np.ndarray], bins: int = 80) -> Figure:
             ax.stairs(counts, edges, color=color(c), ls=ls, lw=1.6, label=group)
         if kind == "weight":
             _shade_claim(ax, label=True)
+        _mark_init(ax, kind)
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.8)
         label_axes(ax, title=f"{KIND_LABEL[kind]} by LayerNorm position",
@@ -76,30 +82,47 @@ def group_histograms(params: dict[str, np.ndarray], bins: int = 80) -> Figure:
 
 
 def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bins: int = 40) -> Figure:
-    """Small multiples: one panel per block (ln_1 and ln_2 overlaid) and one for ln_f; shared x, log-y."""
-    fig, axes = new_figure(3, 5, figsize=(11.0, 6.2), sharex=True, sharey=True)
+    """Small multiples: one panel per block (ln_1 and ln_2 overlaid) and one for ln_f; shared x, log-y.
+
+    The shared x range is the 0.1–99.9 % range of all 25 LayerNorms.  Values outside it are not
+    piled into the edge bins (that would draw a false peak); each panel states how many of its
+    values lie beyond the range, and where the farthest one is.
+    """
+    # Fixed margins: the constrained-layout solver costs more than drawing these 15 panels.
+    fig, axes = new_figure(3, 5, figsize=(11.0, 6.4), sharex=True, sharey=True,
+                           gridspec_kw=dict(left=0.06, right=0.99, bottom=0.08, top=0.87,
+                                            wspace=0.08, hspace=0.42))
+    fig.set_layout_engine("none")
     values = values_of(params, kind)
     lo, hi = np.percentile(values, [0.1, 99.9])
     edges = np.linspace(lo, hi, bins + 1)
     panels = list(range(N_LAYERS)) + ["final"]
     for ax, layer in zip(axes.ravel(), panels):
         groups = ("ln_f",) if layer == "final" else ("ln_1", "ln_2")
+        shown = []
         for group in groups:
             ls, c = GROUP_STYLE[group]
             name = layernorm_name(0 if layer == "final" else layer, group)
-            counts, _ = np.histogram(np.clip(params[f"{name}.{kind}"], lo, hi), bins=edges)
+            v = params[f"{name}.{kind}"]
+            counts, _ = np.histogram(v, bins=edges)  # values outside [lo, hi] are left out
             ax.stairs(counts, edges, color=color(c), ls=ls, lw=1.4, label=group)
+            shown.append(v)
+        v = np.concatenate(shown)
+        notes = ([f"{(v < lo).sum()} < {lo:.2g}"] if (v < lo).any() else []) + (
+            [f"{(v > hi).sum()} > {hi:.2g} (max {v.max():.3g})"] if (v > hi).any() else [])
         if kind == "weight":
             ax.axvspan(*CLAIM_RANGE, color=color(3), alpha=0.15)
         ax.set_yscale("log")
-        ax.set_title("ln_f (final)" if layer == "final" else f"block {layer}", fontsize=9)
+        title = "ln_f (final)" if layer == "final" else f"block {layer}"
+        ax.set_title(title + "\noff axis: " + (", ".join(notes) if notes else "none"), fontsize=6)
         ax.legend(fontsize=7, loc="upper right")
     for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
     symbol = KIND_LABEL[kind].split()[0]
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log scale)")
-    fig.supxlabel(f"{symbol} value (clipped to the 0.1–99.9 % range of all 25 LayerNorms)")
+    fig.supxlabel(f"{symbol} value (axis: the 0.1–99.9 % range of all 25 LayerNorms; values beyond it counted in the panels)",
+                  y=0.01)
     fig.suptitle(f"{KIND_LABEL[kind]} per block; shaded: the lecture's [0.2, 0.4]" if kind == "weight"
                  else f"{KIND_LABEL[kind]} per block")
     return fig
