@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from helpers.training import error_rate, single_thread, train
 
@@ -48,6 +49,31 @@ def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.M
     return nn.Identity()
 
 
+# -- several networks trained as one model ------------------------------------------------------
+
+CNN_KINDS = NORM_KINDS + ("batch-conv",)
+"""Kinds of :func:`small_cnn`: a normalization kind for every layer, or ``"batch-conv"``,
+BatchNorm after the two convolutions and no normalization after the fully connected layer."""
+
+
+def _layer_kinds(kind: str) -> tuple[str, str]:
+    """(kind of the convolutions' norm layers, kind of the fully connected layer's norm)."""
+    return ("batch", "none") if kind == "batch-conv" else (kind, kind)
+
+
+def _stacked_norm(kind: str, networks: int, channels: int, groups: int = 4, dims: int = 2) -> nn.Module:
+    """One layer that normalizes ``networks`` side-by-side blocks of ``channels`` channels,
+    each exactly as ``norm_layer(kind, channels, groups, dims)`` would."""
+    if kind == "batch":
+        return nn.BatchNorm2d(networks * channels) if dims == 2 else nn.BatchNorm1d(networks * channels)
+    if kind == "group":
+        return nn.GroupNorm(networks * groups, networks * channels)
+    if kind == "layer":
+        return nn.GroupNorm(networks, networks * channels)
+    return nn.Identity()
+
+
+
 def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 0) -> nn.Sequential:
     """A small MNIST classifier taking flat ``[N, 784]`` images.
 
@@ -55,29 +81,34 @@ def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 
     ReLU -> [linear to ``hidden`` features -> norm -> ReLU] -> linear to 10 classes, with
     ``width`` then ``2 * width`` channels.  The bracketed fully connected layer is there
     only when ``hidden > 0``; its BatchNorm sees one value per feature and example.
+    ``kind`` is one of :data:`CNN_KINDS`; ``"batch-conv"`` puts BatchNorm after the two
+    convolutions only (none after the fully connected layer).
 
     Raises:
-        ValueError: for an unknown ``kind``, a ``width`` that is not a positive multiple of 4
+        ValueError: for a ``kind`` not in :data:`CNN_KINDS`, a ``width`` that is not a positive multiple of 4
             or a ``hidden`` that is negative or not a multiple of 4.
     """
+    if kind not in CNN_KINDS:
+        raise ValueError(f"kind must be one of {CNN_KINDS}, got {kind!r}")
     if width < 4 or width % 4:
         raise ValueError(f"width must be a positive multiple of 4, got {width}")
+    conv_kind, fc_kind = _layer_kinds(kind)
     if hidden < 0 or hidden % 4:
         raise ValueError(f"hidden must be 0 or a positive multiple of 4, got {hidden}")
     torch.manual_seed(seed)
     layers: list[nn.Module] = [
         nn.Unflatten(1, (1, 28, 28)),
         nn.Conv2d(1, width, 3, stride=2, padding=1),
-        norm_layer(kind, width),
+        norm_layer(conv_kind, width),
         nn.ReLU(),
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-        norm_layer(kind, 2 * width),
+        norm_layer(conv_kind, 2 * width),
         nn.ReLU(),
         nn.Flatten(),
     ]
     features = 2 * width * 7 * 7
     if hidden:
-        layers += [nn.Linear(features, hidden), norm_layer(kind, hidden, dims=1), nn.ReLU()]
+        layers += [nn.Linear(features, hidden), norm_layer(fc_kind, hidden, dims=1), nn.ReLU()]
         features = hidden
     layers.append(nn.Linear(features, 10))
     return nn.Sequential(*layers)
@@ -148,15 +179,20 @@ def eval_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> fl
 
 @dataclass(frozen=True)
 class SweepResult:
-    """Test error of each normalization kind at each training batch size."""
+    """Test error of each network kind at each training batch size, for every seed."""
 
     kinds: tuple[str, ...]
     batch_sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
     errors: np.ndarray
-    """Shape ``(len(kinds), len(batch_sizes))``, fractions in [0, 1]."""
+    """Shape ``(len(kinds), len(batch_sizes), len(seeds))``, fractions in [0, 1]."""
     examples: int
     base_lr: float
     hidden: int
+
+    def median(self) -> np.ndarray:
+        """Median error over seeds, shape ``(len(kinds), len(batch_sizes))``."""
+        return np.median(self.errors, axis=-1)
 
 
 def batch_size_sweep(
@@ -165,35 +201,36 @@ def batch_size_sweep(
     x_test: torch.Tensor,
     y_test: torch.Tensor,
     *,
-    kinds: tuple[str, ...] = ("batch", "group", "layer"),
+    kinds: tuple[str, ...] = ("batch", "batch-conv", "group", "layer"),
     batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32),
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
     examples: int = 4096,
     base_lr: float = 0.05,
     width: int = 8,
     hidden: int = 64,
-    seed: int = 0,
 ) -> SweepResult:
-    """Train one :func:`small_cnn` (with a ``hidden``-feature normalized layer) per
-    (kind, batch size) on the same number of examples and measure its test error in eval mode.
+    """Train one :func:`small_cnn` (with a ``hidden``-feature layer) per (kind, batch size,
+    seed) on the same number of examples and measure its test error in eval mode.
 
     The learning rate follows the linear scaling rule the GroupNorm paper uses,
-    ``lr = base_lr * batch_size / 32``, so every run takes the same total step length.
+    ``lr = base_lr * batch_size / 32``, so every run takes the same total step length.  For
+    each batch size all kinds and seeds are trained together as one :class:`StackedCNN`.
 
     Raises:
-        ValueError: for an unknown kind or an empty list of batch sizes.
+        ValueError: for a kind not in :data:`CNN_KINDS`, or empty kinds, batch sizes or seeds.
     """
-    if not kinds or not batch_sizes:
-        raise ValueError("kinds and batch_sizes must not be empty")
+    if not kinds or not batch_sizes or not seeds:
+        raise ValueError("kinds, batch_sizes and seeds must not be empty")
     for kind in kinds:
-        if kind not in NORM_KINDS:
-            raise ValueError(f"kinds must be taken from {NORM_KINDS}, got {kind!r}")
-    errors = np.zeros((len(kinds), len(batch_sizes)))
-    for i, kind in enumerate(kinds):
-        for j, b in enumerate(batch_sizes):
-            model = train_cnn(kind, x, y, batch_size=b, examples=examples, lr=base_lr * b / 32,
-                              width=width, hidden=hidden, seed=seed)
-            errors[i, j] = 1.0 - eval_mode_accuracy(model, x_test, y_test)
-    return SweepResult(tuple(kinds), tuple(batch_sizes), errors, examples, base_lr, hidden)
+        if kind not in CNN_KINDS:
+            raise ValueError(f"kinds must be taken from {CNN_KINDS}, got {kind!r}")
+    errors = np.zeros((len(kinds), len(batch_sizes), len(seeds)))
+    for j, b in enumerate(batch_sizes):
+        stack = StackedCNN([k for k in kinds for _ in seeds], [s for _ in kinds for s in seeds],
+                           width=width, hidden=hidden)
+        train_stack(stack, x, y, batch_size=b, examples=examples, lr=base_lr * b / 32)
+        errors[:, j, :] = (1.0 - stack_accuracy(stack, x_test, y_test)).reshape(len(kinds), len(seeds))
+    return SweepResult(tuple(kinds), tuple(batch_sizes), tuple(seeds), errors, examples, base_lr, hidden)
 
 
 def running_mean_trace(batch_means: np.ndarray, momentum: float, start: float = 0.0) -> np.ndarray:
@@ -210,3 +247,184 @@ def running_mean_trace(batch_means: np.ndarray, momentum: float, start: float = 
         r = (1 - momentum) * r + momentum * m
         out[k] = r
     return out
+
+
+class StackedCNN(nn.Module):
+    """``len(kinds)`` independent :func:`small_cnn` networks evaluated as one model.
+
+    Network ``i`` is ``small_cnn(kinds[i], width, hidden, seeds[i])``, with the same initial
+    weights.  The convolutions are grouped convolutions (one group per network), the fully
+    connected layers batched matrix products, and each run of networks of the same kind shares
+    one normalization layer whose statistics are still computed per network and channel.  At
+    these sizes the cost of a step is dominated by per-operation overhead, so S networks cost
+    far less than S separate runs.
+
+    Input: ``[B, 784]`` (the same images for every network) or ``[S, B, 784]`` (a batch per
+    network).  Output: logits ``[S, B, 10]``.
+    """
+
+    def __init__(self, kinds: tuple[str, ...] | list[str], seeds: tuple[int, ...] | list[int],
+                 width: int = 8, hidden: int = 64) -> None:
+        super().__init__()
+        kinds, seeds = tuple(kinds), tuple(seeds)
+        if not kinds or len(kinds) != len(seeds):
+            raise ValueError(f"kinds and seeds must be non-empty and of equal length, got {len(kinds)} and {len(seeds)}")
+        for kind in kinds:
+            if kind not in CNN_KINDS:
+                raise ValueError(f"kinds must be taken from {CNN_KINDS}, got {kind!r}")
+        if hidden <= 0:
+            raise ValueError(f"hidden must be a positive multiple of 4, got {hidden}")
+        nets = [small_cnn(k, width=width, hidden=hidden, seed=s) for k, s in zip(kinds, seeds)]
+        self.kinds, self.seeds, self.width, self.hidden = kinds, seeds, width, hidden
+        s = len(kinds)
+        self.conv1 = nn.Conv2d(s, s * width, 3, stride=2, padding=1, groups=s)
+        self.conv2 = nn.Conv2d(s * width, s * 2 * width, 3, stride=2, padding=1, groups=s)
+        features = 2 * width * 7 * 7
+        self.fc_weight = nn.Parameter(torch.stack([n[8].weight.detach().T for n in nets]))
+        self.fc_bias = nn.Parameter(torch.stack([n[8].bias.detach()[None] for n in nets]))
+        self.out_weight = nn.Parameter(torch.stack([n[11].weight.detach().T for n in nets]))
+        self.out_bias = nn.Parameter(torch.stack([n[11].bias.detach()[None] for n in nets]))
+        assert self.fc_weight.shape == (s, features, hidden)
+        # runs of consecutive networks with the same kind share one normalization layer
+        self.runs: list[tuple[int, int, str]] = []
+        start = 0
+        for i in range(1, s + 1):
+            if i == s or kinds[i] != kinds[start]:
+                self.runs.append((start, i, kinds[start]))
+                start = i
+        self.norm1, self.norm2, self.norm3 = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for a, b, kind in self.runs:
+            conv_kind, fc_kind = _layer_kinds(kind)
+            self.norm1.append(_stacked_norm(conv_kind, b - a, width))
+            self.norm2.append(_stacked_norm(conv_kind, b - a, 2 * width))
+            self.norm3.append(_stacked_norm(fc_kind, b - a, hidden, dims=1))
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.cat([n[1].weight for n in nets]))
+            self.conv1.bias.copy_(torch.cat([n[1].bias for n in nets]))
+            self.conv2.weight.copy_(torch.cat([n[4].weight for n in nets]))
+            self.conv2.bias.copy_(torch.cat([n[4].bias for n in nets]))
+            for norms, index in ((self.norm1, 2), (self.norm2, 5), (self.norm3, 9)):
+                for layer, (a, b, _) in zip(norms, self.runs):
+                    if not isinstance(layer, nn.Identity):
+                        layer.weight.copy_(torch.cat([nets[i][index].weight for i in range(a, b)]))
+                        layer.bias.copy_(torch.cat([nets[i][index].bias for i in range(a, b)]))
+
+    def _norm(self, layers: nn.ModuleList, h: torch.Tensor, per_network: int) -> torch.Tensor:
+        if len(self.runs) == 1:
+            return layers[0](h)
+        parts = [layer(h[:, a * per_network : b * per_network])
+                 for layer, (a, b, _) in zip(layers, self.runs)]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, w = len(self.kinds), self.width
+        if x.dim() == 2:
+            h = x.reshape(x.shape[0], 1, 28, 28).expand(-1, s, -1, -1)
+        else:
+            h = x.permute(1, 0, 2).reshape(x.shape[1], s, 28, 28)
+        batch = h.shape[0]
+        h = torch.relu(self._norm(self.norm1, self.conv1(h), w))
+        h = torch.relu(self._norm(self.norm2, self.conv2(h), 2 * w))
+        h = h.reshape(batch, s, -1).transpose(0, 1)                      # [S, B, features]
+        h = torch.baddbmm(self.fc_bias, h, self.fc_weight)               # [S, B, hidden]
+        h = h.transpose(0, 1).reshape(batch, s * self.hidden)
+        h = torch.relu(self._norm(self.norm3, h, self.hidden))
+        h = h.reshape(batch, s, self.hidden).transpose(0, 1)
+        return torch.baddbmm(self.out_bias, h, self.out_weight)           # [S, B, 10]
+
+    def network(self, i: int) -> nn.Sequential:
+        """Network ``i`` as an ordinary :func:`small_cnn` (a copy, with its running statistics)."""
+        if not 0 <= i < len(self.kinds):
+            raise ValueError(f"i must be in [0, {len(self.kinds) - 1}], got {i}")
+        kind, w, hid = self.kinds[i], self.width, self.hidden
+        net = small_cnn(kind, width=w, hidden=hid, seed=self.seeds[i]).train(self.training)
+        run = next(r for r, (a, b, _) in enumerate(self.runs) if a <= i < b)
+        offset = i - self.runs[run][0]
+        with torch.no_grad():
+            net[1].weight.copy_(self.conv1.weight[i * w : (i + 1) * w])
+            net[1].bias.copy_(self.conv1.bias[i * w : (i + 1) * w])
+            net[4].weight.copy_(self.conv2.weight[i * 2 * w : (i + 1) * 2 * w])
+            net[4].bias.copy_(self.conv2.bias[i * 2 * w : (i + 1) * 2 * w])
+            net[8].weight.copy_(self.fc_weight[i].T)
+            net[8].bias.copy_(self.fc_bias[i, 0])
+            net[11].weight.copy_(self.out_weight[i].T)
+            net[11].bias.copy_(self.out_bias[i, 0])
+            for norms, index, c in ((self.norm1, 2, w), (self.norm2, 5, 2 * w), (self.norm3, 9, hid)):
+                layer, part = norms[run], slice(offset * c, (offset + 1) * c)
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    if getattr(layer, name, None) is not None:
+                        getattr(net[index], name).copy_(getattr(layer, name)[part])
+        return net
+
+
+def train_stack(
+    stack: StackedCNN,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 32,
+    examples: int = 4096,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+) -> StackedCNN:
+    """Train every network of ``stack`` with SGD on ``examples // batch_size`` steps, in place.
+
+    Network ``i`` draws its batches in the order :func:`helpers.training.train` uses with
+    ``seed = stack.seeds[i]``, and the loss is the sum of the networks' mean cross-entropies,
+    so each network receives exactly its own gradient: network ``i`` follows the same path as
+    ``train_cnn(stack.kinds[i], x, y, ..., seed=stack.seeds[i])`` up to float rounding.
+
+    Raises:
+        ValueError: if ``batch_size`` is not in [1, len(x)] or ``examples`` < ``batch_size``.
+    """
+    if not 1 <= batch_size <= x.shape[0]:
+        raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+    if examples < batch_size:
+        raise ValueError(f"examples must be >= batch_size ({batch_size}), got {examples}")
+    steps, per_epoch = examples // batch_size, x.shape[0] // batch_size
+    generators = [torch.Generator().manual_seed(s) for s in stack.seeds]
+    orders: list[torch.Tensor] = []
+    for _ in range(-(-steps // per_epoch)):
+        orders.append(torch.stack([torch.randperm(x.shape[0], generator=g)[: per_epoch * batch_size]
+                                   for g in generators]))
+    order = torch.cat(orders, dim=1)                                    # [S, steps * batch]
+    opt = torch.optim.SGD(stack.parameters(), lr=lr, momentum=momentum)
+    stack.train()
+    with single_thread():
+        for step in range(steps):
+            index = order[:, step * batch_size : (step + 1) * batch_size]
+            logits = stack(x[index])
+            loss = F.cross_entropy(logits.reshape(-1, 10), y[index].reshape(-1), reduction="sum") / batch_size
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    stack.eval()
+    return stack
+
+
+@torch.no_grad()
+def stack_accuracy(stack: StackedCNN, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
+    """Accuracy of every network of ``stack``, shape ``(S,)``.
+
+    ``batch_size=None``: eval mode (BatchNorm uses its running statistics).  An int: the
+    "forgot ``model.eval()``" bug, run in *training* mode on test batches of that size (on a
+    copy, so the running statistics are untouched; trailing examples that do not fill a batch
+    are dropped).  torch raises ValueError for a fully connected BatchNorm and batch size 1.
+
+    Raises:
+        ValueError: if ``batch_size`` is not None and not in [1, len(x)].
+    """
+    if batch_size is None:
+        model, batch_size = stack.eval(), x.shape[0]
+    else:
+        if not 1 <= batch_size <= x.shape[0]:
+            raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+        model = copy.deepcopy(stack).train()
+    correct = torch.zeros(len(stack.kinds))
+    total = 0
+    with single_thread():
+        for start in range(0, x.shape[0] - batch_size + 1, batch_size):
+            prediction = model(x[start : start + batch_size]).argmax(dim=-1)       # [S, B]
+            correct += (prediction == y[start : start + batch_size]).sum(dim=1)
+            total += batch_size
+    return (correct / total).numpy().astype(float)

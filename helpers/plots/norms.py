@@ -166,42 +166,68 @@ def running_mean_figure(batch_means: np.ndarray, traces: Mapping[float, np.ndarr
     return fig
 
 
-def accuracy_bars_figure(settings: Sequence[str], accuracies: Mapping[str, Sequence[float]]) -> Figure:
+def accuracy_bars_figure(settings: Sequence[str], accuracies: Mapping[str, np.ndarray]) -> Figure:
     """Grouped bar chart of test accuracy: one group per evaluation setting, one bar per model.
 
-    A ``nan`` accuracy (the setting raised an error) is drawn as the word "error".
+    ``accuracies[model]`` has shape ``(len(settings),)`` or ``(len(settings), seeds)``; with
+    seeds the bar is the median, the black dots are the single seeds.  A setting whose values
+    are all ``nan`` (it raised an error) is drawn as the word "error".
+
+    Raises:
+        ValueError: if an entry of ``accuracies`` does not have ``len(settings)`` rows.
     """
     fig, axes = new_figure(figsize=(8.5, 3.8))
     ax = axes[0, 0]
     hatches = ("", "//", "\\\\", "xx")
     width = 0.8 / max(1, len(accuracies))
     for k, (model, values) in enumerate(accuracies.items()):
+        table = np.asarray(values, dtype=float).reshape(len(values), -1)
+        if table.shape[0] != len(settings):
+            raise ValueError(f"accuracies[{model!r}] must have {len(settings)} rows, got {table.shape[0]}")
         offset = (k - (len(accuracies) - 1) / 2) * width
-        for i, acc in enumerate(values):
-            if np.isnan(acc):
+        for i, row in enumerate(table):
+            if np.all(np.isnan(row)):
                 ax.text(i + offset, 2, "error", ha="center", rotation=90, fontsize=9)
                 continue
-            ax.bar(i + offset, 100 * acc, width=width, color=color(k), hatch=hatches[k % len(hatches)],
+            median = float(np.nanmedian(row))
+            ax.bar(i + offset, 100 * median, width=width, color=color(k), hatch=hatches[k % len(hatches)],
                    label=model if i == 0 else None)
-            ax.text(i + offset, 100 * acc + 1, f"{100 * acc:.0f}", ha="center", fontsize=8)
+            if table.shape[1] > 1:
+                ax.plot(np.full(row.shape, i + offset), 100 * row, linestyle="none", marker=".",
+                        color="black", markersize=4, label="single seeds" if k == 0 and i == 0 else None)
+            ax.text(i + offset, 100 * np.nanmax(row) + 1, f"{100 * median:.0f}", ha="center", fontsize=8)
     ax.set_xticks(range(len(settings)), settings, fontsize=9)
     ax.set_ylim(0, 110)
     label_axes(ax, title="Trained BatchNorm networks evaluated in eval mode vs (wrongly) in train mode",
-               xlabel="evaluation setting", ylabel="test accuracy (%)")
-    ax.legend(loc="upper right", fontsize=8)
+               xlabel="evaluation setting", ylabel="test accuracy (%), bar = median")
+    ax.legend(loc="lower left", fontsize=8)
     return fig
 
 
 def batch_size_figure(batch_sizes: Sequence[int], errors: Mapping[str, np.ndarray]) -> Figure:
-    """Test error vs training batch size, one line per normalization kind."""
+    """Test error vs training batch size, one line per network kind.
+
+    ``errors[name]`` has shape ``(len(batch_sizes),)`` or ``(len(batch_sizes), seeds)``; with
+    seeds the line is the median and the shaded band the range over seeds.
+
+    Raises:
+        ValueError: if an entry of ``errors`` does not have ``len(batch_sizes)`` rows.
+    """
     fig, axes = new_figure(figsize=(7.0, 3.8))
     ax = axes[0, 0]
     styles = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
     for k, (name, err) in enumerate(errors.items()):
+        table = 100 * np.asarray(err, dtype=float).reshape(len(err), -1)
+        if table.shape[0] != len(batch_sizes):
+            raise ValueError(f"errors[{name!r}] must have {len(batch_sizes)} rows, got {table.shape[0]}")
         line, marker = styles[k % len(styles)]
-        ax.plot(batch_sizes, 100 * np.asarray(err), color=color(k), linestyle=line, marker=marker, label=name)
+        ax.plot(batch_sizes, np.median(table, axis=1), color=color(k), linestyle=line, marker=marker,
+                label=name if table.shape[1] == 1 else f"{name} (median, range of {table.shape[1]} seeds)")
+        if table.shape[1] > 1:
+            ax.fill_between(batch_sizes, table.min(axis=1), table.max(axis=1), color=color(k), alpha=0.15)
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(batch_sizes), [str(b) for b in batch_sizes])
-    label_axes(ax, title="MNIST test error vs batch size (same examples seen)",
+    label_axes(ax, title="MNIST test error vs training batch size (same examples seen)",
                xlabel="training batch size (log scale)", ylabel="test error (%)")
+    ax.legend(fontsize=8)
     return fig
