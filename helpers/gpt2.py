@@ -431,38 +431,6 @@ def gamma_claim_verdict(params: dict[str, np.ndarray], threshold: float = 0.5) -
     return ClaimVerdict(holds, fails, fraction_in(values_of(params, "weight")), threshold)
 
 
-@dataclass(frozen=True)
-class OutlierChannel:
-    """A channel that is among the most extreme in many LayerNorms."""
-
-    channel: int
-    count: int  # in how many of the 25 LayerNorms it is among the top-k deviations
-    max_abs_deviation: float  # its largest |value - that LayerNorm's median|
-    where_max: str  # the LayerNorm where that happens
-
-
-def outlier_channels(
-    params: dict[str, np.ndarray], kind: str = "weight", per_layer: int = 5, top: int = 8
-) -> list[OutlierChannel]:
-    """Channels that recur among each LayerNorm's ``per_layer`` largest |value − median|.
-
-    Returns the ``top`` channels sorted by how many LayerNorms they are extreme in.
-    """
-    if per_layer < 1 or top < 1:
-        raise ValueError(f"per_layer and top must be >= 1, got per_layer={per_layer}, top={top}")
-    rows = stack(params, kind)
-    dev = np.abs(rows - np.median(rows, axis=1, keepdims=True))
-    counts = np.zeros(WIDTH, dtype=int)
-    for r in dev:
-        counts[np.argsort(r, kind="stable")[-per_layer:]] += 1
-    order = sorted(range(WIDTH), key=lambda c: (-counts[c], -dev[:, c].max(), c))[:top]
-    names = layernorm_names()
-    return [
-        OutlierChannel(c, int(counts[c]), float(dev[:, c].max()), names[int(dev[:, c].argmax())])
-        for c in order
-    ]
-
-
 def robust_z(params: dict[str, np.ndarray], kind: str = "weight") -> np.ndarray:
     """(25, 768) robust z-scores: (value − LayerNorm median) / (1.4826 × LayerNorm MAD).
 
@@ -652,38 +620,6 @@ def gaussian_output_scale(params: dict[str, np.ndarray], n: int = 512, seed: int
     gammas, betas = stack(params, "weight"), stack(params, "bias")
     predicted = np.sqrt(np.mean(gammas.astype(np.float64) ** 2 + betas.astype(np.float64) ** 2, axis=1))
     return OutputScale(names, float(rms(x).mean()), out, predicted)
-
-
-def attention_logit_std(
-    params: dict[str, np.ndarray],
-    name: str,
-    *,
-    n_tokens: int = 64,
-    head_dim: int = 64,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Std of scaled attention logits q·k/√d_head behind one LayerNorm, with and without its γ, β.
-
-    Standard-normal tokens go through the LayerNorm, then through random query/key projections
-    with entries N(0, 1/768) (a variance-preserving initialization, as in notebook 04).  This is
-    an illustration of how γ scales the logits, not GPT-2's trained projections.
-
-    Returns:
-        ``(std with the real γ, β, std with γ = 1, β = 0)``.
-    """
-    if name not in layernorm_names():
-        raise ValueError(f"name must be one of the 25 LayerNorm names, e.g. 'h.0.ln_1', got {name!r}")
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_tokens, WIDTH))
-    w_q = rng.standard_normal((WIDTH, head_dim)) / np.sqrt(WIDTH)
-    w_k = rng.standard_normal((WIDTH, head_dim)) / np.sqrt(WIDTH)
-
-    def logit_std(y: np.ndarray) -> float:
-        return float(((y @ w_q) @ (y @ w_k).T / np.sqrt(head_dim)).std())
-
-    real = apply_layernorm(x, params[f"{name}.weight"], params[f"{name}.bias"])
-    plain = apply_layernorm(x, np.ones(WIDTH), np.zeros(WIDTH))
-    return logit_std(real), logit_std(plain)
 
 
 @dataclass(frozen=True)

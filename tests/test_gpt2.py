@@ -260,14 +260,6 @@ def test_fraction_in_and_apply_layernorm() -> None:
     np.testing.assert_allclose(gpt2.apply_layernorm(x, g, b), ref.numpy(), atol=1e-9)
 
 
-def test_outliers_recur(params: dict[str, np.ndarray]) -> None:
-    top = gpt2.outlier_channels(params, "weight", per_layer=5, top=6)
-    assert [o.channel for o in top][:2] == [87, 480]
-    assert all(o.count >= 9 for o in top)  # extreme in at least 9 of the 25 LayerNorms
-    with pytest.raises(ValueError, match="per_layer and top must be >= 1"):
-        gpt2.outlier_channels(params, top=0)
-
-
 def test_gaussian_output_scale(params: dict[str, np.ndarray]) -> None:
     scale = gpt2.gaussian_output_scale(params, n=256)
     assert abs(scale.input_rms - 1) < 0.02
@@ -276,15 +268,6 @@ def test_gaussian_output_scale(params: dict[str, np.ndarray]) -> None:
     assert len(shrinks) == 23 and "ln_f" not in shrinks and "h.0.ln_2" not in shrinks
     with pytest.raises(ValueError, match="n must be an int >= 2"):
         gpt2.gaussian_output_scale(params, n=1)
-
-
-def test_attention_logit_std_scales_with_gamma_squared(params: dict[str, np.ndarray]) -> None:
-    real, plain = gpt2.attention_logit_std(params, "h.5.ln_1")
-    assert 0.8 < plain < 1.2
-    rms = float(np.sqrt(np.mean(params["h.5.ln_1.weight"].astype(float) ** 2)))
-    assert real / plain == pytest.approx(rms**2, rel=0.25)
-    with pytest.raises(ValueError, match="name must be one of the 25 LayerNorm names"):
-        gpt2.attention_logit_std(params, "h.12.ln_1")
 
 
 # -- figures and the slider panel ----------------------------------------------------------
