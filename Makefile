@@ -40,6 +40,14 @@ chromium:
 test: install chromium  ## unit tests + strict nbval on every notebook + browser tests
 	$(PY) -m pytest tests notebooks $(PYTEST_NBVAL)
 
+# The course in a Colab-like runtime (tests/colab/colab_check.py): a venv with Colab's versions
+# (tests/colab/colab-versions.txt), the setup cell's install logic run against a clone of HEAD,
+# pip asserted to install or upgrade nothing preinstalled, every notebook executed.  Temporary
+# files are removed; reports go to test-artifacts/colab.  About 10 minutes; at most 55.
+.PHONY: test-colab
+test-colab: install  ## every notebook in a Colab-like venv; the setup cell must upgrade nothing
+	timeout --kill-after=30 55m $(PY) tests/colab/colab_check.py --budget-minutes 40
+
 notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
 
