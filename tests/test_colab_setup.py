@@ -248,7 +248,12 @@ def test_refuses_when_pip_would_replace_a_preinstalled_package(monkeypatch: pyte
 
 def test_outdated_packages_are_upgraded_with_a_restart_notice(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Too old: upgraded without pins (the upgrade may need newer dependencies, as ipywidgets 8
+    needs widgetsnbextension 4), naming what it replaces and asking for a restart."""
+    calls: list[list[str]] = []
+
     def fake_pip(args: list[str]) -> None:
+        calls.append(args)
         if "--report" in args:
             Path(args[args.index("--report") + 1]).write_text(
                 '{"version": "1", "install": [{"metadata": {"name": "numpy", "version": "2.4.6"}}]}')
@@ -258,7 +263,11 @@ def test_outdated_packages_are_upgraded_with_a_restart_notice(
     monkeypatch.setattr(colab_setup, "_course_install_is_current", lambda course, installed: True)
     plan = colab_setup.install_missing(ROOT, report_dir=tmp_path)
     assert plan.outdated == ["numpy>=1.26"]
-    assert "Restart the session" in capsys.readouterr().out
+    assert calls == [["--dry-run", "--quiet", "--report", str(tmp_path / "upgrades.json"), "numpy>=1.26"],
+                     ["--quiet", "numpy>=1.26"]]
+    out = capsys.readouterr().out
+    assert "Upgrading preinstalled packages: numpy 1.25.2 -> 2.4.6" in out
+    assert "Restart the session" in out
 
 
 def test_main_reports_errors_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,12 +11,13 @@ What it does, in order:
    installed version is too old (or otherwise outside the range);
 3. installs only the missing ones, with every installed distribution pinned to its current
    version (a pip constraints file), so that pip cannot upgrade an already-imported package
-   as a dependency of a missing one;
+   as a dependency of a missing one; pip's dry-run report is checked first, and nothing is
+   installed if it names a preinstalled package;
 4. installs the course itself with ``--no-deps`` (editable), unless it is installed from
    this folder already.
 
-Outdated requirements are upgraded too, but only then, and the output says to restart the
-session: an upgrade of a package the kernel has imported needs a restart to take effect.
+Outdated requirements are upgraded too (with whatever they need, unpinned), and the output
+names every package replaced and says to restart the session: an upgrade of a package the kernel has imported needs a restart to take effect.
 With the course's floors (which admit what Colab ships) that does not happen on Colab.
 
 From a notebook (what the setup cell does)::
@@ -28,7 +29,8 @@ From a shell::
     python tools/colab_setup.py [COURSE_DIR] [--dry-run --report-dir DIR]
 
 ``--dry-run --report-dir DIR`` installs nothing: it writes pip's own ``--dry-run --report``
-JSON of what would be installed to ``DIR/requirements.json`` and ``DIR/course.json``.
+JSON of what would be installed to ``DIR/requirements.json`` (missing requirements),
+``DIR/upgrades.json`` (outdated ones) and ``DIR/course.json`` (the course).
 """
 
 from __future__ import annotations
@@ -355,7 +357,8 @@ def install_missing(course_dir: str | os.PathLike[str], *, dry_run: bool = False
         course_dir: the cloned course (the folder holding ``pyproject.toml``).
         dry_run: install nothing; with ``report_dir``, save what pip would install.
         report_dir: where pip writes its JSON reports of what it would install
-            (``requirements.json``, and ``course.json`` in a dry run).
+            (``requirements.json`` for missing requirements, ``upgrades.json`` for outdated
+            ones, and ``course.json`` in a dry run).
 
     Packages are installed for the running interpreter (``sys.executable``: on Colab, the
     kernel's), and compared with what that interpreter can import.
@@ -389,19 +392,24 @@ def install_missing(course_dir: str | os.PathLike[str], *, dry_run: bool = False
         if reports is None:
             reports = Path(scratch)
         reports.mkdir(parents=True, exist_ok=True)
-        if plan.to_install:
+        if plan.missing:  # with every installed package pinned: pip may add, never replace
             constraints = Path(scratch) / "installed.txt"
-            constraints.write_text(pin_constraints(installed, plan.outdated), encoding="utf-8")
+            constraints.write_text(pin_constraints(installed), encoding="utf-8")
             report = reports / "requirements.json"
             _pip(["--dry-run", "--quiet", "--report", str(report), "-c", str(constraints),
-                  *plan.to_install])
-            allowed = {parse_requirement(text).name for text in plan.outdated}
-            unexpected = [line for line in replaced_packages(json.loads(report.read_text()), installed)
-                          if line.split()[0] not in allowed]
-            if unexpected:
-                raise RuntimeError(f"pip would replace preinstalled packages: {unexpected}")
+                  *plan.missing])
+            replaced = replaced_packages(json.loads(report.read_text()), installed)
+            if replaced:
+                raise RuntimeError(f"pip would replace preinstalled packages: {replaced}")
             if not dry_run:
-                _pip(["--quiet", "-c", str(constraints), *plan.to_install])
+                _pip(["--quiet", "-c", str(constraints), *plan.missing])
+        if plan.outdated:  # too old for the course: upgraded, with what they need
+            report = reports / "upgrades.json"
+            _pip(["--dry-run", "--quiet", "--report", str(report), *plan.outdated])
+            replaced = replaced_packages(json.loads(report.read_text()), installed)
+            print(f"Upgrading preinstalled packages: {', '.join(replaced)}", flush=True)
+            if not dry_run:
+                _pip(["--quiet", *plan.outdated])
         if _course_install_is_current(course, installed):
             print(f"{COURSE_DIST} is installed from {course} already")
         else:
