@@ -273,6 +273,23 @@ def forward_norms(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
 
 
 @_one_thread
+def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: int = 256, seed: int = 0) -> float:
+    """How sure the untrained :func:`make_mlp` ReLU network is: the mean over the first ``batch``
+    MNIST images of its largest softmax probability (0.1 for a uniform guess over 10 classes,
+    1 for a saturated softmax that puts all its mass on one class).
+
+    Raises:
+        ValueError / TypeError: naming the bad argument and the allowed values.
+    """
+    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
+    model = make_mlp(gain, depth, width, "relu", False, seed)
+    x, _ = mnist_batch(batch)
+    with torch.no_grad():
+        probs = torch.softmax(model(x).double(), dim=1)
+    return float(probs.max(dim=1).values.mean())
+
+
+@_one_thread
 def norm_profile(
     gain: float,
     depth: int = 50,
@@ -823,7 +840,8 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 __all__ = [
     "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryStudy",
     "VarianceCheck", "WeightBank", "activation_module", "activation_numpy", "fast_profile",
-    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp", "mnist_batch", "model_profile",
+    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp",
+    "mean_top_probability", "mnist_batch", "model_profile",
     "norm_profile", "profile_model", "relu_theory_norms", "second_moment", "stable_gain",
     "symmetry_study", "theory_norms", "torch_init_mlp", "variance_checks",
 ]

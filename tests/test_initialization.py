@@ -358,3 +358,13 @@ def test_measurements_run_on_one_thread_and_restore_the_setting():
         init.mnist_batch = original
     assert seen == [1, 1]
     assert torch.get_num_threads() == previous
+
+
+def test_mean_top_probability():
+    assert init.mean_top_probability(3.0, batch=64) > 0.99        # saturated softmax
+    assert 0.1 <= init.mean_top_probability(2.0, batch=64) < 0.5  # far from it
+    assert init.mean_top_probability(2.0, batch=64, seed=1) != init.mean_top_probability(2.0, batch=64)
+    with pytest.raises(ValueError, match="batch"):
+        init.mean_top_probability(2.0, batch=0)
+    with pytest.raises(ValueError, match="gain"):
+        init.mean_top_probability(-1.0)

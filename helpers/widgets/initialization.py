@@ -26,6 +26,7 @@ from helpers.initialization import (
     theory_norms,
 )
 from helpers.plots.initialization import slider_figure, update_slider_figure
+from helpers.training import single_thread
 from helpers.widgets.panel import Panel
 
 #: MNIST images the panel pushes through the network (the notebook's figures use 256).
@@ -45,7 +46,8 @@ def make_slider_update(batch: int = PANEL_BATCH, seed: int = 0) -> Callable[...,
     def update(figure: Figure, gain: float, depth: int, width: int, activation: str) -> str:
         weights, final = bank.standard(depth, width)
         scales, final_scale = bank.scales(gain, depth, width)
-        act, grad = fast_profile(x, y, weights, final, activation, scales=scales, final_scale=final_scale)
+        with single_thread():  # small matrices: one thread is faster, and sums run in a fixed order
+            act, grad = fast_profile(x, y, weights, final, activation, scales=scales, final_scale=final_scale)
         theory = theory_norms(gain, depth, width, activation, input_sq)
         update_slider_figure(
             figure, act, theory, grad,
