@@ -1,6 +1,7 @@
 """Norm drift: how norms vanish or explode through repeated products and through training.
 
-Compute functions for notebook 02 (lectures 000 and 001):
+Compute functions for notebook 02 (the LayerNorm lecture's repeated products; the CMU DLSys
+notes on initialization and normalization):
 
 * :func:`repeated_product_norms` — the Frobenius norm of ``A_k = s · A_{k-1} · B_k``;
 * :func:`growth_per_step`, :func:`first_nonfinite_step` — read such a sequence;
@@ -10,7 +11,13 @@ Compute functions for notebook 02 (lectures 000 and 001):
   layers at every step (recorded through the ``on_step`` hook);
 * :func:`normed_profile` — the activation/gradient-norm profile of the deep MLP with a
   BatchNorm after every hidden layer (the LayerNorm version is
-  :func:`helpers.initialization.norm_profile` with ``layernorm=True``).
+  :func:`helpers.initialization.norm_profile` with ``layernorm=True``);
+* :func:`backward_growth` — why the gradient grows ≈ 1.2× per layer towards the input when a
+  normalization layer follows every ReLU (RMS/std of the normalization input);
+* :class:`BatchedMLP`, :func:`train_batched` — S deep MLPs (several gains and seeds) trained
+  at once as one model with ``torch.bmm``; :func:`drift_study` measures how far their weights
+  and norms move, :func:`layernorm_sweep` trains LayerNorm MLPs for several learning rates ×
+  seeds at once.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from helpers.initialization import hidden_weights, make_mlp, mnist_batch, profile_model
-from helpers.training import TrainingRun, error_rate, train
+from helpers.training import TrainingRun, error_rate, single_thread, train, warmup_lr
 
 #: The floating-point types :func:`repeated_product_norms` accepts.
 DTYPES: dict[str, torch.dtype] = {
@@ -363,5 +371,452 @@ def normed_profile(gain: float, norm: str = "none", depth: int = 50, width: int 
     """
     model = make_normed_mlp(gain, norm, depth, width, seed)
     x, y = mnist_batch(batch)
-    act, grad, _ = profile_model(model, x, y)
+    with single_thread():  # tiny operations: one thread is faster and machine-independent
+        act, grad, _ = profile_model(model, x, y)
     return act, grad
+
+
+# --------------------------------------------------------------------------------------
+# Many networks at once: S deep MLPs as one batched model (torch.bmm)
+# --------------------------------------------------------------------------------------
+BATCHED_NORMS = ("none", "layernorm")
+
+
+def _check_members(gains: object, seeds: object) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    if isinstance(gains, (str, bytes)) or not hasattr(gains, "__len__"):
+        raise TypeError(f"gains must be a sequence of numbers, got {type(gains).__name__}")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise TypeError(f"seeds must be a sequence of ints, got {type(seeds).__name__}")
+    if len(gains) == 0 or len(gains) != len(seeds):  # type: ignore[arg-type]
+        raise ValueError(f"gains and seeds must be non-empty and of equal length, got {len(gains)} and "  # type: ignore[arg-type]
+                         f"{len(seeds)}")  # type: ignore[arg-type]
+    out_gains = []
+    for g in gains:  # type: ignore[union-attr]
+        if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)):
+            raise TypeError(f"gains must hold real numbers, got {g!r}")
+        if not (math.isfinite(float(g)) and g > 0):
+            raise ValueError(f"gains must be finite and > 0, got {g}")
+        out_gains.append(float(g))
+    out_seeds = []
+    for s in seeds:  # type: ignore[union-attr]
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"seeds must hold ints, got {s!r}")
+        if s < 0:
+            raise ValueError(f"seeds must be >= 0, got {s}")
+        out_seeds.append(int(s))
+    return tuple(out_gains), tuple(out_seeds)
+
+
+class BatchedMLP(nn.Module):
+    """``S`` independent :func:`make_normed_mlp` networks evaluated as one model.
+
+    Member ``k`` has exactly the weights of ``make_normed_mlp(gains[k], norm, depth, width,
+    seeds[k])``; they are stacked as ``weights[i]`` of shape ``[S, n_in, n_out]`` (the
+    transpose of ``nn.Linear.weight``), so one ``torch.bmm`` computes layer ``i`` of every
+    member.  The members share nothing but the input batch: the gradient of the *sum* of
+    their losses with respect to member ``k``'s weights is the gradient of member ``k``'s
+    own loss, so training the batched model with per-member plain SGD is training ``S``
+    separate networks on the same batches.
+
+    ``forward(x)`` takes ``x`` of shape ``[B, in]`` (the same batch for every member) or
+    ``[S, B, in]`` and returns logits ``[S, B, classes]``.  With ``norm="layernorm"`` each
+    hidden block ends with a LayerNorm without affine parameters (eps 1e-5, like
+    ``nn.LayerNorm``); with ``residual=True`` hidden blocks 2..depth add their input back,
+    ``h ← h + block(h)``.
+    """
+
+    def __init__(self, gains: object, seeds: object, depth: int = 50, width: int = 100,
+                 norm: str = "none", residual: bool = False) -> None:
+        super().__init__()
+        gains_t, seeds_t = _check_members(gains, seeds)
+        if norm not in BATCHED_NORMS:
+            raise ValueError(f"norm must be one of {BATCHED_NORMS}, got {norm!r}")
+        if not isinstance(residual, bool):
+            raise TypeError(f"residual must be a bool, got {residual!r}")
+        self.gains, self.seeds, self.norm, self.residual = gains_t, seeds_t, norm, residual
+        members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t)]
+        layers = [[block[0].weight for block in _blocks(m)] + [m[-1].weight] for m in members]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([member[i].detach().t() for member in layers]).contiguous())
+            for i in range(depth + 1))
+        self.depth, self.width = depth, width
+
+    @property
+    def size(self) -> int:
+        """``S``, the number of member networks."""
+        return len(self.gains)
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every hidden block, each ``[S, B, width]``."""
+        if x.dim() == 2:
+            h = torch.matmul(x.unsqueeze(0), self.weights[0])
+        elif x.dim() == 3 and x.shape[0] == self.size:
+            h = torch.bmm(x, self.weights[0])
+        else:
+            raise ValueError(f"x must be [B, in] or [{self.size}, B, in], got {list(x.shape)}")
+        outs = []
+        for i in range(self.depth):
+            if i > 0:
+                z = torch.relu(torch.bmm(h, self.weights[i]))
+                if self.norm == "layernorm":
+                    z = F.layer_norm(z, (self.width,))
+                h = h + z if self.residual else z
+            else:
+                h = torch.relu(h)
+                if self.norm == "layernorm":
+                    h = F.layer_norm(h, (self.width,))
+            outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(self.hidden(x)[-1], self.weights[-1])
+
+    def member(self, k: int) -> nn.Sequential:
+        """Member ``k`` as an ordinary ``make_normed_mlp`` network holding copies of its weights
+        (``residual=True`` has no ``nn.Sequential`` counterpart)."""
+        if self.residual:
+            raise ValueError("a residual BatchedMLP has no nn.Sequential counterpart")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < self.size:
+            raise ValueError(f"k must be an int in [0, {self.size - 1}], got {k!r}")
+        model = make_normed_mlp(self.gains[k], self.norm, self.depth, self.width, self.seeds[k])
+        with torch.no_grad():
+            for layer, w in zip([b[0] for b in _blocks(model)] + [model[-1]], self.weights):
+                layer.weight.copy_(w[k].t())
+        return model
+
+
+
+@dataclass
+class BatchedRun:
+    """What :func:`train_batched` records for the ``S`` members of a :class:`BatchedMLP`."""
+
+    losses: np.ndarray
+    """Training loss of every member at every step, ``[steps, S]`` (``nan`` once it diverges)."""
+    initial_test_error: np.ndarray
+    """Test error of every member before training, ``[S]`` (``nan`` without a test set)."""
+    test_error: np.ndarray
+    """Test error of every member after training, ``[S]``."""
+    tracked_layers: list[int]
+    """Hidden layers (1-based) whose mean activation norm was recorded during training."""
+    tracked_steps: np.ndarray
+    """Steps at which they were recorded, ``[records]``."""
+    tracked_norms: np.ndarray
+    """Mean activation norm on the training batch, ``[records, S, len(tracked_layers)]``."""
+
+    @property
+    def steps(self) -> int:
+        """The number of SGD steps taken."""
+        return self.losses.shape[0]
+
+    def final_loss(self, fraction: float = 0.1) -> np.ndarray:
+        """Mean training loss of every member over the last ``fraction`` of the steps, ``[S]``."""
+        tail = max(1, int(round(self.steps * fraction)))
+        return np.nanmean(self.losses[-tail:], axis=0)
+
+
+@torch.no_grad()
+def batched_error(model: BatchedMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """The test error of every member of ``model`` on ``(x, y)``, ``[S]``."""
+    wrong = torch.zeros(model.size, dtype=torch.float64)
+    with single_thread():
+        for start in range(0, x.shape[0], batch_size):
+            pred = model(x[start:start + batch_size]).argmax(dim=-1)
+            wrong += (pred != y[start:start + batch_size]).sum(dim=1).double()
+    return (wrong / y.shape[0]).numpy()
+
+
+def _per_member(name: str, value: object, size: int) -> torch.Tensor:
+    values = [value] * size if isinstance(value, (int, float, np.integer, np.floating)) else value
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != size:
+        raise ValueError(f"{name} must be a number > 0 or one per member ({size}), got {value!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v > 0:
+            raise ValueError(f"{name} must be a number > 0 or one per member ({size}), got {value!r}")
+        out.append(float(v))
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def train_batched(
+    model: BatchedMLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float | list[float] | tuple[float, ...],
+    steps: int,
+    batch_size: int = 32,
+    warmup_steps: int = 0,
+    seed: int = 0,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    track_layers: list[int] | tuple[int, ...] = (),
+    track_every: int = 10,
+) -> BatchedRun:
+    """Train every member of ``model`` in place with plain SGD on the same shuffled batches.
+
+    Each step draws the next ``batch_size`` examples of a seeded permutation of ``(x, y)``
+    (a new permutation every epoch), computes each member's mean cross-entropy and updates
+    member ``k``'s weights by ``− lr_k · gradient`` (``lr`` is one number or one per member;
+    a linear warm-up over ``warmup_steps`` as in :func:`helpers.training.warmup_lr`).  This is
+    exactly ``S`` separate plain-SGD runs with the same batch order, at the cost of one model
+    (one CPU thread, like :func:`helpers.training.train`).
+
+    Raises:
+        TypeError: if ``model`` is not a :class:`BatchedMLP`.
+        ValueError: for a bad ``lr``, ``steps``, ``batch_size``, ``warmup_steps``, ``seed``,
+            ``track_layers`` or ``track_every``.
+    """
+    if not isinstance(model, BatchedMLP):
+        raise TypeError(f"model must be a BatchedMLP, got {type(model).__name__}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
+    rates = _per_member("lr", lr, model.size)
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size > x.shape[0]:
+        raise ValueError(f"batch_size must be <= the number of examples ({x.shape[0]}), got {batch_size}")
+    warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
+    seed = _check_int("seed", seed, 0)
+    every = _check_int("track_every", track_every, 1)
+    track = [int(i) for i in track_layers]
+    if any(not 1 <= i <= model.depth for i in track):
+        raise ValueError(f"track_layers must be hidden layers in [1, {model.depth}], got {track}")
+
+    err_init = batched_error(model, *test) if test is not None else np.full(model.size, np.nan)
+    generator = torch.Generator().manual_seed(seed)
+    per_epoch = x.shape[0] // batch_size
+    params = list(model.parameters())
+    losses = np.empty((steps, model.size))
+    records: list[np.ndarray] = []
+    order = torch.randperm(x.shape[0], generator=generator)
+    with single_thread():
+        for step in range(steps):
+            if step > 0 and step % per_epoch == 0:
+                order = torch.randperm(x.shape[0], generator=generator)
+            start = (step % per_epoch) * batch_size
+            index = order[start:start + batch_size]
+            outs = model.hidden(x[index])
+            logits = torch.bmm(outs[-1], model.weights[-1])
+            each = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[index].repeat(model.size),
+                                   reduction="none").reshape(model.size, -1).mean(dim=1)
+            grads = torch.autograd.grad(each.sum(), params)
+            scale = (rates * warmup_lr(step, 1.0, warmup_steps)).view(-1, 1, 1)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p.sub_(scale * g)
+            values = each.detach().double().numpy()
+            losses[step] = np.where(np.isfinite(values), values, np.nan)
+            if track and step % every == 0:
+                records.append(np.stack([outs[i - 1].detach().norm(dim=-1).mean(dim=-1).double().numpy()
+                                         for i in track], axis=-1))
+    tracked = np.array(records) if records else np.empty((0, model.size, len(track)))
+    return BatchedRun(
+        losses=losses,
+        initial_test_error=err_init,
+        test_error=batched_error(model, *test) if test is not None else np.full(model.size, np.nan),
+        tracked_layers=track,
+        tracked_steps=np.arange(0, steps, every)[: len(tracked)] if track else np.empty(0, dtype=int),
+        tracked_norms=tracked,
+    )
+
+
+def batched_weight_variances(model: BatchedMLP) -> np.ndarray:
+    """The variance of every member's hidden weight matrices, ``[S, depth]``."""
+    return np.stack([w.detach().double().flatten(1).var(dim=1, unbiased=False).numpy()
+                     for w in list(model.weights)[:-1]], axis=1)
+
+
+@torch.no_grad()
+def batched_activation_norms(model: BatchedMLP, x: torch.Tensor) -> np.ndarray:
+    """Mean over the batch of ``‖z_i‖₂`` for every member and hidden layer, ``[S, depth]``."""
+    with single_thread():
+        outs = model.hidden(x)
+    return np.stack([h.double().norm(dim=-1).mean(dim=-1).numpy() for h in outs], axis=1)
+
+
+@dataclass
+class DriftStudy:
+    """Several gains × several seeds trained at once (:func:`drift_study`); arrays have one
+    row per member, in the order ``[(g, s) for g in gains for s in seeds]``."""
+
+    gains: np.ndarray
+    """The gain ``c`` of every member, ``[S]``."""
+    seeds: np.ndarray
+    """The weight seed of every member, ``[S]``."""
+    learning_rates: np.ndarray
+    """The SGD learning rate of every member, ``[S]``."""
+    run: BatchedRun
+    """Losses, test errors and tracked norms of the training run."""
+    weight_var_init: np.ndarray
+    """Variance of every hidden weight matrix at initialization, ``[S, depth]``."""
+    weight_var_final: np.ndarray
+    """The same after training."""
+    relative_change: np.ndarray
+    """``‖W_T − W_0‖_F / ‖W_0‖_F`` per member and hidden layer, ``[S, depth]``."""
+    act_norms_init: np.ndarray
+    """Mean activation norm per member and hidden layer on the probe batch, before training."""
+    act_norms_final: np.ndarray
+    """The same after training."""
+
+    def members(self, gain: float) -> np.ndarray:
+        """The row indices of the members with gain ``gain``."""
+        rows = np.flatnonzero(np.isclose(self.gains, gain))
+        if rows.size == 0:
+            raise ValueError(f"gain must be one of {sorted(set(self.gains.tolist()))}, got {gain!r}")
+        return rows
+
+    @property
+    def gain_values(self) -> list[float]:
+        """The distinct gains, in training order."""
+        return list(dict.fromkeys(float(g) for g in self.gains))
+
+    @property
+    def variance_ratio(self) -> np.ndarray:
+        """``Var(W_T) / Var(W_0)`` per member and hidden layer, ``[S, depth]``."""
+        return self.weight_var_final / self.weight_var_init
+
+
+def drift_study(
+    gains: list[float] | tuple[float, ...],
+    seeds: list[int] | tuple[int, ...] | range,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float | dict[float, float],
+    steps: int,
+    probe: torch.Tensor,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    depth: int = 50,
+    width: int = 100,
+    batch_size: int = 32,
+    warmup_steps: int = 0,
+    track_layers: list[int] | tuple[int, ...] = (1, 10, 25, 50),
+    track_every: int = 10,
+    seed: int = 0,
+) -> DriftStudy:
+    """Train ``make_mlp(c, depth, width, seed=s)`` for every gain ``c`` and seed ``s`` at once
+    (one :class:`BatchedMLP`, plain SGD, same batches) and measure how far weights and norms moved.
+
+    Args:
+        gains, seeds: every gain is trained with every seed.
+        x, y: training images and labels.
+        lr: one SGD learning rate, or one per gain (``{c: lr}``).
+        steps, batch_size, warmup_steps, track_layers, track_every, seed: see :func:`train_batched`.
+        probe: a fixed batch of images on which the activation-norm profiles are measured.
+        test: optional test set ``(x, y)`` for the errors before and after.
+
+    Raises:
+        ValueError: for a ``lr`` mapping without every gain (the rest is validated downstream).
+    """
+    gains_t, _ = _check_members(list(gains), [0] * len(gains))
+    seeds_t = [int(s) for s in seeds]
+    member_gains = [g for g in gains_t for _ in seeds_t]
+    member_seeds = [s for _ in gains_t for s in seeds_t]
+    if isinstance(lr, dict):
+        missing = [g for g in gains_t if g not in lr]
+        if missing:
+            raise ValueError(f"lr must give a learning rate for every gain, missing {missing}")
+        rates = [lr[g] for g in member_gains]
+    else:
+        rates = [lr] * len(member_gains)
+    model = BatchedMLP(member_gains, member_seeds, depth, width)
+    initial = [w.detach().clone() for w in list(model.weights)[:-1]]
+    var_init = batched_weight_variances(model)
+    act_init = batched_activation_norms(model, probe)
+    run = train_batched(model, x, y, lr=rates, steps=steps, batch_size=batch_size,
+                        warmup_steps=warmup_steps, seed=seed, test=test, track_layers=track_layers,
+                        track_every=track_every)
+    change = np.stack([((w.detach().double() - w0.double()).flatten(1).norm(dim=1)
+                        / w0.double().flatten(1).norm(dim=1)).numpy()
+                       for w, w0 in zip(list(model.weights)[:-1], initial)], axis=1)
+    return DriftStudy(
+        gains=np.array(member_gains), seeds=np.array(member_seeds), learning_rates=np.array(rates, dtype=float),
+        run=run, weight_var_init=var_init, weight_var_final=batched_weight_variances(model),
+        relative_change=change, act_norms_init=act_init,
+        act_norms_final=batched_activation_norms(model, probe))
+
+
+def rms_over_std(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """``sqrt(mean(v²)) / std(v)`` along ``dim`` (population std): how much larger the scale a
+    normalization layer divides by would be if it did not subtract the mean."""
+    return values.pow(2).mean(dim).sqrt() / values.std(dim, unbiased=False)
+
+
+def backward_growth(gain: float, norm: str, depth: int = 50, width: int = 100, batch: int = 256,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Why gradients grow towards the input when a normalization layer follows every ReLU.
+
+    Returns ``(grad_norms, ratios)`` for :func:`make_normed_mlp` ``(gain, norm, depth, width,
+    seed)`` on the first ``batch`` MNIST images: ``grad_norms[i]`` is ``‖∂L/∂W_{i+1}‖_F``
+    (as in :func:`normed_profile`) and ``ratios[i]`` is :func:`rms_over_std` of the input of
+    block ``i+1``'s normalization layer (per example for LayerNorm, then averaged; per unit
+    over the batch for BatchNorm, then averaged).  Going backwards through one block, the
+    weight matrix and the ReLU multiply the gradient by about the RMS of the ReLU output and
+    the normalization divides it by that output's std, so each block multiplies the gradient
+    by about ``ratios[i]`` (√(π/(π−1)) ≈ 1.21 for a ReLU of a centred Gaussian), whatever the gain.
+
+    Raises:
+        ValueError: if ``norm`` is not ``"layernorm"`` or ``"batchnorm"``.
+    """
+    if norm not in ("layernorm", "batchnorm"):
+        raise ValueError(f"norm must be 'layernorm' or 'batchnorm', got {norm!r}")
+    model = make_normed_mlp(gain, norm, depth, width, seed)
+    x, y = mnist_batch(batch)
+    with single_thread():
+        _, grad, _ = profile_model(model, x, y)
+        ratios = np.empty(depth)
+        h = x
+        with torch.no_grad():
+            for i, block in enumerate(_blocks(model)):
+                r = block[1](block[0](h))
+                ratios[i] = float(rms_over_std(r, -1 if norm == "layernorm" else 0).mean())
+                h = block[2](r)
+    return grad, ratios
+
+
+@dataclass
+class SweepResult:
+    """One configuration of :func:`layernorm_sweep`, every seed."""
+
+    losses: np.ndarray
+    """Training loss of every seed at every step, ``[steps, seeds]``."""
+    test_error: np.ndarray
+    """Test error of every seed after training, ``[seeds]`` (``nan`` without a test set)."""
+
+    def final_loss(self, fraction: float = 0.2) -> np.ndarray:
+        """Mean training loss of every seed over the last ``fraction`` of the steps."""
+        tail = max(1, int(round(self.losses.shape[0] * fraction)))
+        return np.nanmean(self.losses[-tail:], axis=0)
+
+
+def layernorm_sweep(
+    depth: int,
+    lrs: list[float] | tuple[float, ...],
+    seeds: list[int] | tuple[int, ...] | range,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    residual: bool = False,
+    gain: float = 2.0,
+    batch_size: int = 32,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    seed: int = 0,
+) -> dict[float, SweepResult]:
+    """Train the LayerNorm MLP (:class:`BatchedMLP` with ``norm="layernorm"``) of the given
+    depth for every learning rate × seed at once, plain SGD on the same batches.
+
+    Returns ``{lr: SweepResult}`` with one column per seed.
+
+    Raises:
+        ValueError: for an empty ``lrs`` or ``seeds`` (the rest is validated downstream).
+    """
+    lrs, seeds = [float(r) for r in lrs], [int(s) for s in seeds]
+    if not lrs or not seeds:
+        raise ValueError(f"lrs and seeds must be non-empty, got {lrs} and {seeds}")
+    model = BatchedMLP([gain] * (len(lrs) * len(seeds)), seeds * len(lrs), depth=depth,
+                       norm="layernorm", residual=residual)
+    run = train_batched(model, x, y, lr=[r for r in lrs for _ in seeds], steps=steps,
+                        batch_size=batch_size, test=test, seed=seed)
+    k = len(seeds)
+    return {r: SweepResult(run.losses[:, i * k:(i + 1) * k], run.test_error[i * k:(i + 1) * k])
+            for i, r in enumerate(lrs)}

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from helpers.drift import DTYPES, DriftRun, growth_per_step
+from helpers.drift import DTYPES, DriftRun, DriftStudy, growth_per_step
 from helpers.plots import color, label_axes, new_figure
 
 LINESTYLES = ("-", "--", "-.", ":")
@@ -317,3 +317,113 @@ def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_ac
             state[("xmax", i)] = len(act)
         ax.title.set_text(f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}")
         ax.legend(fontsize=8, loc="best")
+
+
+# --------------------------------------------------------------------------------------
+# Several seeds per gain (a DriftStudy): median over seeds, shaded range
+# --------------------------------------------------------------------------------------
+
+
+def _band(ax: Axes, x: np.ndarray, rows: np.ndarray, i: int, label: str, marker: bool = True) -> None:
+    """The median over seeds (``rows``: ``[seeds, len(x)]``) as a line, min–max shaded."""
+    style = _style(i) if marker else {"color": color(i), "linestyle": LINESTYLES[i % 4]}
+    ax.fill_between(x, rows.min(axis=0), rows.max(axis=0), color=color(i), alpha=0.2, linewidth=0)
+    ax.plot(x, np.median(rows, axis=0), label=label, **style)
+
+
+def study_weights_figure(study: DriftStudy) -> Figure:
+    """Left: Var(W_T)/Var(W_0) per layer. Right: ‖W_T − W_0‖_F/‖W_0‖_F per layer.
+    One colour per gain: the median over seeds, the shaded band their range."""
+    fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
+    left, right = axes[0]
+    layers = np.arange(1, study.relative_change.shape[1] + 1)
+    n = len(study.members(study.gain_values[0]))
+    for i, c in enumerate(study.gain_values):
+        rows = study.members(c)
+        _band(left, layers, study.variance_ratio[rows], i, f"c = {c:g}")
+        _band(right, layers, study.relative_change[rows], i, f"c = {c:g}")
+    left.axhline(1.0, color="0.5", linestyle=":", label="unchanged (ratio 1)")
+    label_axes(left, title="Weight variance after / at initialization",
+               xlabel="hidden layer", ylabel="Var(W_T) / Var(W_0) (linear scale)")
+    right.set_yscale("log")
+    label_axes(right, title="How far each layer moved",
+               xlabel="hidden layer", ylabel="‖W_T − W_0‖_F / ‖W_0‖_F (log scale)")
+    fig.suptitle(f"50-layer ReLU MLPs after {study.run.steps} SGD steps: median of {n} seeds per gain, "
+                 "shaded = range")
+    return fig
+
+
+def study_profile_figure(study: DriftStudy) -> Figure:
+    """Activation-norm profile per layer at initialization (dashed) and after training (solid),
+    median over seeds with the range shaded."""
+    fig, axes = new_figure(figsize=(8.0, 4.4))
+    ax = axes[0, 0]
+    layers = np.arange(1, study.act_norms_init.shape[1] + 1)
+    for i, c in enumerate(study.gain_values):
+        rows = study.members(c)
+        ax.plot(layers, np.median(study.act_norms_init[rows], axis=0), color=color(i), linestyle=":",
+                label=f"c = {c:g}, at init")
+        _band(ax, layers, study.act_norms_final[rows], i, f"c = {c:g}, after training")
+    ax.set_yscale("log")
+    label_axes(ax, title="Activation norm per layer, before vs after training (median, range shaded)",
+               xlabel="hidden layer", ylabel="mean ‖z_i‖₂ over 256 images (log scale)")
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def study_drift_figure(study: DriftStudy) -> Figure:
+    """One panel per gain: the tracked layers' activation norms during training (median over
+    seeds, range shaded)."""
+    gains = study.gain_values
+    fig, axes = new_figure(1, len(gains), figsize=(4.0 * len(gains), 3.8), sharey=True)
+    run = study.run
+    for ax, c in zip(axes[0], gains):
+        rows = study.members(c)
+        for j, layer in enumerate(run.tracked_layers):
+            _band(ax, run.tracked_steps, run.tracked_norms[:, rows, j].T, j, f"layer {layer}")
+        ax.set_yscale("log")
+        label_axes(ax, title=f"c = {c:g}", xlabel="training step",
+                   ylabel="mean ‖z_i‖₂ on the batch (log scale)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Activation norms of a few layers during training (median over seeds, range shaded)")
+    return fig
+
+
+def backward_growth_figure(factors: Mapping[str, np.ndarray], ratios: Mapping[str, np.ndarray]) -> Figure:
+    """Per block, the factor by which the gradient grows going one layer back
+    (‖∂L/∂W_i‖ / ‖∂L/∂W_(i+1)‖, lines) next to the RMS/std of that block's normalization input
+    (dashed), median over seeds; ``factors[norm]`` and ``ratios[norm]`` are ``[seeds, layers]``."""
+    fig, axes = new_figure(figsize=(8.0, 4.0))
+    ax = axes[0, 0]
+    for i, (norm, rows) in enumerate(factors.items()):
+        layers = np.arange(1, rows.shape[1] + 1)
+        _band(ax, layers, rows, i, f"{NORM_TITLES.get(norm, norm)}: gradient growth per layer")
+        ax.plot(layers, np.median(ratios[norm], axis=0), color=color(i), linestyle="--",
+                label=f"{NORM_TITLES.get(norm, norm)}: RMS / std of the normalization input")
+    ax.axhline(math.sqrt(math.pi / (math.pi - 1)), color="0.4", linestyle=":",
+               label="√(π/(π−1)) ≈ 1.21 (ReLU of a Gaussian)")
+    ax.set_ylim(0.8, 1.8)
+    label_axes(ax, title="Going back one layer multiplies the gradient by ≈ RMS / std",
+               xlabel="hidden layer i", ylabel="factor per layer (linear scale)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def loss_bands_figure(curves: Mapping[str, np.ndarray], window: int = 20) -> Figure:
+    """Training loss of several configurations, ``curves[label]`` of shape ``[steps, seeds]``:
+    moving average over ``window`` steps, median over seeds, range shaded, on a linear axis
+    that starts at 0 so a loss stuck at ln 10 reads as a flat line at the top."""
+    fig, axes = new_figure(figsize=(8.5, 4.2))
+    ax = axes[0, 0]
+    for i, (label, losses) in enumerate(curves.items()):
+        losses = np.nan_to_num(np.asarray(losses, dtype=float), nan=math.log(10), posinf=math.log(10))
+        w = min(window, losses.shape[0])
+        kernel = np.ones(w) / w
+        smooth = np.stack([np.convolve(losses[:, k], kernel, mode="valid") for k in range(losses.shape[1])])
+        _band(ax, np.arange(w - 1, losses.shape[0]), smooth, i, label)
+    ax.axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 ≈ 2.30 (uniform guess)")
+    ax.set_ylim(0, 2.6)
+    label_axes(ax, title=f"Training loss (moving average over {window} steps; median, range shaded)",
+               xlabel="training step", ylabel="cross-entropy (nats, linear scale)")
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
