@@ -5,7 +5,12 @@ the shared loop :func:`helpers.training.train`, and the measurements the noteboo
 
 - the "forgot ``model.eval()``" bug: accuracy of a BatchNorm network run in training mode
   with small test batches vs in eval mode (:func:`train_mode_accuracy`);
-- the GroupNorm paper's batch-size sweep (:func:`batch_size_sweep`).
+- the GroupNorm paper's batch-size sweep (:func:`batch_size_sweep`), with a "conv-only
+  BatchNorm" network (kind ``"batch-conv"``) that shows where the batch dependence comes from.
+
+Results of training are reported over several seeds; :class:`StackedCNN` holds S networks as
+one model (grouped convolutions, batched matrix products) so that S seeds cost far less than
+S separate runs, and :func:`train_stack` / :func:`stack_accuracy` train and evaluate them.
 """
 
 from __future__ import annotations
@@ -279,12 +284,10 @@ class StackedCNN(nn.Module):
         s = len(kinds)
         self.conv1 = nn.Conv2d(s, s * width, 3, stride=2, padding=1, groups=s)
         self.conv2 = nn.Conv2d(s * width, s * 2 * width, 3, stride=2, padding=1, groups=s)
-        features = 2 * width * 7 * 7
         self.fc_weight = nn.Parameter(torch.stack([n[8].weight.detach().T for n in nets]))
         self.fc_bias = nn.Parameter(torch.stack([n[8].bias.detach()[None] for n in nets]))
         self.out_weight = nn.Parameter(torch.stack([n[11].weight.detach().T for n in nets]))
         self.out_bias = nn.Parameter(torch.stack([n[11].bias.detach()[None] for n in nets]))
-        assert self.fc_weight.shape == (s, features, hidden)
         # runs of consecutive networks with the same kind share one normalization layer
         self.runs: list[tuple[int, int, str]] = []
         start = 0
