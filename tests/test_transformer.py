@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from helpers.plots.transformer import (
+    early_steps_figure,
     gradient_norms_figure,
+    stability_figure,
     loss_curves_figure,
     residual_norms_figure,
 )
@@ -21,14 +23,22 @@ from helpers.transformer import (
     TinyTransformer,
     TrainingSetup,
     accuracy,
+    attention_entropy,
+    diverged,
+    early_steps,
+    largest_stable_lr,
     layer_gradient_norms,
+    learned,
     layernorm_positions,
     pytorch_layer_difference,
     residual_norms,
     reversal_task,
     run_grid,
+    run_sweep,
     sequence_loss,
+    stability_table,
     summarize,
+    train_batched,
     train_variant,
 )
 from helpers.widgets.transformer import browse_panel
@@ -278,3 +288,99 @@ def test_attention_scale_multiplies_the_scores() -> None:
 def test_attention_scale_rejects_bad_values(scale: object, error: type) -> None:
     with pytest.raises(error, match="attention_scale must be"):
         TinyTransformer("pre", attention_scale=scale)  # type: ignore[arg-type]
+
+
+# -- many runs as one batched model ---------------------------------------------------------
+@pytest.mark.parametrize("norm", NORMS)
+def test_batched_training_matches_plain_runs(norm: str) -> None:
+    """Each run of the batched model follows train_variant step by step (same init, batches, Adam)."""
+    setup = TrainingSetup(n_layers=2, d_model=16, n_heads=2, length=4, n_train=128, n_test=32,
+                          batch_size=16, steps=12)
+    runs = train_batched(norm, lrs=[1e-2, 3e-3, 3e-2], seeds=[0, 1, 2], warmups=[0, 4, 0], setup=setup)
+    for run in runs:
+        plain = train_variant(norm, lr=run.lr, warmup_steps=run.warmup_steps, seed=run.seed, setup=setup)
+        np.testing.assert_allclose(run.losses, plain.losses, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(run.learning_rates, plain.learning_rates)
+        assert run.digit_accuracy == pytest.approx(plain.digit_accuracy, abs=1 / 128)
+        np.testing.assert_allclose(run.residual_final, plain.residual_final, rtol=1e-3)
+    assert runs[0].losses[-1] != runs[2].losses[-1]  # different lrs and seeds: different runs
+
+
+def test_explicit_attention_equals_the_fused_kernel() -> None:
+    model = TinyTransformer("pre", n_layers=2, d_model=16, n_heads=2, max_len=8, seed=3)
+    tokens = reversal_task(4, length=4).tokens
+    fused = model(tokens)
+    for block in model.blocks:
+        block.attn.explicit = True
+        weights = block.attn.weights(model.embed(tokens))
+        assert torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-6)
+        assert float(weights.triu(1).abs().max()) == 0.0  # causal: no weight on the future
+    assert torch.allclose(model(tokens), fused, atol=1e-5)
+
+
+def test_a_diverged_run_does_not_touch_the_others() -> None:
+    setup = TrainingSetup(n_layers=2, d_model=16, n_heads=2, length=4, n_train=128, n_test=32,
+                          batch_size=16, steps=5)
+    alone = train_batched("none", lrs=[1e-3], seeds=[0], warmups=[0], setup=setup)[0]
+    both = train_batched("none", lrs=[1e-3, 1e30], seeds=[0, 0], warmups=[0, 0], setup=setup)
+    assert not np.isfinite(both[1].losses).all() and diverged(both[1]) and not learned(both[1])
+    np.testing.assert_allclose(both[0].losses, alone.losses, rtol=1e-5)
+
+
+def test_sweep_table_and_largest_stable_lr() -> None:
+    grid = run_sweep(("pre",), lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0, 1), setup=QUICK)
+    assert sorted(grid) == sorted(("pre", lr, w, s) for lr in (1e-3, 1e-2) for w in (0, 2) for s in (0, 1))
+    table = stability_table(grid, threshold=0.0)  # every finite run counts as learned
+    assert table == {("pre", 0): {1e-3: 2, 1e-2: 2}, ("pre", 2): {1e-3: 2, 1e-2: 2}}
+    assert stability_table(grid, threshold=1.01)[("pre", 0)] == {1e-3: 0, 1e-2: 0}
+    assert largest_stable_lr({1e-3: 5, 3e-3: 5, 1e-2: 3, 3e-2: 0}, 5) == 3e-3
+    assert largest_stable_lr({1e-3: 5, 3e-3: 5, 1e-2: 4, 3e-2: 0}, 5, needed=4) == 1e-2
+    assert largest_stable_lr({1e-3: 0}, 5) is None
+    with pytest.raises(ValueError, match="needed must be <= n_seeds"):
+        largest_stable_lr({1e-3: 1}, 2, needed=3)
+
+
+def test_early_steps_and_attention_entropy() -> None:
+    setup = TrainingSetup(n_layers=2, d_model=16, n_heads=2, length=4, n_train=128, n_test=64,
+                          batch_size=16, steps=10)
+    model = setup.model("post", 0)
+    tokens = reversal_task(8, length=4).tokens
+    entropy = attention_entropy(model, tokens)
+    # each query t sees t + 1 keys: the entropy is between 0 and the mean of ln(t + 1)
+    assert entropy.shape == (2,) and (entropy > 0).all()
+    assert (entropy <= np.mean(np.log(np.arange(1, 9))) + 1e-6).all()
+    record = early_steps("post", lr=1e-2, steps=6, setup=setup)
+    assert record.losses.shape == (6,) and record.entropy.shape == (7, 2)
+    assert record.logit_change.shape == (6,) and (record.logit_change > 0).all()
+    assert (record.grad_norm > 0).all()
+    fig = early_steps_figure({"post": [record, record]}, 1e-2)
+    assert all(ax.get_title() and ax.get_xlabel() and ax.get_legend() for ax in fig.axes)
+
+
+def test_stability_figure() -> None:
+    grid = run_sweep(NORMS, lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0,), setup=QUICK)
+    fig = stability_figure(grid)
+    assert len(fig.axes) == 2
+    assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: train_batched("pre", lrs=[1e-3], seeds=[0, 1], warmups=[0], setup=QUICK), ValueError,
+         "same length"),
+        (lambda: train_batched("pre", lrs=1e-3, seeds=[0], warmups=[0], setup=QUICK), TypeError, "lrs must be"),
+        (lambda: train_batched("pre", lrs=[-1.0], seeds=[0], warmups=[0], setup=QUICK), ValueError,
+         "positive finite"),
+        (lambda: train_batched("pre", lrs=[1e-3], seeds=[-1], warmups=[0], setup=QUICK), ValueError,
+         "seeds must be >= 0"),
+        (lambda: train_batched("mid", lrs=[1e-3], seeds=[0], warmups=[0], setup=QUICK), ValueError,
+         "norm must be one of"),
+        (lambda: run_sweep(("pre",), lrs=(), setup=QUICK), ValueError, "lrs, warmups and seeds"),
+        (lambda: early_steps("pre", lr=1e-3, steps=0, setup=QUICK), ValueError, "steps must be >= 1"),
+        (lambda: largest_stable_lr({1e-3: 1}, 0), ValueError, "n_seeds must be >= 1"),
+    ],
+)
+def test_new_helpers_reject_bad_input(call, error, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=message):
+        call()

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.plots import color, label_axes, new_figure
-from helpers.transformer import NORMS, RunKey, RunResult
+from helpers.transformer import NORMS, EarlySteps, RunKey, RunResult, learned, stability_table
 
 LABELS = {"post": "post-LN (original)", "pre": "pre-LN (GPT-2)", "none": "no LN"}
 STYLES = {"post": ("-", "o"), "pre": ("--", "s"), "none": (":", "^")}
@@ -107,15 +107,25 @@ def loss_curves_figure(grid: Mapping[RunKey, RunResult], lr: float, warmups: Seq
 
 def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: int,
                           norms: Sequence[str] = NORMS, d_model: int | None = None) -> Figure:
-    """Mean norm of the residual stream after each block, at initialization and after training."""
+    """Norm of the residual stream after each block, at initialization and after training.
+
+    Lines are the median over the runs that learned the task (:func:`learned`), bands their
+    min–max; runs that did not learn are left out after training (the text reports them).
+    """
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.8), sharey=True)
     for ax, when in zip(axes[0], ("init", "final")):
         for norm in norms:
             runs = runs_of(grid, norm, lr, warmup)
-            curves = np.stack([r.residual_init if when == "init" else r.residual_final for r in runs])
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(curves, 0)
-            ax.plot(np.arange(len(mean)), mean, label=LABELS[norm], **variant_style(norm))
+            kept = runs if when == "init" else [r for r in runs if learned(r)]
+            if not kept:
+                continue
+            curves = np.stack([r.residual_init if when == "init" else r.residual_final for r in kept])
+            mean = np.median(curves, 0)
+            style = variant_style(norm)
+            ax.fill_between(np.arange(len(mean)), curves.min(0), curves.max(0), color=style["color"],
+                            alpha=0.2, linewidth=0)
+            ax.plot(np.arange(len(mean)), mean, label=f"{LABELS[norm]} ({len(kept)}/{len(runs)} runs)",
+                    **style)
         if d_model:
             ax.axhline(np.sqrt(d_model), color=color(7), linewidth=1, linestyle="-.",
                        label=f"√d_model = {np.sqrt(d_model):.0f} (a LayerNorm output)")
@@ -163,17 +173,17 @@ class BrowseView:
                                      alpha=0.08, linewidth=0)
             band.set_visible(False)
             self._bands[cell] = band
-            init = np.mean([r.residual_init for r in runs], 0)
-            with np.errstate(all="ignore"):
-                final = np.nanmean([r.residual_final for r in runs], 0)
+            init = np.median([r.residual_init for r in runs], 0)
+            kept = [r.residual_final for r in runs if learned(r)]  # median over runs that learned
+            final = np.median(kept, 0) if kept else np.full_like(init, np.nan)
             self._residuals[cell] = (init, final)
             self._seeds[cell] = len(runs)
-            digit = np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])
-            whole = np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])
-            diverged = sum(not np.isfinite(r.losses).all() for r in runs)
+            digit = np.median([np.nan_to_num(r.digit_accuracy) for r in runs])
+            whole = np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])
+            n_learned = sum(learned(r) for r in runs)
             self._readouts[cell] = (f"{LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}: digit accuracy "
-                                    f"{digit:.0%}, whole sequences {whole:.0%}, "
-                                    f"diverged {diverged}/{len(runs)} seeds")
+                                    f"{digit:.0%}, whole sequences {whole:.0%} (medians), "
+                                    f"learned {n_learned}/{len(runs)} seeds")
         self._lines = {}
         for norm in self.norms:
             style = variant_style(norm)
@@ -189,9 +199,9 @@ class BrowseView:
         self._left_legend = left.legend(fontsize=8)
         depth = np.arange(len(next(iter(self._residuals.values()))[0]))
         (self._init_line,) = right.plot(depth, depth * 0.0 + 1, linestyle=":", marker="o",
-                                        label="at initialization")
+                                        label="at initialization (median)")
         (self._final_line,) = right.plot(depth, depth * 0.0 + 1, linestyle="-", marker="s",
-                                         label="after training")
+                                         label="after training (median of runs that learned)")
         right.set_yscale("log")
         right.set_ylim(1, 1e4)
         right.set_xlim(-0.3, depth[-1] + 0.3 if len(depth) else 1)
@@ -270,3 +280,48 @@ def _schedule(warmup: int) -> str:
 
 def _title(norm: str, lr: float, warmup: int) -> str:
     return f"Loss: {LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}"
+
+
+def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NORMS) -> Figure:
+    """How many seeds learned the task, against the learning rate; one panel per warm-up."""
+    table = stability_table(dict(grid))
+    warmups = sorted({k[2] for k in grid})
+    n_seeds = len({k[3] for k in grid})
+    fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.6), sharey=True)
+    for ax, warmup in zip(axes[0], warmups):
+        for offset, norm in zip((-0.06, 0.0, 0.06), norms):
+            counts = table[(norm, warmup)]
+            lrs = sorted(counts)
+            ax.plot(np.array(lrs) * 10**offset, [counts[lr] for lr in lrs], label=LABELS[norm],
+                    **variant_style(norm))
+        ax.set_xscale("log")
+        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_yticks(range(n_seeds + 1))
+        ax.set_ylim(-0.3, n_seeds + 0.3)
+        label_axes(ax, title=f"{_schedule(warmup)}".capitalize(), xlabel="peak learning rate (log scale)",
+                   ylabel=f"seeds that learned (of {n_seeds})")
+    return fig
+
+
+def early_steps_figure(runs: Mapping[str, Sequence[EarlySteps]], lr: float) -> Figure:
+    """The first steps of training, per variant: loss, attention entropy of the last block,
+    RMS change of the logits per step, gradient norm (median over seeds, min–max band)."""
+    fig, axes = new_figure(1, 4, figsize=(15.0, 3.5))
+    panels = (("losses", "training loss", "Loss"),
+              ("entropy", "attention entropy, last block (nats)", "Attention entropy"),
+              ("logit_change", "RMS change of the logits (log scale)", "How far one step moves the logits"),
+              ("grad_norm", "‖gradient‖ (log scale)", "Gradient norm"))
+    for ax, (name, ylabel, title) in zip(axes[0], panels):
+        for norm, seeds in runs.items():
+            values = np.stack([getattr(r, name) for r in seeds])
+            if name == "entropy":
+                values = values[:, :, -1]
+            steps = np.arange(values.shape[1]) + (0 if name == "entropy" else 1)
+            style = variant_style(norm)
+            ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.2, linewidth=0)
+            ax.plot(steps, np.median(values, 0), label=f"{LABELS[norm]} ({len(seeds)} seeds)", **style)
+        if name in ("logit_change", "grad_norm"):
+            ax.set_yscale("log")
+        label_axes(ax, title=f"{title}, lr {lr:g}", xlabel="training step", ylabel=ylabel)
+    return fig

@@ -1,7 +1,7 @@
 """Notebook 06's browsing panel: precomputed training runs, chosen by variant, lr and warm-up.
 
 Training inside a slider callback would take seconds, so the panel only *looks up* runs
-trained beforehand (in the notebook: the same grid as its figures).
+trained beforehand (in the notebook: the learning-rate sweep of its section 4).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
     """Browse precomputed runs: loss curves (seed bands) and residual-stream norms.
 
     Args:
-        grid: runs from :func:`helpers.transformer.run_grid`, keyed
+        grid: runs from :func:`helpers.transformer.run_sweep` or
+            :func:`helpers.transformer.run_grid`, keyed
             ``(norm, lr, warmup_steps, seed)``; every (norm, lr, warm-up) combination of
             the values present must have been trained.  ``None`` trains :func:`tiny_grid`.
 
