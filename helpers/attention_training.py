@@ -22,18 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from helpers.attention import _check_int
 from helpers.training import single_thread, train
 from helpers.transformer import NORMS, TinyTransformer, reversal_task, sequence_loss
 
 __all__ = ["ScalingComparison", "init_logit_std", "train_scaling_comparison"]
-
-
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_ints(name: str, values: Sequence[int], minimum: int) -> tuple[int, ...]:

@@ -564,6 +564,18 @@ RunKey = tuple[str, float, int, int]
 """(norm, lr, warmup_steps, seed)."""
 
 
+def _grid_setup(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[int, ...],
+                seeds: tuple[int, ...], setup: TrainingSetup | None,
+                ) -> tuple[TrainingSetup, tuple[ReversalTask, ReversalTask]]:
+    """Validate a grid's settings; return the setup (default if ``None``) and its tasks."""
+    for norm in norms:
+        _check_norm(norm)
+    if not (lrs and warmups and seeds):
+        raise ValueError("lrs, warmups and seeds must each name at least one value")
+    setup = TrainingSetup() if setup is None else setup
+    return setup, setup.tasks()
+
+
 def run_grid(
     norms: tuple[str, ...] = NORMS,
     lrs: tuple[float, ...] = (1e-2,),
@@ -575,12 +587,7 @@ def run_grid(
 
     Returns a dict keyed ``(norm, lr, warmup_steps, seed)``.
     """
-    for norm in norms:
-        _check_norm(norm)
-    if not (lrs and warmups and seeds):
-        raise ValueError("lrs, warmups and seeds must each name at least one value")
-    setup = TrainingSetup() if setup is None else setup
-    tasks = setup.tasks()
+    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
     return {
         (norm, lr, warmup, seed): train_variant(norm, lr=lr, warmup_steps=warmup, seed=seed,
                                                 setup=setup, tasks=tasks)
@@ -830,12 +837,7 @@ def run_sweep(
     The same runs as :func:`run_grid` (keyed ``(norm, lr, warmup_steps, seed)``), computed
     with :func:`train_batched`.
     """
-    for norm in norms:
-        _check_norm(norm)
-    if not (lrs and warmups and seeds):
-        raise ValueError("lrs, warmups and seeds must each name at least one value")
-    setup = TrainingSetup() if setup is None else setup
-    tasks = setup.tasks()
+    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
     keys = [(lr, w, s) for lr in lrs for w in warmups for s in seeds]
     grid: dict[RunKey, RunResult] = {}
     for norm in norms:
