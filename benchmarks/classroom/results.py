@@ -563,14 +563,14 @@ METHOD = """\
 #: Why a notebook is a fair workload, shown under the results when it is the one measured.
 NOTEBOOK_NOTES = {
     "notebooks/01_initialization.ipynb": (
-        "**Why notebook 01.** It is a typical lecture notebook of the course: about 10 s and "
-        "600 MiB of kernel memory for one student alone (`make bench`), between the light "
-        "00, 04 and 05 and the training-heavy 02 and 06, whose minute of training a class "
-        "should stagger anyway (TEACHING.md, *In the room*). Its panel (`variance_slider`: "
-        "four controls, a 50-layer forward pass and a redraw per move) is the slowest of the "
-        "course's panels in `make bench`, so the redraw times are the worst a student sees. "
-        "Notebook 00, which every student opens first, is lighter in every respect (4 s, "
-        "350 MiB)."),
+        "**Why notebook 01.** It is a typical lecture notebook of the course, mid-weight: "
+        "heavier than 00, 04 and 05, lighter than the training-heavy 02 and 06, whose "
+        "minute of training a class should stagger anyway (TEACHING.md, *In the room*); the "
+        "N = 1 row below is one student alone. Its panel (`variance_slider`: four controls, "
+        "a 50-layer forward pass and a redraw per move) is among the slowest of the course's "
+        "panels in `make bench` (`benchmarks/RESULTS.md`), so the redraw times are close to "
+        "the worst a student sees. Notebook 00, which every student opens first, is lighter "
+        "in every respect."),
 }
 
 
