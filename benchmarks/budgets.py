@@ -13,10 +13,10 @@ NOTEBOOK_TIME_BUDGET_S: dict[str, float] = {
     "00": 20.0,
     "01": 45.0,
     # 15 MLPs (3 gains x 5 seeds) trained as one batched model, LayerNorm depth and lr
-    # sweeps over 5 seeds: ~47 s of kernel CPU on an idle machine.
-    "02": 70.0,
+    # sweeps over 5 seeds: ~44 s of kernel CPU on an idle machine.
+    "02": 60.0,
     "03": 60.0,
-    # Scaled vs unscaled attention trained at head sizes 64 and 256, 5 seeds each (~13 s).
+    # Scaled vs unscaled attention trained at head sizes 64 and 256, 5 seeds each (~13 s of ~17 s).
     "04": 35.0,
     "05": 30.0,
     # lr sweep of 120 runs (3 batched models), no-LN warm-up study at d_model 64 (10 runs).
