@@ -445,14 +445,14 @@ def machine_block(machine: Mapping[str, Any], rounds: Sequence[RoundResult]) -> 
     if versions:
         lines.append("- " + ", ".join(f"{k} {v}" for k, v in versions.items())
                      + ", configurable-http-proxy from npm")
-    for label, key in (("before the run", "load_average_at_start"),
-                       ("after the run", "load_average_at_end")):
+    for label, key in (("before the run (other programs)", "load_average_at_start"),
+                       ("after the run (mostly the run's own kernels)", "load_average_at_end")):
         load = machine.get(key)
         if load:
             lines.append(f"- Load average {label} (1/5/15 min): {', '.join(f'{x:.2f}' for x in load)}")
     for r in rounds:
         if r.load_average:
-            lines.append(f"- Load average at the end of N = {r.students} (1/5/15 min): "
+            lines.append(f"- Load average at the end of N = {r.students}, the run's own load included (1/5/15 min): "
                          f"{', '.join(f'{x:.2f}' for x in r.load_average)}")
     if machine.get("duration_s") is not None:
         lines.append(f"- The whole run took {float(machine['duration_s']):.0f} s")
