@@ -70,7 +70,7 @@ def eps_placement_figure(stds: np.ndarray, inside: np.ndarray, outside: np.ndarr
     fig, axes = new_figure(figsize=(7.0, 3.8))
     ax = axes[0, 0]
     ax.plot(stds, inside, color=color(0), label=r"PyTorch: $(x-\mu)/\sqrt{\sigma^2+\varepsilon}$")
-    ax.plot(stds, outside, color=color(3), linestyle="--", label=r"lecture 000: $(x-\mu)/(\sigma+\varepsilon)$")
+    ax.plot(stds, outside, color=color(3), linestyle="--", label=r"the LayerNorm lecture: $(x-\mu)/(\sigma+\varepsilon)$")
     ax.axvline(np.sqrt(eps), color="grey", linestyle=":", label=r"$\sigma=\sqrt{\varepsilon}$")
     ax.axvline(eps, color="grey", linestyle="-.", label=r"$\sigma=\varepsilon$")
     ax.set_xscale("log")
