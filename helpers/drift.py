@@ -5,10 +5,6 @@ notes on initialization and normalization):
 
 * :func:`repeated_product_norms` — the Frobenius norm of ``A_k = s · A_{k-1} · B_k``;
 * :func:`growth_per_step`, :func:`first_nonfinite_step` — read such a sequence;
-* :func:`train_with_snapshots` — the shared training loop (:func:`helpers.training.train`)
-  plus what the "weights don't move that much" experiment needs: the weights before and
-  after, per-layer activation norms before and after, and the activation norms of a few
-  layers at every step (recorded through the ``on_step`` hook);
 * :func:`normed_profile` — the activation/gradient-norm profile of the deep MLP with a
   BatchNorm after every hidden layer (the LayerNorm version is
   :func:`helpers.initialization.norm_profile` with ``layernorm=True``);
@@ -23,15 +19,15 @@ notes on initialization and normalization):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.initialization import hidden_weights, make_mlp, mnist_batch, profile_model
-from helpers.training import TrainingRun, error_rate, single_thread, train, warmup_lr
+from helpers.initialization import make_mlp, mnist_batch, profile_model
+from helpers.training import single_thread, warmup_lr
 
 #: The floating-point types :func:`repeated_product_norms` accepts.
 DTYPES: dict[str, torch.dtype] = {
@@ -164,174 +160,6 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     if not isinstance(model, nn.Sequential) or len(model) < 2:
         raise ValueError("model must be a make_mlp network: nn.Sequential of hidden blocks + a final nn.Linear")
     return list(model)[:-1]
-
-
-def weight_variances(model: nn.Sequential) -> np.ndarray:
-    """The variance of each hidden weight matrix ``W_1..W_depth`` (shape ``(depth,)``)."""
-    _blocks(model)
-    return np.array([float(w.detach().double().var(unbiased=False)) for w in hidden_weights(model)])
-
-
-def relative_weight_change(before: list[torch.Tensor], after: nn.Sequential) -> np.ndarray:
-    """``‖W_T − W_0‖_F / ‖W_0‖_F`` for each hidden weight matrix (``before`` = the ``W_0``)."""
-    now = hidden_weights(after)
-    if len(before) != len(now):
-        raise ValueError(f"before must hold one matrix per hidden layer ({len(now)}), got {len(before)}")
-    return np.array([float((a.detach().double() - b.double()).norm() / b.double().norm())
-                     for b, a in zip(before, now)])
-
-
-def model_norms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Activation and weight-gradient norms per hidden layer of ``model`` on ``(x, y)``
-    (:func:`helpers.initialization.profile_model`, in eval mode, state restored)."""
-    was_training = model.training
-    model.eval()
-    try:
-        act, grad, _ = profile_model(model, x, y)
-    finally:
-        model.train(was_training)
-    return act, grad
-
-
-class _StepNormRecorder:
-    """Forward hooks that keep the latest mean per-example activation norm of some hidden
-    blocks; calling it is an ``on_step`` hook returning them every ``every`` steps."""
-
-    def __init__(self, model: nn.Sequential, layers: list[int], every: int) -> None:
-        blocks = _blocks(model)
-        self.latest = np.full(len(layers), np.nan)
-        self.every = every
-        self.handles = []
-        for slot, index in enumerate(layers):
-            def hook(_m: nn.Module, _i: object, out: torch.Tensor, slot: int = slot) -> None:
-                if torch.is_grad_enabled():  # training forwards only, not evaluations
-                    self.latest[slot] = float(out.detach().norm(dim=-1).mean())
-            self.handles.append(blocks[index].register_forward_hook(hook))
-
-    def __call__(self, step: int, _model: nn.Module) -> np.ndarray | None:
-        return self.latest.copy() if step % self.every == 0 else None
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
-@dataclass
-class DriftRun:
-    """What :func:`train_with_snapshots` measures (layers are the hidden layers 1..depth)."""
-
-    run: TrainingRun
-    """The shared training loop's record (per-step losses and learning rates)."""
-    weight_var_init: np.ndarray
-    """Variance of each hidden weight matrix at initialization, ``(depth,)``."""
-    weight_var_final: np.ndarray
-    """The same after training."""
-    relative_change: np.ndarray
-    """``‖W_T − W_0‖_F / ‖W_0‖_F`` per hidden layer, ``(depth,)``."""
-    act_norms_init: np.ndarray
-    """Mean activation norm per hidden layer on the probe batch, before training."""
-    act_norms_final: np.ndarray
-    """The same after training."""
-    grad_norms_init: np.ndarray
-    """Weight-gradient norm per hidden layer on the probe batch, before training."""
-    grad_norms_final: np.ndarray
-    """The same after training."""
-    tracked_layers: list[int]
-    """Hidden layers (1-based, like the profile plots) tracked during training."""
-    tracked_steps: np.ndarray
-    """The steps at which the tracked norms were recorded, ``(records,)``."""
-    tracked_norms: np.ndarray
-    """Mean activation norm of the tracked layers on each training batch, ``(records, len(tracked_layers))``."""
-    test_error: float = math.nan
-    """Test error after training (``nan`` without a test set)."""
-    initial_test_error: float = math.nan
-    """Test error before training."""
-    model: nn.Sequential | None = field(default=None, repr=False)
-    """The trained model."""
-
-    @property
-    def depth(self) -> int:
-        """The number of hidden layers."""
-        return len(self.weight_var_init)
-
-    @property
-    def final_loss(self) -> float:
-        """Mean training loss over the last 10% of the steps."""
-        tail = max(1, self.run.steps // 10)
-        return float(np.nanmean(self.run.losses[-tail:]))
-
-
-def train_with_snapshots(
-    model: nn.Sequential,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    probe: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor] | None = None,
-    track_layers: list[int] | tuple[int, ...] = (1, 10, 25, 50),
-    track_every: int = 10,
-    lr: float = 0.005,
-    epochs: int = 1,
-    batch_size: int = 64,
-    max_steps: int | None = None,
-    momentum: float = 0.0,
-    warmup_steps: int = 100,
-    seed: int = 0,
-    progress: bool = False,
-) -> DriftRun:
-    """Train a :func:`helpers.initialization.make_mlp` network in place with plain SGD
-    (:func:`helpers.training.train`) and measure how far its weights and norms drift.
-
-    Args:
-        model: the network (``nn.Sequential`` of hidden blocks and a final ``nn.Linear``).
-        x, y: training images and labels.
-        probe: a fixed batch ``(x, y)`` on which the activation- and gradient-norm profiles
-            are measured before and after training.
-        test: optional test set ``(x, y)`` for the error before and after.
-        track_layers: hidden layers (1-based) whose activation norm is recorded during
-            training, through forward hooks on the training batches (no extra forward pass).
-        track_every: record them every this many steps.
-        lr, epochs, batch_size, max_steps, momentum, warmup_steps, seed, progress: passed to
-            :func:`helpers.training.train` with ``optimizer="sgd"``.
-
-    Raises:
-        ValueError: for a model that is not a make_mlp network, a tracked layer out of
-            range or a bad ``track_every`` (the training loop validates the rest).
-    """
-    depth = len(_blocks(model))
-    track = [int(i) for i in track_layers]
-    if not track or any(not 1 <= i <= depth for i in track):
-        raise ValueError(f"track_layers must be hidden layers in [1, {depth}], got {track}")
-    every = _check_int("track_every", track_every, 1)
-    initial = [w.detach().clone() for w in hidden_weights(model)]
-    var_init = weight_variances(model)
-    act_init, grad_init = model_norms(model, *probe)
-    err_init = error_rate(model, *test) if test is not None else math.nan
-    recorder = _StepNormRecorder(model, [i - 1 for i in track], every)
-    try:
-        run = train(model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, optimizer="sgd",
-                    momentum=momentum, warmup_steps=warmup_steps, max_steps=max_steps,
-                    on_step=recorder, seed=seed, progress=progress)
-    finally:
-        recorder.remove()
-    tracked = np.array(run.hook_values, dtype=np.float64).reshape(-1, len(track))
-    act_final, grad_final = model_norms(model, *probe)
-    return DriftRun(
-        run=run,
-        weight_var_init=var_init,
-        weight_var_final=weight_variances(model),
-        relative_change=relative_weight_change(initial, model),
-        act_norms_init=act_init,
-        act_norms_final=act_final,
-        grad_norms_init=grad_init,
-        grad_norms_final=grad_final,
-        tracked_layers=track,
-        tracked_steps=np.arange(0, run.steps, every)[: len(tracked)],
-        tracked_norms=tracked,
-        test_error=error_rate(model, *test) if test is not None else math.nan,
-        initial_test_error=err_init,
-        model=model,
-    )
 
 
 # --------------------------------------------------------------------------------------

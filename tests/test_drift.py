@@ -9,15 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.data import load_mnist
 from helpers.drift import (
     first_nonfinite_step,
     growth_per_step,
     predicted_overflow_step,
-    relative_weight_change,
     repeated_product_norms,
-    train_with_snapshots,
-    weight_variances,
 )
 
 # ---------------------------------------------------------------- repeated products
@@ -112,76 +108,6 @@ def test_growth_and_first_nonfinite_helpers() -> None:
     assert first_nonfinite_step(np.array([1.0, 0.5, 0.0])) == 2
     assert first_nonfinite_step(np.array([1.0, 2.0])) is None
     assert predicted_overflow_step(1.0, 30, True, torch.float32) == math.inf
-
-
-# ---------------------------------------------------------------- training with snapshots
-
-
-def _small_run(**kwargs):
-    from helpers.drift import make_normed_mlp
-
-    x, y = load_mnist("train", limit=2000)
-    model = make_normed_mlp(2.0, "none", depth=4, width=32, seed=0)
-    defaults = dict(probe=(x[:128], y[:128]), test=(x[:500], y[:500]), track_layers=(1, 4),
-                    track_every=5, lr=0.05, epochs=2, batch_size=50, warmup_steps=0)
-    defaults.update(kwargs)
-    return model, train_with_snapshots(model, x, y, **defaults)
-
-
-def test_training_reduces_the_loss_and_records_the_drift() -> None:
-    model, run = _small_run()
-    assert run.run.steps == 80
-    assert run.run.losses[-10:].mean() < 0.6 * run.run.losses[:10].mean()
-    assert run.test_error < run.initial_test_error - 0.3
-    assert run.depth == 4
-    for arr in (run.weight_var_init, run.weight_var_final, run.relative_change, run.act_norms_init,
-                run.act_norms_final, run.grad_norms_init, run.grad_norms_final):
-        assert arr.shape == (4,) and np.all(np.isfinite(arr))
-    assert np.all(run.relative_change > 0)
-    assert run.tracked_norms.shape == (16, 2) and run.tracked_steps.tolist() == list(range(0, 80, 5))
-    assert np.all(run.tracked_norms > 0)
-    assert run.model is model
-    assert math.isfinite(run.final_loss)
-    # no hook is left on the model: a forward pass does not touch the recorder any more
-    assert all(not block._forward_hooks for block in list(model)[:-1])
-
-
-def test_snapshot_numbers_match_direct_measurements() -> None:
-    from helpers.initialization import hidden_weights
-
-    model, run = _small_run(epochs=1)
-    np.testing.assert_allclose(run.weight_var_final,
-                               [float(w.detach().double().var(unbiased=False)) for w in hidden_weights(model)])
-    # the variance at init is c / n_in
-    np.testing.assert_allclose(run.weight_var_init, [2 / 784, 2 / 32, 2 / 32, 2 / 32], rtol=0.15)
-
-
-def test_train_with_snapshots_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="track_layers must be hidden layers in"):
-        _small_run(track_layers=(0,))
-    with pytest.raises(ValueError, match="track_layers must be hidden layers in"):
-        _small_run(track_layers=(5,))
-    with pytest.raises(ValueError, match="track_every must be an int >= 1"):
-        _small_run(track_every=0)
-    with pytest.raises(ValueError, match="model must be a make_mlp network"):
-        x, y = load_mnist("train", limit=100)
-        train_with_snapshots(nn.Linear(784, 10), x, y, probe=(x, y))
-
-
-def test_weight_helpers() -> None:
-    from helpers.drift import make_normed_mlp
-    from helpers.initialization import hidden_weights
-
-    model = make_normed_mlp(2.0, depth=3, width=16)
-    before = [w.detach().clone() for w in hidden_weights(model)]
-    np.testing.assert_allclose(relative_weight_change(before, model), 0.0)
-    with torch.no_grad():
-        hidden_weights(model)[1].mul_(1.1)
-    change = relative_weight_change(before, model)
-    assert change[1] == pytest.approx(0.1) and change[0] == 0.0
-    assert weight_variances(model).shape == (3,)
-    with pytest.raises(ValueError, match="before must hold one matrix per hidden layer"):
-        relative_weight_change(before[:2], model)
 
 
 # ---------------------------------------------------------------- normalization layers

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from helpers.drift import DTYPES, DriftRun, DriftStudy, growth_per_step
+from helpers.drift import DTYPES, DriftStudy, growth_per_step
 from helpers.plots import color, label_axes, new_figure
 
 LINESTYLES = ("-", "--", "-.", ":")
@@ -160,61 +160,6 @@ def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtyp
 # --------------------------------------------------------------------------------------
 
 
-def weights_before_after_figure(runs: Mapping[float, DriftRun]) -> Figure:
-    """Left: per-layer weight variance at init (lines) and after training (markers).
-    Right: per-layer relative change ‖W_T − W_0‖_F / ‖W_0‖_F."""
-    fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
-    left, right = axes[0]
-    for i, (c, run) in enumerate(runs.items()):
-        layers = np.arange(1, run.depth + 1)
-        left.plot(layers, run.weight_var_init, color=color(i),
-                  linestyle=LINESTYLES[i % 4], label=f"c = {c:g}, at init")
-        left.plot(layers, run.weight_var_final, color=color(i), linestyle="none",
-                  marker=MARKERS[i], markersize=5, label=f"c = {c:g}, after training")
-        right.plot(layers, run.relative_change, **_style(i), label=f"c = {c:g}")
-    left.set_yscale("log")
-    label_axes(left, title="Weight variance per layer: init vs trained",
-               xlabel="hidden layer", ylabel="Var(W_i) (log scale)")
-    left.legend(fontsize=8, ncol=2)
-    right.set_yscale("log")
-    label_axes(right, title="How far each layer moved", xlabel="hidden layer",
-               ylabel="‖W_T − W_0‖_F / ‖W_0‖_F (log scale)")
-    return fig
-
-
-def profile_before_after_figure(runs: Mapping[float, DriftRun]) -> Figure:
-    """Activation-norm profile per layer before (lines) and after (markers) training."""
-    fig, axes = new_figure(figsize=(8.0, 4.2))
-    ax = axes[0, 0]
-    for i, (c, run) in enumerate(runs.items()):
-        layers = np.arange(1, run.depth + 1)
-        ax.plot(layers, run.act_norms_init, color=color(i), linestyle=LINESTYLES[i % 4],
-                label=f"c = {c:g}, at init")
-        ax.plot(layers, run.act_norms_final, color=color(i), linestyle="none", marker=MARKERS[i],
-                markersize=5, label=f"c = {c:g}, after training")
-    ax.set_yscale("log")
-    label_axes(ax, title="Activation norm per layer, before vs after training",
-               xlabel="hidden layer", ylabel="mean ‖z_i‖₂ over 256 images (log scale)")
-    ax.legend(fontsize=8, ncol=2)
-    return fig
-
-
-def drift_during_training_figure(runs: Mapping[float, DriftRun]) -> Figure:
-    """One panel per ``c``: the activation norm of the tracked layers at every recorded step."""
-    fig, axes = new_figure(1, len(runs), figsize=(4.0 * len(runs), 3.8), sharey=True)
-    for ax, (c, run) in zip(axes[0], runs.items()):
-        for j, layer in enumerate(run.tracked_layers):
-            style = _style(j)
-            style["markevery"] = 0.2
-            ax.plot(run.tracked_steps, run.tracked_norms[:, j], label=f"layer {layer}", **style)
-        ax.set_yscale("log")
-        label_axes(ax, title=f"c = {c:g}", xlabel="training step",
-                   ylabel="mean ‖z_i‖₂ on the batch (log scale)")
-        ax.legend(fontsize=8)
-    fig.suptitle("Activation norms of a few layers during training")
-    return fig
-
-
 # --------------------------------------------------------------------------------------
 # Normalization layers
 # --------------------------------------------------------------------------------------
@@ -241,28 +186,6 @@ def normed_profiles_figure(profiles: Mapping[str, Mapping[float, tuple[np.ndarra
             axes[row, col].legend(fontsize=8)
     fig.suptitle("50-layer ReLU MLP at init, W ~ N(0, c/n), 256 MNIST images")
     return fig
-
-
-def loss_curves_figure(runs: Mapping[str, DriftRun], window: int = 50) -> Figure:
-    """Training loss (moving average over ``window`` steps) of each labelled run."""
-    fig, axes = new_figure(figsize=(8.0, 4.0))
-    ax = axes[0, 0]
-    for i, (label, run) in enumerate(runs.items()):
-        losses = np.nan_to_num(run.run.losses, nan=np.log(10))
-        w = min(window, len(losses))
-        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
-        style = _style(i)
-        style["markevery"] = 0.15
-        ax.plot(np.arange(w - 1, len(losses)), smooth, label=label, **style)
-    ax.axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 (uniform guess)")
-    label_axes(ax, title=f"Training loss, same budget (moving average over {window} steps)",
-               xlabel="training step", ylabel="cross-entropy (nats)")
-    return fig
-
-
-# --------------------------------------------------------------------------------------
-# Panel (b): norm profiles for any gain, depth, normalization
-# --------------------------------------------------------------------------------------
 
 
 def profile_panel_figure() -> Figure:
