@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 	@# and which floods slideshows with "Maximum call stack size exceeded" errors; JupyterLab's
 	@# built-in MathJax renders LaTeX in notebooks and RISE slides without it.
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/mathjax3-extension >/dev/null 2>&1
+	@# nbgrader (installed for `make student` and the grading tests) adds assignment and
+	@# formgrader menus to JupyterLab; the course's lab stays without them.  Instructors who
+	@# grade in the browser switch them back on (TEACHING.md, "Build-it-yourself exercises").
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	for ext in formgrader validate_assignment assignment_list course_list; do \
+	  $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$ext >/dev/null 2>&1; done
 	@# The course's prebuilt extension (labextension/README.md): lets the RISE slideshow load
 	@# the widget manager, so sliders stay live in slides.  Linked, as editable installs do.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
@@ -47,6 +53,15 @@ test: install chromium  ## unit tests + strict nbval on every notebook + browser
 .PHONY: test-colab
 test-colab: install  ## every notebook in a Colab-like venv; the setup cell must upgrade nothing
 	timeout --kill-after=30 55m $(PY) tests/colab/colab_check.py --budget-minutes 40
+
+# The student edition: every notebook with the solutions between `### BEGIN SOLUTION` and
+# `### END SOLUTION` replaced by nbgrader's stub and the outputs cleared, as nbgrader's own
+# preprocessors do it (tools/student.py).  STUDENT_REF: the branch or tag the edition is
+# published under, which its Colab badges open.
+STUDENT_REF ?= student
+.PHONY: student
+student: install  ## student edition (solutions replaced by stubs) in build/student
+	$(PY) -m tools.student --output-dir build/student --ref $(STUDENT_REF) notebooks/*.ipynb
 
 notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
