@@ -64,22 +64,22 @@ student: install  ## student edition (solutions replaced by stubs) in build/stud
 	$(PY) -m tools.student --output-dir build/student --ref $(STUDENT_REF) notebooks/*.ipynb
 
 notebooks: install  ## re-execute every notebook in place (deterministic)
-	$(PY) -m helpers.notebook_tools execute notebooks/*.ipynb
+	$(PY) -m tools.notebook_tools execute notebooks/*.ipynb
 
 # Handouts: executed copies (with widget state) in build/executed, exported side by side
 # with the JavaScript they need, so they open offline.  That JavaScript is committed in
-# helpers/vendor (no npm, no network); each export checks it against helpers/vendor/SHA256SUMS
-# and copies it to build/vendor.  Refreshing it from npm: helpers/vendor/README.md.
+# tools/vendor (no npm, no network); each export checks it against tools/vendor/SHA256SUMS
+# and copies it to build/vendor.  Refreshing it from npm: tools/vendor/README.md.
 EXECUTED := $(patsubst notebooks/%.ipynb,build/executed/%.ipynb,$(wildcard notebooks/*.ipynb))
 
-build/executed/%.ipynb: notebooks/%.ipynb $(shell find helpers -name "*.py") | install
-	$(PY) -m helpers.notebook_tools execute --widget-state --output-dir build/executed $<
+build/executed/%.ipynb: notebooks/%.ipynb $(shell find helpers tools -name "*.py") | install
+	$(PY) -m tools.notebook_tools execute --widget-state --output-dir build/executed $<
 
 html: $(EXECUTED)  ## self-contained HTML handouts in build/html
-	$(PY) -m helpers.handouts html --output-dir build/html $(EXECUTED)
+	$(PY) -m tools.handouts html --output-dir build/html $(EXECUTED)
 
 slides: $(EXECUTED)  ## reveal.js slide decks in build/slides
-	$(PY) -m helpers.handouts slides --output-dir build/slides $(EXECUTED)
+	$(PY) -m tools.handouts slides --output-dir build/slides $(EXECUTED)
 
 # Timings of every notebook (fresh kernel, 3 runs) and slider redraw, checked against
 # the budgets in benchmarks/budgets.py; writes benchmarks/RESULTS.md and results.json.

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 from benchmarks.budgets import notebook_time_budget
 from benchmarks.report import NotebookResult, PanelResult, ScalingResult
-from helpers.notebook_tools import notebook_client
+from tools.notebook_tools import notebook_client
 
 MIB = 2**20
 #: Seconds one cell may run before the notebook counts as failed.

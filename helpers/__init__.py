@@ -10,6 +10,9 @@ The package is organised after the lecture concepts it serves:
 
 Imports flow one way: compute <- plots <- widgets.  The only global state is set by
 :func:`setup_notebook`, called once at the top of every notebook.
+
+The package holds only what the notebooks import; the maintainer tooling (notebook
+execution, handouts, the student edition) lives in the repository's ``tools/`` folder.
 """
 
 from __future__ import annotations

@@ -586,7 +586,7 @@ JS_MATHJAX_IDLE = """() => window.MathJax && MathJax.Hub && MathJax.Hub.queue
 def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> None:
     """The handouts of ``make html`` and ``make slides`` work from the build folder alone:
     a notebook with formulas and widget panels, executed with its widget state and exported
-    by ``helpers.handouts.export`` (which copies the committed ``helpers/vendor``), opens with
+    by ``tools.handouts.export`` (which copies the committed ``tools/vendor``), opens with
     every non-file request blocked.  No request asks for a file the build folder lacks (the
     lazily loaded MathJax fonts included), MathJax renders the LaTeX, the widget
     HTML manager renders the saved widget state, and the reveal.js deck starts.
@@ -594,8 +594,8 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
     The requests that leave the folder (the Colab badge, the Google Fonts of reveal.js's theme,
     the template's mermaid import) are blocked and listed in ``handouts/<kind>.txt``.
     """
-    from helpers.handouts import export
-    from helpers.notebook_tools import execute
+    from tools.handouts import export
+    from tools.notebook_tools import execute
 
     executed = tmp_path / "executed" / LATEX_NOTEBOOK
     execute(ROOT / "notebooks" / LATEX_NOTEBOOK, executed, widget_state=True)

@@ -1,4 +1,4 @@
-"""helpers.handouts: offline HTML handouts and slide decks from executed notebooks."""
+"""tools.handouts: offline HTML handouts and slide decks from executed notebooks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.handouts import (
+from tools.handouts import (
     CHECKSUMS,
     LICENSE_FILE,
     VENDOR_DIR,
@@ -109,7 +109,7 @@ def test_every_vendored_package_has_its_license_and_is_documented() -> None:
         assert licenses and all(p.stat().st_size > 200 for p in licenses), f"{folder} has no LICENSE"
         name, version = spec.rsplit("@", 1)
         assert f"`{folder}/`" in readme and f"`{name}`" in readme and version in readme, (
-            f"helpers/vendor/README.md does not describe {spec}")
+            f"tools/vendor/README.md does not describe {spec}")
 
 
 def test_vendor_folder_is_exactly_the_trimming_rule() -> None:
@@ -123,7 +123,7 @@ def test_vendor_folder_is_exactly_the_trimming_rule() -> None:
                  if not LICENSE_FILE.fullmatch(f) and not any(fnmatchcase(f, p) for p in patterns)]
         assert not extra, f"{folder}: files outside VENDOR_FILES: {extra}"
     total = sum((VENDOR_DIR / f).stat().st_size for f in _on_disk(VENDOR_DIR))
-    assert total < 8 * 1024 * 1024, f"helpers/vendor grew to {total / 2**20:.1f} MB"
+    assert total < 8 * 1024 * 1024, f"tools/vendor grew to {total / 2**20:.1f} MB"
 
 
 # -- the export uses it, offline -----------------------------------------------------------
@@ -133,7 +133,7 @@ def test_export_copies_the_vendor_folder_and_pages_load_only_its_files(
     build = tmp_path / "build"
     page, _ = export(kind, [notebook_with_widgets], build / kind, build / "vendor")
     vendor_dir = build / "vendor"
-    assert _on_disk(vendor_dir) == _on_disk(VENDOR_DIR), "build/vendor is an exact copy of helpers/vendor"
+    assert _on_disk(vendor_dir) == _on_disk(VENDOR_DIR), "build/vendor is an exact copy of tools/vendor"
     assert verify_vendor(vendor_dir) == verify_vendor(VENDOR_DIR)
     text = page.read_text(encoding="utf-8")
     urls = VENDOR_URL.findall(text)

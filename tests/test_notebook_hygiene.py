@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.notebook_tools import SETUP_TAG, colab_url, repository_url, setup_cell_source
+from tools.notebook_tools import SETUP_TAG, colab_url, repository_url, setup_cell_source
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -83,7 +83,7 @@ class TestNotebook:
         setup = [c for c in _code_cells(_load(path)) if SETUP_TAG in c.metadata.get("tags", [])]
         assert len(setup) == 1, "exactly one code cell is tagged 'setup'"
         assert setup[0].source == setup_cell_source(), (
-            "the setup cell differs from helpers.notebook_tools.setup_cell_source()"
+            "the setup cell differs from tools.notebook_tools.setup_cell_source()"
         )
         assert repository_url() in setup[0].source
 
@@ -178,7 +178,7 @@ class TestNotebook:
 
 
 def test_new_course_notebook_applies_the_conventions() -> None:
-    from helpers.notebook_tools import colab_badge, new_course_notebook
+    from tools.notebook_tools import colab_badge, new_course_notebook
 
     nb = new_course_notebook("99_demo.ipynb", [
         ("md", "# 99 · Demo\n\n{badge}", {}),

@@ -100,7 +100,7 @@ def test_binder_environment_mirrors_environment_yml() -> None:
 
 
 def test_readme_lists_every_notebook_with_its_colab_badge() -> None:
-    from helpers.notebook_tools import colab_url
+    from tools.notebook_tools import colab_url
 
     readme = (ROOT / "README.md").read_text()
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):

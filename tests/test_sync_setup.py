@@ -1,4 +1,4 @@
-"""The setup cell's source and ``python -m helpers.notebook_tools sync-setup``, which rewrites
+"""The setup cell's source and ``python -m tools.notebook_tools sync-setup``, which rewrites
 it in notebooks without touching anything else."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import notebook_tools
-from helpers.notebook_tools import COURSE_DIR_VARIABLE, SETUP_TAG, setup_cell_source, sync_setup_cell
+from tools import notebook_tools
+from tools.notebook_tools import COURSE_DIR_VARIABLE, SETUP_TAG, setup_cell_source, sync_setup_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "00_start_here.ipynb"

@@ -43,7 +43,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from helpers.notebook_tools import COURSE_DIR_VARIABLE, SETUP_TAG, repository_url  # noqa: E402
+from tools.notebook_tools import COURSE_DIR_VARIABLE, SETUP_TAG, repository_url  # noqa: E402
 
 VERSIONS_FILE = ROOT / "tests" / "colab" / "colab-versions.txt"
 ARTIFACTS = ROOT / "test-artifacts" / "colab"
@@ -110,12 +110,12 @@ def clone_source(base: Path) -> Path:
     head = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).stdout.strip()
     log(f"cloning HEAD ({head}) of {ROOT.name} into the temporary folder ...")
     run(["git", "clone", "-q", ROOT.as_uri(), str(source)])
-    synced = run([sys.executable, "-m", "helpers.notebook_tools", "sync-setup",
+    synced = run([sys.executable, "-m", "tools.notebook_tools", "sync-setup",
                   *sorted(str(p) for p in (source / "notebooks").glob("*.ipynb"))], cwd=source).stdout
     stale = [line.split(": ", 1)[1] for line in synced.splitlines() if line.startswith("updated: ")]
     if stale:
         log(f"WARNING: {len(stale)} notebooks' setup cells are stale at HEAD; synced in the clone only "
-            "(run `python -m helpers.notebook_tools sync-setup notebooks/*.ipynb` in the repository)")
+            "(run `python -m tools.notebook_tools sync-setup notebooks/*.ipynb` in the repository)")
         run(["git", "-C", str(source), "-c", "user.name=test-colab", "-c", "user.email=test-colab@localhost",
              "commit", "-q", "-am", "setup cells synced for the Colab-like test"])
     return source

@@ -2,20 +2,20 @@
 
 ``make html`` and ``make slides`` drive this module, and need no network:
 
-1. notebooks are executed with their widget state saved (``helpers.notebook_tools``), so a
+1. notebooks are executed with their widget state saved (``tools.notebook_tools``), so a
    panel shows its default picture in the static page;
 2. ``html`` / ``slides``: nbconvert exports every executed notebook, with images embedded and
    every script pointed at ``../vendor/``, plus an ``index.html`` listing them;
 3. the JavaScript those pages load (reveal.js, require.js, jQuery, the Jupyter widgets HTML
-   manager and MathJax 2) is committed in ``helpers/vendor/`` (:data:`VENDOR_DIR`), trimmed
+   manager and MathJax 2) is committed in ``tools/vendor/`` (:data:`VENDOR_DIR`), trimmed
    to the files the pages use.  Every export checks each of those files against
-   ``helpers/vendor/SHA256SUMS`` and copies them next to the pages (``build/vendor/``), so
+   ``tools/vendor/SHA256SUMS`` and copies them next to the pages (``build/vendor/``), so
    the whole ``build/`` folder opens offline, e.g. from a USB stick.
 
-Only ``python -m helpers.handouts vendor`` uses the network (and npm): it downloads the pinned
+Only ``python -m tools.handouts vendor`` uses the network (and npm): it downloads the pinned
 :data:`VENDOR_PACKAGES` again, keeps the files matching :data:`VENDOR_FILES` plus each
 package's license, and rewrites ``SHA256SUMS``.  It refreshes the committed copy; see
-``helpers/vendor/README.md``.
+``tools/vendor/README.md``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 import nbformat
 from nbconvert import HTMLExporter, SlidesExporter
 
-#: The committed, trimmed JavaScript the exported pages load (package data of ``helpers``).
+#: The committed, trimmed JavaScript the exported pages load (kept out of the installed ``helpers`` package).
 VENDOR_DIR: Path = Path(__file__).resolve().parent / "vendor"
 #: Checksum file of a vendor folder (``sha256sum`` format, paths relative to the folder).
 CHECKSUMS = "SHA256SUMS"
@@ -124,7 +124,7 @@ def read_checksums(folder: Path) -> dict[str, str]:
     checksums = folder / CHECKSUMS
     if not checksums.is_file():
         raise VendorError(f"{checksums} is missing: every vendored file must be listed there "
-                          "(see helpers/vendor/README.md)")
+                          "(see tools/vendor/README.md)")
     entries: dict[str, str] = {}
     for number, line in enumerate(checksums.read_text(encoding="utf-8").splitlines(), 1):
         match = _SHA256_LINE.fullmatch(line)
@@ -151,8 +151,8 @@ def _verified_contents(folder: Path) -> dict[str, bytes]:
         if actual != digest:
             raise VendorError(
                 f"{path} does not match {folder / CHECKSUMS} (sha256 {actual}, expected {digest}): "
-                "the vendored copy was modified or damaged; restore it (git checkout -- helpers/vendor) "
-                "or refresh it with `python -m helpers.handouts vendor` (helpers/vendor/README.md)")
+                "the vendored copy was modified or damaged; restore it (git checkout -- tools/vendor) "
+                "or refresh it with `python -m tools.handouts vendor` (tools/vendor/README.md)")
         contents[name] = data
     unlisted = sorted(set(_listed_files(folder)) - set(expected))
     if unlisted:
@@ -252,7 +252,7 @@ def vendor(target: Path = VENDOR_DIR) -> list[str]:
     target = _as_path(target, "target")
     if shutil.which("npm") is None:
         raise RuntimeError("npm is needed to refresh the vendored JavaScript (the handouts "
-                           "themselves build without it, from helpers/vendor)")
+                           "themselves build without it, from tools/vendor)")
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         packed = subprocess.run(
@@ -271,7 +271,7 @@ def vendor(target: Path = VENDOR_DIR) -> list[str]:
                         for p in sorted(base.iterdir()) if LICENSE_FILE.fullmatch(p.name)]
                 if not kept:
                     raise VendorError(f"{spec} ships no license file: add its LICENSE to "
-                                      f"{VENDOR_DIR / folder} by hand (see helpers/vendor/README.md)")
+                                      f"{VENDOR_DIR / folder} by hand (see tools/vendor/README.md)")
                 shutil.copy2(kept[0], staging / folder / kept[0].name)
         for folder in VENDOR_PACKAGES:
             shutil.rmtree(target / folder, ignore_errors=True)
@@ -313,7 +313,7 @@ def export(kind: str, notebooks: Sequence[Path], out_dir: Path, vendor_dir: Path
     """Export executed ``notebooks`` as ``kind`` pages into ``out_dir``, plus an index page.
 
     The scripts the pages load are copied from ``vendor_source`` (the committed
-    ``helpers/vendor``) to ``vendor_dir`` after every file is checked against its
+    ``tools/vendor``) to ``vendor_dir`` after every file is checked against its
     ``SHA256SUMS`` (see :func:`install_vendor`); no network is used.  Script URLs are
     relative, so ``out_dir`` and ``vendor_dir`` must stay side by side.
 
@@ -370,18 +370,18 @@ def export(kind: str, notebooks: Sequence[Path], out_dir: Path, vendor_dir: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.handouts")
+    parser = argparse.ArgumentParser(prog="python -m tools.handouts")
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser(
         "vendor", help="refresh the committed JavaScript from npm (online; the exports do not need it)")
     fetch.add_argument("--vendor-dir", type=Path, default=VENDOR_DIR,
-                       help="folder to (re)write (default: the committed helpers/vendor)")
+                       help="folder to (re)write (default: the committed tools/vendor)")
     for kind in KINDS:
         command = commands.add_parser(kind, help=f"export executed notebooks as {kind}")
         command.add_argument("notebooks", nargs="+", type=Path)
         command.add_argument("--output-dir", type=Path, default=Path("build") / kind)
         command.add_argument("--vendor-dir", type=Path, default=Path("build/vendor"),
-                             help="where the checked copy of helpers/vendor goes (next to the pages)")
+                             help="where the checked copy of tools/vendor goes (next to the pages)")
     args = parser.parse_args(argv)
     if args.command == "vendor":
         files = vendor(args.vendor_dir)

@@ -1,6 +1,6 @@
 """Maintainer tooling for the course notebooks (not used inside the notebooks).
 
-``python -m helpers.notebook_tools execute notebooks/*.ipynb`` re-executes notebooks in
+``python -m tools.notebook_tools execute notebooks/*.ipynb`` re-executes notebooks in
 place with nbclient, the way ``make notebooks`` does, so that the stored outputs are what
 nbval compares against.  The result is deterministic: running it twice changes nothing.
 
@@ -12,7 +12,7 @@ nbval compares against.  The result is deterministic: running it twice changes n
 * consecutive printed chunks are merged into one stream output (how the kernel happens to
   flush them depends on timing), and carriage-return progress updates are collapsed.
 
-``python -m helpers.notebook_tools sync-setup notebooks/*.ipynb`` rewrites the setup cell of
+``python -m tools.notebook_tools sync-setup notebooks/*.ipynb`` rewrites the setup cell of
 each notebook to :func:`setup_cell_source` and changes nothing else in the file.
 """
 
@@ -198,7 +198,7 @@ def execute(path: Path, output: Path | None = None, *, widget_state: bool = Fals
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.notebook_tools")
+    parser = argparse.ArgumentParser(prog="python -m tools.notebook_tools")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("execute", help="re-execute notebooks in place")
     run.add_argument("notebooks", nargs="+", type=Path)
