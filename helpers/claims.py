@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.validation import check_int
+
 __all__ = ["SeedSummary", "expect", "seed_summary"]
 
 
@@ -122,8 +124,7 @@ def seed_summary(values: Iterable[object], min_seeds: int = 5) -> SeedSummary:
         TypeError: if a value is not a real number or ``min_seeds`` is not an int.
         ValueError: if a value is NaN or there are fewer than ``min_seeds`` values.
     """
-    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int):
-        raise TypeError(f"min_seeds must be an int, got {type(min_seeds).__name__}")
+    min_seeds = check_int("min_seeds", min_seeds)
     numbers = tuple(_number(f"values[{i}]", v) for i, v in enumerate(values))
     if len(numbers) < min_seeds:
         raise ValueError(f"values must hold at least min_seeds={min_seeds} results, got {len(numbers)}")

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from helpers.validation import check_choice, check_int
+
 
 class DataFile(NamedTuple):
     """A file in ``data/`` with the checksum it must have."""
@@ -80,8 +82,7 @@ def verified_path(name: str) -> Path:
         ValueError: if ``name`` is not one of the course's data files.
         DataFileError: if the file is missing or its checksum differs.
     """
-    if name not in DATA_FILES:
-        raise ValueError(f"name must be one of {sorted(DATA_FILES)}, got {name!r}")
+    check_choice("name", name, sorted(DATA_FILES))
     expected = DATA_FILES[name].sha256
     path = data_dir() / name
     if not path.is_file():
@@ -115,16 +116,13 @@ def load_mnist(split: str = "train", limit: int | None = None) -> tuple[torch.Te
         ``y`` an int64 tensor of shape ``[N]`` with labels 0-9.
 
     Raises:
-        ValueError: for an unknown ``split`` or a ``limit`` that is not a positive integer.
+        TypeError: if ``limit`` is not an int (or ``None``).
+        ValueError: for an unknown ``split`` or a ``limit`` < 1.
         DataFileError: if ``data/mnist.npz`` is missing or corrupted.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
-        if limit < 1:
-            raise ValueError(f"limit must be a positive int or None, got {limit}")
+        limit = check_int("limit", limit, minimum=1)
     with np.load(verified_path("mnist.npz"), allow_pickle=False) as archive:
         images = archive[f"x_{split}"]
         labels = archive[f"y_{split}"]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from helpers.style import apply_style
+from helpers.validation import check_int
 
 
 def seed_everything(seed: int) -> None:
@@ -18,10 +19,7 @@ def seed_everything(seed: int) -> None:
         TypeError: if ``seed`` is not an ``int``.
         ValueError: if ``seed`` is negative.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

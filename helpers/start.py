@@ -8,32 +8,17 @@ doubles (the notebook's claim: it halves).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
+
+from helpers.validation import check_int, check_ints, check_positive
 
 X_RANGE = (-8.0, 8.0)
 #: Bin edges of the panel's histogram: 60 bins of width 16/60 ≈ 0.27; 0 is an edge.
 BINS = np.linspace(*X_RANGE, 61)
 #: Samples per histogram.
 N_SAMPLES = 2000
-
-
-def _check_sigma(sigma: object) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)):
-        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
-    if not (math.isfinite(float(sigma)) and float(sigma) > 0):
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    return float(sigma)
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
@@ -43,9 +28,9 @@ def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndar
         TypeError: if ``sigma`` is not a real number or ``n``/``seed`` is not an int.
         ValueError: if ``sigma`` is not positive, ``n`` < 1 or ``seed`` < 0.
     """
-    sigma = _check_sigma(sigma)
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
+    sigma = check_positive("sigma", sigma)
+    n = check_int("n", n, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     return np.random.default_rng(seed).normal(0.0, sigma, size=n)
 
 
@@ -80,11 +65,9 @@ def peak_ratios(sigma: float = 1.0, factor: float = 2.0, seeds: Iterable[int] = 
         TypeError / ValueError: a bad ``sigma``, ``factor``, seed or ``n`` (see
             :func:`gaussian_samples`), or no seeds.
     """
-    sigma = _check_sigma(sigma)
-    factor = _check_sigma(factor)
-    seeds = [_check_int("seed", s, 0) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
+    sigma = check_positive("sigma", sigma)
+    factor = check_positive("factor", factor)
+    seeds = check_ints("seeds", seeds, minimum=0)
     return np.array([histogram_peak(gaussian_samples(factor * sigma, n, 2 * s + 1))
                      / histogram_peak(gaussian_samples(sigma, n, 2 * s)) for s in seeds])
 

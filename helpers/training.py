@@ -18,6 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from helpers.validation import check_choice, check_int, check_positive
+
 OPTIMIZERS = ("sgd", "adam")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -63,14 +65,6 @@ def warmup_lr(step: int, base_lr: float, warmup_steps: int) -> float:
     return base_lr * (step + 1) / warmup_steps
 
 
-def _check_positive(name: str, value: float, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {'positive int' if integer else 'positive number'}, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-
-
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -113,17 +107,15 @@ def train(
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
-    _check_positive("lr", lr)
-    _check_positive("epochs", epochs, integer=True)
-    _check_positive("batch_size", batch_size, integer=True)
+    lr = check_positive("lr", lr)
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size must be <= the number of examples ({x.shape[0]}), got {batch_size}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
     if max_steps is not None:
-        _check_positive("max_steps", max_steps, integer=True)
+        max_steps = check_int("max_steps", max_steps, minimum=1)
 
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)

@@ -39,7 +39,7 @@ def test_different_seeds_differ() -> None:
 
 @pytest.mark.parametrize("seed", [-1])
 def test_negative_seed(seed: int) -> None:
-    with pytest.raises(ValueError, match="seed must be >= 0"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         helpers.setup_notebook(seed=seed)
 
 

@@ -37,20 +37,20 @@ def test_peak_ratio_halves_when_sigma_doubles() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="sigma must be > 0"):
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
         gaussian_samples(-1.0)
-    with pytest.raises(TypeError, match="sigma must be a real number"):
+    with pytest.raises(TypeError, match="sigma must be a finite number > 0"):
         gaussian_samples("1")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="n must be an int"):
+    with pytest.raises(TypeError, match="n must be an int >= 1"):
         gaussian_samples(1.0, n=2.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="seed must be >= 0"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         gaussian_samples(1.0, seed=-1)
     with pytest.raises(TypeError, match="samples must be a NumPy array"):
         histogram_peak([0.0, 1.0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-empty 1-D"):
         histogram_peak(np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="seeds must name at least one seed"):
+    with pytest.raises(ValueError, match="seeds must hold at least one"):
         peak_ratios(seeds=[])
-    with pytest.raises(ValueError, match="sigma must be > 0"):
+    with pytest.raises(ValueError, match="factor must be a finite number > 0"):
         peak_ratios(factor=0.0)
     assert N_SAMPLES == 2000

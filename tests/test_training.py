@@ -54,14 +54,16 @@ def test_adam_optimizer_runs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"lr": 0.0}, ValueError, "lr must be > 0"),
-        ({"lr": "fast"}, TypeError, "lr must be a positive number"),
-        ({"lr": 0.1, "epochs": 0}, ValueError, "epochs must be > 0"),
-        ({"lr": 0.1, "batch_size": 2.5}, TypeError, "batch_size must be a positive int"),
+        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0"),
+        ({"lr": float("inf")}, ValueError, "lr must be a finite number > 0"),
+        ({"lr": "fast"}, TypeError, "lr must be a finite number > 0"),
+        ({"lr": 0.1, "epochs": 0}, ValueError, "epochs must be an int >= 1"),
+        ({"lr": 0.1, "batch_size": 2.5}, TypeError, "batch_size must be an int >= 1"),
         ({"lr": 0.1, "batch_size": 10_000}, ValueError, "batch_size must be <= the number of examples"),
         ({"lr": 0.1, "optimizer": "rmsprop"}, ValueError, r"optimizer must be one of \('sgd', 'adam'\)"),
-        ({"lr": 0.1, "warmup_steps": -1}, ValueError, "warmup_steps must be >= 0"),
-        ({"lr": 0.1, "max_steps": 0}, ValueError, "max_steps must be > 0"),
+        ({"lr": 0.1, "warmup_steps": -1}, ValueError, "warmup_steps must be an int >= 0"),
+        ({"lr": 0.1, "warmup_steps": 1.5}, TypeError, "warmup_steps must be an int >= 0"),
+        ({"lr": 0.1, "max_steps": 0}, ValueError, "max_steps must be an int >= 1"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:
