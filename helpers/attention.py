@@ -10,6 +10,8 @@ Pure functions that return tensors, arrays and dataclasses; nothing here draws.
   :func:`regime_shares`: share of rows that are one-hot-like, uniform-like or in between;
 * :func:`softmax_jacobian`, :func:`gradient_vs_scale`: how much gradient reaches the scores
   as their scale grows;
+* :func:`manual_attention`, :func:`stable_softmax`: attention and the softmax written out
+  (the references of the notebook's build-it-yourself exercises);
 * :func:`layernorm_logit_std`: how a LayerNorm gain γ sets the scale of the scores;
 * :func:`std_ratio_over_seeds`, :func:`saturation_scale`, :func:`projected_logit_std`: the
   same measurements repeated over seeds, and the logit scale of attention at initialization
@@ -356,6 +358,36 @@ def manual_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: 
         hidden = torch.ones(lq, lk, dtype=torch.bool).triu(diagonal=1)
         scores = scores.masked_fill(hidden, float("-inf"))
     return torch.softmax(scores, dim=-1) @ v
+
+
+def stable_softmax(logits: torch.Tensor, temperature: float = 1.0, dim: int = -1) -> torch.Tensor:
+    """softmax(logits / temperature) along ``dim``, written out the numerically stable way.
+
+    Each slice along ``dim`` has its own maximum subtracted before ``exp``: the result is the
+    same (softmax ignores a constant added to a row), but the largest exponent is e⁰ = 1, so
+    logits like 1000 do not overflow to inf (inf / inf = nan) and logits like −1000 do not
+    underflow to 0 / 0.
+
+    Args:
+        logits: a floating-point tensor of any shape.
+        temperature: T > 0; larger T flattens the distribution, smaller T sharpens it.
+        dim: the dimension whose entries sum to 1 (the keys of an attention row: -1).
+
+    Raises:
+        TypeError: if ``logits`` is not a floating-point tensor or ``dim`` is not an int.
+        ValueError: if ``temperature`` is not a finite number > 0 or ``dim`` is out of range.
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point torch tensor, got {type(logits).__name__}"
+                        + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
+    temperature = _check_positive("temperature", temperature)
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    if not -max(logits.ndim, 1) <= dim < max(logits.ndim, 1):
+        raise ValueError(f"dim must be in [{-logits.ndim}, {logits.ndim - 1}] for a {logits.ndim}-D tensor, got {dim}")
+    z = logits / temperature
+    e = torch.exp(z - z.amax(dim=dim, keepdim=True))
+    return e / e.sum(dim=dim, keepdim=True)
 
 
 # -- bridge to LayerNorm ---------------------------------------------------------------------
