@@ -253,6 +253,53 @@ def rms_norm(
     return y if weight is None else y * weight
 
 
+def layer_norm_backward(
+    dout: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    eps: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of LayerNorm over the last dimension, written out by hand.
+
+    For ``y = x̂ · weight + bias`` with ``x̂ = (x - mean) / sqrt(var + eps)`` (mean and biased
+    variance over the last dimension of size D) and an upstream gradient ``dout = dL/dy``:
+
+    * ``dbias = dout`` summed over every leading dimension (one value per feature);
+    * ``dweight = dout · x̂`` summed the same way;
+    * ``dx = (g - mean(g) - x̂ · mean(g · x̂)) / sqrt(var + eps)`` with ``g = dout · weight``
+      and the means over the last dimension: the two mean terms are the gradient flowing
+      through the mean and the variance, which depend on every feature of the example.
+
+    The same numbers as autograd through :func:`layer_norm` (the unit tests check it).
+
+    Returns:
+        ``(dx, dweight, dbias)``, of the shapes of ``x``, ``weight`` and ``weight``.
+
+    Raises:
+        TypeError: if ``dout``, ``x`` or ``weight`` is not a tensor, or ``eps`` not a number.
+        ValueError: if ``x`` has no dimension, ``dout`` is not of ``x``'s shape, ``weight``
+            not of shape ``(D,)``, or ``eps`` < 0.
+    """
+    _check_tensor("dout", dout)
+    _check_tensor("x", x)
+    _check_tensor("weight", weight)
+    eps = _check_eps(eps)
+    if x.dim() < 1:
+        raise ValueError("x must have at least 1 dimension (..., D), got a scalar")
+    if tuple(dout.shape) != tuple(x.shape):
+        raise ValueError(f"dout must have the shape of x, {tuple(x.shape)}, got {tuple(dout.shape)}")
+    _check_affine("weight", weight, (x.shape[-1],))
+    mean = x.mean(dim=-1, keepdim=True)
+    rstd = 1 / torch.sqrt(x.var(dim=-1, unbiased=False, keepdim=True) + eps)
+    x_hat = (x - mean) * rstd
+    leading = tuple(range(x.dim() - 1))
+    dbias = dout.sum(dim=leading) if leading else dout.clone()
+    dweight = (dout * x_hat).sum(dim=leading) if leading else dout * x_hat
+    g = dout * weight
+    dx = rstd * (g - g.mean(dim=-1, keepdim=True) - x_hat * (g * x_hat).mean(dim=-1, keepdim=True))
+    return dx, dweight, dbias
+
+
 # -- measurements for the notebook ----------------------------------------------------------
 def standardize_eps_outside(x: torch.Tensor, dim: int | tuple[int, ...] = -1, eps: float = 1e-5) -> torch.Tensor:
     """The lecture-000 formula ``(x - mean) / (std + eps)`` (biased std), for comparison with

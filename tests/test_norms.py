@@ -496,3 +496,44 @@ def test_running_mean_trace_matches_batchnorm() -> None:
     assert abs(trace[-1] - layer.running_mean.item()) < 1e-5
     with pytest.raises(ValueError, match="momentum must be in"):
         BE.running_mean_trace(np.ones(3), 1.5)
+
+
+# -- LayerNorm backward by hand ------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 5), (7,)])
+@pytest.mark.parametrize("eps", [1e-5, 0.5])
+def test_layer_norm_backward_matches_autograd(shape, eps) -> None:
+    x = _randn(*shape, seed=2, dtype=torch.float64).requires_grad_()
+    w, b = (t.double().requires_grad_() for t in _affine((shape[-1],), seed=3))
+    dout = _randn(*shape, seed=4, dtype=torch.float64)
+    F.layer_norm(x, (shape[-1],), w, b, eps).backward(dout)
+    dx, dw, db = N.layer_norm_backward(dout, x.detach(), w.detach(), eps)
+    for ours, theirs in ((dx, x.grad), (dw, w.grad), (db, b.grad)):
+        assert ours.shape == theirs.shape
+        assert torch.allclose(ours, theirs, atol=1e-10)
+
+
+def test_layer_norm_backward_mean_terms_matter() -> None:
+    # without the mean and variance terms dx would be dout * w / std: visibly different
+    x, dout = _randn(3, 5, seed=5, dtype=torch.float64), _randn(3, 5, seed=6, dtype=torch.float64)
+    w = torch.ones(5, dtype=torch.float64)
+    dx, _, _ = N.layer_norm_backward(dout, x, w, 1e-5)
+    naive = dout / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    assert (dx - naive).abs().max() > 0.1
+    assert dx.sum(-1).abs().max() < 1e-10
+
+
+def test_layer_norm_backward_bad_inputs() -> None:
+    x = _randn(3, 4, dtype=torch.float64)
+    w = torch.ones(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"dout must have the shape of x, \(3, 4\)"):
+        N.layer_norm_backward(x[:2], x, w)
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\)"):
+        N.layer_norm_backward(x, x, torch.ones(3))
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        N.layer_norm_backward(x, x, w, eps=-1.0)
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        N.layer_norm_backward(torch.tensor(1.0), torch.tensor(1.0), w)
+    with pytest.raises(TypeError, match="dout must be a torch.Tensor"):
+        N.layer_norm_backward(np.ones((3, 4)), x, w)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
+        N.layer_norm_backward(x, x, [1.0] * 4)  # type: ignore[arg-type]
