@@ -328,6 +328,70 @@ def pytorch_layer_difference(norm: str, *, d_model: int = 16, n_heads: int = 4, 
         return float((block(x) - expected).abs().max())
 
 
+def _check_block_parts(x: object, ln1: object, attn: object, ln2: object, ffn: object) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor [batch, positions, d_model], got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape [batch, positions, d_model], got {tuple(x.shape)}")
+    for name, part in (("ln1", ln1), ("attn", attn), ("ln2", ln2), ("ffn", ffn)):
+        if not callable(part):
+            raise TypeError(f"{name} must be callable (a module or function), got {type(part).__name__}")
+
+
+def pre_ln_block(x: torch.Tensor, ln1: nn.Module, attn: nn.Module, ln2: nn.Module,
+                 ffn: nn.Module) -> torch.Tensor:
+    """One pre-LN block (GPT-2), written as a function of its four parts.
+
+    ``x = x + attn(ln1(x))`` then ``x + ffn(ln2(x))``: each sublayer reads a normalized copy
+    of the residual stream and adds its output to the un-normalized stream.  With
+    :class:`torch.nn.Identity` for ``ln1``/``ln2`` it is the ``"none"`` block.  Computes
+    what ``Block(norm="pre")`` (or ``"none"``) computes with the same parts.
+
+    Raises:
+        TypeError: if ``x`` is not a tensor or a part is not callable.
+        ValueError: if ``x`` is not ``[batch, positions, d_model]``.
+    """
+    _check_block_parts(x, ln1, attn, ln2, ffn)
+    x = x + attn(ln1(x))
+    return x + ffn(ln2(x))
+
+
+def post_ln_block(x: torch.Tensor, ln1: nn.Module, attn: nn.Module, ln2: nn.Module,
+                  ffn: nn.Module) -> torch.Tensor:
+    """One post-LN block (the original Transformer), written as a function of its four parts.
+
+    ``x = ln1(x + attn(x))`` then ``ln2(x + ffn(x))``: the LayerNorm normalizes the residual
+    sum itself.  Computes what ``Block(norm="post")`` computes with the same parts.
+
+    Raises:
+        TypeError: if ``x`` is not a tensor or a part is not callable.
+        ValueError: if ``x`` is not ``[batch, positions, d_model]``.
+    """
+    _check_block_parts(x, ln1, attn, ln2, ffn)
+    x = ln1(x + attn(x))
+    return ln2(x + ffn(x))
+
+
+def stream_norm(x: torch.Tensor) -> float:
+    """The mean L2 norm of one token's vector: ``x.norm(dim=-1).mean()``, as a float.
+
+    ``x`` is a residual stream ``[..., d_model]`` (e.g. ``[batch, positions, d_model]``);
+    the norm is taken over the last dimension (one vector per token) and averaged over all
+    tokens.  A LayerNorm output with gamma = 1 and beta = 0 has norm about sqrt(d_model).
+    :func:`residual_norms` reports this after the embeddings and after every block.
+
+    Raises:
+        TypeError: if ``x`` is not a floating-point tensor.
+        ValueError: if ``x`` has no dimension or no entries.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor [..., d_model], got {type(x).__name__}"
+                        + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
+    if x.dim() == 0 or x.numel() == 0:
+        raise ValueError(f"x must have at least one dimension and one entry, got shape {tuple(x.shape)}")
+    return float(x.detach().norm(dim=-1).mean())
+
+
 # ---------------------------------------------------------------------------------------
 # the task
 # ---------------------------------------------------------------------------------------
