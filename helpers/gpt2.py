@@ -27,6 +27,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,11 +392,16 @@ def stats_table(stats: list[LayerNormStats], digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def int8_roundtrip_error(y: np.ndarray, keep_channels: tuple[int, ...] | list[int] = ()) -> float:
-    """Relative error ‖y − ŷ‖ / ‖y‖ after symmetric int8 quantization with one absmax scale per row.
+def int8_roundtrip(y: np.ndarray, keep_channels: tuple[int, ...] | list[int] = ()) -> np.ndarray:
+    """``y`` after symmetric int8 quantization with one absmax scale per row, and back (float64).
 
-    Channels in ``keep_channels`` are kept exactly (in higher precision) and excluded from the
-    scale, as mixed-precision schemes for outlier features do.
+    Each row (one vector) gets the scale s = max |y_row| / 127; its values become the integers
+    round(y / s) in −127..127 and are multiplied back by s. A row of zeros stays zero. Channels in
+    ``keep_channels`` are kept exactly (in higher precision) and excluded from the scale, as
+    mixed-precision schemes for outlier features do.
+
+    Raises:
+        ValueError: if ``y`` is not 2-D (vectors × channels).
     """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2:
@@ -407,6 +413,49 @@ def int8_roundtrip_error(y: np.ndarray, keep_channels: tuple[int, ...] | list[in
     scale[scale == 0] = 1.0
     approx = y.copy()
     approx[:, ~keep] = np.clip(np.round(rest / scale), -127, 127) * scale
+    return approx
+
+
+def int8_roundtrip_error(
+    y: np.ndarray, keep_channels: tuple[int, ...] | list[int] = (),
+    roundtrip: Callable[[Any], Any] | None = None,
+) -> float:
+    """Relative error ‖y − ŷ‖ / ‖y‖ after symmetric int8 quantization with one absmax scale per row.
+
+    Channels in ``keep_channels`` are kept exactly (in higher precision) and excluded from the
+    scale, as mixed-precision schemes for outlier features do.
+
+    Args:
+        y: (vectors, channels) values.
+        keep_channels: channels kept aside, unquantized.
+        roundtrip: the quantize-and-back function to use on the other channels, called on a
+            float64 ``torch.Tensor`` of shape (vectors, channels quantized) and returning one of
+            the same shape (e.g. the one written in notebook 05); ``None`` uses
+            :func:`int8_roundtrip`.
+
+    Raises:
+        ValueError: if ``y`` is not 2-D, or ``roundtrip`` returns the wrong shape.
+        TypeError: if ``roundtrip`` is neither ``None`` nor callable.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError(f"y must be a 2-D array (vectors × channels), got shape {y.shape}")
+    if roundtrip is None:
+        approx = int8_roundtrip(y, keep_channels)
+    elif not callable(roundtrip):
+        raise TypeError(f"roundtrip must be a function or None, got {type(roundtrip).__name__}")
+    else:
+        import torch
+
+        keep = np.zeros(y.shape[1], dtype=bool)
+        keep[list(keep_channels)] = True
+        rest = y[:, ~keep]
+        out = roundtrip(torch.from_numpy(rest.copy()))
+        out = np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64)
+        if out.shape != rest.shape:
+            raise ValueError(f"roundtrip must return the shape it was given, {rest.shape}, got {out.shape}")
+        approx = y.copy()
+        approx[:, ~keep] = out
     total = float(np.linalg.norm(y))
     return float(np.linalg.norm(y - approx)) / total if total > 0 else 0.0
 
@@ -431,16 +480,45 @@ def gamma_claim_verdict(params: dict[str, np.ndarray], threshold: float = 0.5) -
     return ClaimVerdict(holds, fails, fraction_in(values_of(params, "weight")), threshold)
 
 
+def robust_z_rows(values: Any) -> np.ndarray:
+    """Robust z-scores along the last axis, in float64: (value − median) / (1.4826 × MAD).
+
+    The median is the usual one (the mean of the two middle values for an even count), and the
+    median absolute deviation MAD = median(|value − median|) is taken along the same axis: one
+    centre and one spread per row, e.g. per LayerNorm in a (25, 768) stack.
+
+    Args:
+        values: an array (or ``torch.Tensor``) with at least 2 values along its last axis.
+
+    Raises:
+        TypeError: if ``values`` is not numeric.
+        ValueError: if it has fewer than 2 values along the last axis, non-finite values, or a
+            row whose MAD is 0 (no robust spread to divide by).
+    """
+    if isinstance(values, (str, bytes)) or values is None:
+        raise TypeError(f"values must be a numeric array, got {type(values).__name__}")
+    try:
+        rows = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"values must be a numeric array, got {type(values).__name__}") from error
+    if rows.ndim == 0 or rows.shape[-1] < 2:
+        raise ValueError(f"values must have at least 2 values along the last axis, got shape {rows.shape}")
+    if not np.all(np.isfinite(rows)):
+        raise ValueError("values must be finite")
+    med = np.median(rows, axis=-1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(rows - med), axis=-1, keepdims=True)
+    if np.any(mad == 0):
+        raise ValueError("values has a row whose median absolute deviation is 0: no robust spread")
+    return (rows - med) / mad
+
+
 def robust_z(params: dict[str, np.ndarray], kind: str = "weight") -> np.ndarray:
     """(25, 768) robust z-scores: (value − LayerNorm median) / (1.4826 × LayerNorm MAD).
 
     The median absolute deviation (MAD) times 1.4826 equals the standard deviation for normal
     data but is not inflated by the outliers themselves, so one rule fits every LayerNorm.
     """
-    rows = stack(params, kind).astype(np.float64)
-    med = np.median(rows, axis=1, keepdims=True)
-    mad = 1.4826 * np.median(np.abs(rows - med), axis=1, keepdims=True)
-    return (rows - med) / mad
+    return robust_z_rows(stack(params, kind))
 
 
 @dataclass(frozen=True)
@@ -469,9 +547,25 @@ def recurring_outliers(
     n_norms = len(layernorm_names())
     if isinstance(min_layers, bool) or not isinstance(min_layers, int) or not 1 <= min_layers <= n_norms:
         raise ValueError(f"min_layers must be an int in 1..{n_norms}, got {min_layers!r}")
-    z = np.abs(robust_z(params, kind))
-    counts = (z > threshold).sum(axis=0)
+    return outliers_from_z(robust_z(params, kind), threshold, min_layers)
+
+
+def outliers_from_z(z: Any, threshold: float = OUTLIER_Z, min_layers: int = 10) -> list[RecurringOutlier]:
+    """:func:`recurring_outliers` from given (25, 768) robust z-scores (e.g. computed by hand).
+
+    Raises:
+        ValueError: if ``z`` is not (25, 768) and finite, ``threshold`` <= 0 or ``min_layers``
+            outside 1..25.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
     names = layernorm_names()
+    if isinstance(min_layers, bool) or not isinstance(min_layers, int) or not 1 <= min_layers <= len(names):
+        raise ValueError(f"min_layers must be an int in 1..{len(names)}, got {min_layers!r}")
+    z = np.abs(np.asarray(z, dtype=np.float64))
+    if z.shape != (len(names), WIDTH) or not np.all(np.isfinite(z)):
+        raise ValueError(f"z must be a finite ({len(names)}, {WIDTH}) array, got shape {z.shape}")
+    counts = (z > threshold).sum(axis=0)
     keep = [c for c in range(WIDTH) if counts[c] >= min_layers]
     keep.sort(key=lambda c: (-counts[c], c))
     return [RecurringOutlier(c, int(counts[c]), float(z[:, c].max()), names[int(z[:, c].argmax())])
@@ -544,7 +638,7 @@ class FoldingCheck:
 
 def folding_check(
     params: dict[str, np.ndarray], name: str, *, out_features: int = 2304, n_tokens: int = 64,
-    seed: int = 0,
+    seed: int = 0, fold: Callable[..., Any] | None = None,
 ) -> FoldingCheck:
     """Fold one real LayerNorm into a Linear layer drawn from GPT-2's N(0, 0.02²) init and compare.
 
@@ -552,8 +646,14 @@ def folding_check(
     an ``nn.Linear(768, out_features)`` (2304 = the width of GPT-2's query/key/value projection
     ``c_attn``), and, separately, through a LayerNorm without γ, β and the folded Linear.
 
+    ``fold`` is the folding function to use: ``fold(gamma, beta, weight, bias) ->
+    (folded_weight, folded_bias)`` on float32 ``torch.Tensor``s (e.g. the one written in
+    notebook 05); ``None`` uses :func:`fold_layernorm_into_linear`.
+
     Raises:
-        ValueError: for an unknown ``name`` or ``out_features``/``n_tokens`` < 1.
+        ValueError: for an unknown ``name`` or ``out_features``/``n_tokens`` < 1, or when
+            ``fold`` returns tensors of the wrong shape.
+        TypeError: if ``fold`` is neither ``None`` nor callable.
     """
     import torch
 
@@ -562,6 +662,8 @@ def folding_check(
     for label, value in (("out_features", out_features), ("n_tokens", n_tokens)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive int, got {value!r}")
+    if fold is not None and not callable(fold):
+        raise TypeError(f"fold must be a function or None, got {type(fold).__name__}")
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n_tokens, WIDTH, generator=gen)
     weight = torch.randn(out_features, WIDTH, generator=gen) * GPT2_INIT_STD
@@ -572,7 +674,14 @@ def folding_check(
         original = torch.nn.functional.linear(
             torch.nn.functional.layer_norm(x, (WIDTH,), gamma, beta, 1e-5), weight, bias)
         plain = torch.nn.functional.layer_norm(x, (WIDTH,), None, None, 1e-5)
-        w_f, b_f = fold_layernorm_into_linear(gamma.numpy(), beta.numpy(), weight.numpy(), bias.numpy())
+        if fold is None:
+            w_f, b_f = fold_layernorm_into_linear(gamma.numpy(), beta.numpy(), weight.numpy(), bias.numpy())
+        else:
+            w_t, b_t = fold(gamma.clone(), beta.clone(), weight.clone(), bias.clone())
+            w_f, b_f = (np.asarray(torch.as_tensor(t).detach().double()) for t in (w_t, b_t))
+            if w_f.shape != tuple(weight.shape) or b_f.shape != tuple(bias.shape):
+                raise ValueError(f"fold must return a weight of shape {tuple(weight.shape)} and a bias of "
+                                 f"shape {tuple(bias.shape)}, got {w_f.shape} and {b_f.shape}")
         folded = torch.nn.functional.linear(plain, torch.from_numpy(w_f).float(), torch.from_numpy(b_f).float())
         gamma_only = torch.nn.functional.linear(plain, torch.from_numpy(w_f).float(), bias)
     w = weight.double().numpy()

@@ -496,3 +496,92 @@ def test_per_layer_histograms_do_not_pile_outliers_into_the_edge_bins(params: di
     assert "20 > 3.4 (max 17.4)" in ln_f_axes.get_title()
     (stairs,) = [p for p in ln_f_axes.patches if hasattr(p, "get_data")]
     assert stairs.get_data().values.sum() == 768 - 26  # the 6 below and 20 above are left out
+
+
+# -- the references of notebook 05's build-it-yourself exercises ---------------------------
+
+
+def test_robust_z_rows_on_a_small_example() -> None:
+    rows = np.array([[1.0, 2.0, 3.0, 4.0, 100.0, 5.0], [0.0, 0.0, 1.0, 2.0, 2.0, 4.0]])
+    z = gpt2.robust_z_rows(rows)
+    # row 0: median 3.5 (the mean of the two middle values), |x − 3.5| = 2.5 1.5 .5 .5 96.5 1.5 -> MAD 1.5
+    np.testing.assert_allclose(z[0], (rows[0] - 3.5) / (1.4826 * 1.5))
+    # row 1: median 1.5, deviations 1.5 1.5 .5 .5 .5 2.5 -> MAD 1.0
+    np.testing.assert_allclose(z[1], (rows[1] - 1.5) / 1.4826)
+    import torch
+    np.testing.assert_array_equal(gpt2.robust_z_rows(torch.tensor(rows)), z)
+
+
+@pytest.mark.parametrize("values, error, message", [
+    ("abc", TypeError, "values must be a numeric array"),
+    (None, TypeError, "values must be a numeric array"),
+    ([[1.0, "x"]], TypeError, "values must be a numeric array"),
+    (np.float64(3.0), ValueError, "at least 2 values along the last axis"),
+    (np.ones((3, 1)), ValueError, "at least 2 values along the last axis"),
+    (np.array([1.0, np.nan, 2.0]), ValueError, "values must be finite"),
+    (np.array([[1.0, 1.0, 1.0, 5.0], [1.0, 2.0, 3.0, 4.0]]), ValueError, "median absolute deviation is 0"),
+])
+def test_robust_z_rows_rejects_bad_values(values, error, message) -> None:
+    with pytest.raises(error, match=message):
+        gpt2.robust_z_rows(values)
+
+
+def test_outliers_from_z_is_what_recurring_outliers_uses(params: dict[str, np.ndarray]) -> None:
+    z = gpt2.robust_z(params, "bias")
+    assert gpt2.outliers_from_z(z, 10, 10) == gpt2.recurring_outliers(params, "bias", 10, 10)
+    # a planted channel that is an outlier everywhere comes first
+    planted = z.copy()
+    planted[:, 5] = 50.0
+    found = gpt2.outliers_from_z(planted, 10, 10)
+    assert found[0].channel == 5 and found[0].count == 25
+    for kwargs, message in (({"z": z[:, :10]}, r"z must be a finite \(25, 768\) array"),
+                            ({"z": z * np.nan}, r"z must be a finite \(25, 768\) array"),
+                            ({"z": z, "threshold": -1}, "threshold must be a positive number"),
+                            ({"z": z, "min_layers": 30}, "min_layers must be an int in 1..25")):
+        with pytest.raises(ValueError, match=message):
+            gpt2.outliers_from_z(**kwargs)
+
+
+def test_int8_roundtrip_on_a_small_example() -> None:
+    y = np.array([[127.0, -63.6, 0.4, 10.0], [0.0, 0.0, 0.0, 0.0], [-2.54, 1.0, 0.5, 0.0]])
+    out = gpt2.int8_roundtrip(y)
+    np.testing.assert_allclose(out[0], [127.0, -64.0, 0.0, 10.0])     # scale 1
+    np.testing.assert_array_equal(out[1], 0.0)                        # zeros stay zeros
+    np.testing.assert_allclose(out[2], [-2.54, 1.0, 0.5, 0.0])       # scale 0.02: on the grid
+    kept = gpt2.int8_roundtrip(y, keep_channels=[0])                 # channel 0 kept: scale 63.6 / 127
+    assert kept[0, 0] == 127.0 and kept[0, 1] == pytest.approx(-63.6)
+    with pytest.raises(ValueError, match="y must be a 2-D array"):
+        gpt2.int8_roundtrip(np.ones(4))
+
+
+def test_int8_roundtrip_error_with_a_given_roundtrip(params: dict[str, np.ndarray]) -> None:
+    import torch
+    y = gpt2.apply_layernorm(np.random.default_rng(0).standard_normal((16, 768)),
+                             params["ln_f.weight"], params["ln_f.bias"])
+    keep = gpt2.largest_channels(params["ln_f.weight"])
+    as_torch = lambda t: torch.from_numpy(gpt2.int8_roundtrip(t.numpy()))  # noqa: E731
+    for channels in ((), keep):
+        assert gpt2.int8_roundtrip_error(y, channels, roundtrip=as_torch) == pytest.approx(
+            gpt2.int8_roundtrip_error(y, channels), rel=1e-12)
+    # a coarser quantizer gives a larger error: the argument is really used
+    coarse = lambda t: torch.round(t / t.abs().amax(1, keepdim=True) * 7) / 7 * t.abs().amax(1, keepdim=True)  # noqa: E731
+    assert gpt2.int8_roundtrip_error(y, roundtrip=coarse) > 5 * gpt2.int8_roundtrip_error(y)
+    with pytest.raises(TypeError, match="roundtrip must be a function or None"):
+        gpt2.int8_roundtrip_error(y, roundtrip="round")
+    with pytest.raises(ValueError, match="roundtrip must return the shape it was given"):
+        gpt2.int8_roundtrip_error(y, keep, roundtrip=lambda t: t[:, :5])
+
+
+def test_folding_check_with_a_given_fold(params: dict[str, np.ndarray]) -> None:
+    right = lambda g, b, w, c: (w * g, w @ b + c)  # noqa: E731
+    default = gpt2.folding_check(params, "h.5.ln_1", out_features=64, n_tokens=8)
+    given = gpt2.folding_check(params, "h.5.ln_1", out_features=64, n_tokens=8, fold=right)
+    assert given.max_diff_folded < 1e-5 * given.out_rms
+    assert given.weight_change == pytest.approx(default.weight_change, rel=1e-6)
+    wrong = gpt2.folding_check(params, "h.5.ln_1", out_features=64, n_tokens=8,
+                               fold=lambda g, b, w, c: (w * g, c))
+    assert wrong.max_diff_folded > 0.1 * wrong.out_rms
+    with pytest.raises(TypeError, match="fold must be a function or None"):
+        gpt2.folding_check(params, "ln_f", fold=3)
+    with pytest.raises(ValueError, match="fold must return a weight of shape"):
+        gpt2.folding_check(params, "ln_f", out_features=8, fold=lambda g, b, w, c: (w.T, c))
