@@ -28,6 +28,8 @@ from torch.nn import functional as F
 
 from helpers.initialization import make_mlp, mnist_batch, profile_model
 from helpers.training import single_thread, warmup_lr
+from helpers.validation import (check_bool, check_choice, check_int, check_ints, check_positive,
+                                check_real, check_reals, is_real)
 
 #: The floating-point types :func:`repeated_product_norms` accepts.
 DTYPES: dict[str, torch.dtype] = {
@@ -38,19 +40,51 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
-    for name, value in DTYPES.items():
-        if value == dtype:
-            return name
-    raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+def _check_dtype(dtype: object) -> torch.dtype:
+    """``dtype`` if it is one of the torch dtypes of :data:`DTYPES`."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be one of the torch dtypes {list(DTYPES)}, got {dtype!r}")
+    return check_choice("dtype", dtype, tuple(DTYPES.values()))
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
+def predicted_growth(s: float, n: int, scale_by_sqrt_n: bool = False) -> float:
+    """The factor by which ``‖A_k‖_F`` grows per step of ``A_k = s · A_{k-1} · B_k``.
+
+    Each entry of ``A_{k-1} B_k`` is a sum of ``n`` products of independent unit-variance
+    numbers, so its standard deviation is ``√n`` times an entry of ``A_{k-1}``: the norm
+    grows by ``s·√n`` per step, and by ``s`` when ``B_k`` is divided by ``√n``.  The one
+    place this formula is written: figures, the panel and :func:`predicted_overflow_step` use it.
+
+    Raises:
+        TypeError / ValueError: for an ``s`` that is not a finite number > 0 or an ``n`` < 1.
+    """
+    s = check_positive("s", s)
+    n = check_int("n", n, minimum=1)
+    return s if check_bool("scale_by_sqrt_n", scale_by_sqrt_n) else s * math.sqrt(n)
+
+
+def predicted_norms(start: float, growth: float, steps: int) -> np.ndarray:
+    """``start · growth^k`` for ``k = 0 … steps - 1``, float64 (``inf``/``0`` past its range).
+
+    The curve a repeated product follows if every step multiplies its norm by exactly
+    ``growth`` (e.g. :func:`predicted_growth`).
+    """
+    start = check_real("start", start, minimum=0.0)
+    growth = check_real("growth", growth, minimum=0.0)
+    steps = check_int("steps", steps, minimum=1)
+    with np.errstate(over="ignore", under="ignore"):
+        return start * growth ** np.arange(steps, dtype=np.float64)
+
+
+def norm_range(n: int, dtype: torch.dtype) -> tuple[float, float]:
+    """About where ``‖A_k‖_F`` of an ``n × n`` matrix leaves ``dtype``'s range: ``(low, high)``.
+
+    ``high = n × the largest finite value`` (capped at 1e308, a float64 limit) and
+    ``low = n × the smallest subnormal``: one entry is about ``‖A_k‖_F / n``.
+    """
+    n = check_int("n", n, minimum=1)
+    info = torch.finfo(_check_dtype(dtype))
+    return n * info.smallest_normal * info.eps, min(n * info.max, 1e308)
 
 
 def repeated_product_norms(
@@ -83,18 +117,15 @@ def repeated_product_norms(
         ``0.0``.  No exception is raised for overflow or underflow.
 
     Raises:
-        ValueError: for an invalid ``s``, ``n``, ``steps``, ``dtype`` or ``seed``.
+        TypeError: for an ``s``, ``n``, ``steps`` or ``seed`` of the wrong type, or a ``dtype``
+            that is not a torch dtype.
+        ValueError: for an out-of-range ``s``, ``n``, ``steps`` or ``seed``, or another torch dtype.
     """
-    if isinstance(s, bool) or not isinstance(s, (int, float, np.floating, np.integer)):
-        raise ValueError(f"s must be a finite number > 0, got {s!r}")
-    if not (math.isfinite(float(s)) and s > 0):
-        raise ValueError(f"s must be a finite number > 0, got {s}")
-    n = _check_int("n", n, 1)
-    steps = _check_int("steps", steps, 1)
-    seed = _check_int("seed", seed, 0)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"dtype must be one of {list(DTYPES)} (torch dtypes), got {dtype!r}")
-    _dtype_name(dtype)
+    s = check_positive("s", s)
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    dtype = _check_dtype(dtype)
 
     generator = torch.Generator().manual_seed(seed)
     draws = torch.randn(steps + 1, n, n, generator=generator, dtype=torch.float64)
@@ -141,10 +172,10 @@ def predicted_overflow_step(s: float, n: int, scale_by_sqrt_n: bool, dtype: torc
     ``‖A_0‖_F ≈ n`` for an ``n × n`` matrix of N(0, 1) entries; a single entry is about
     ``‖A_k‖_F / n``, and it is the entries that overflow or underflow.
     """
-    growth = s if scale_by_sqrt_n else s * math.sqrt(n)
+    growth = predicted_growth(s, n, scale_by_sqrt_n)
     if growth == 1:
         return math.inf
-    info = torch.finfo(dtype)
+    info = torch.finfo(_check_dtype(dtype))
     limit = info.max if growth > 1 else info.smallest_normal * info.eps
     # entry size ≈ 1 · growth^k reaches the limit
     return math.log(limit) / math.log(growth)
@@ -180,8 +211,7 @@ def make_normed_mlp(gain: float, norm: str = "none", depth: int = 50, width: int
     Raises:
         ValueError: for an unknown ``norm`` (make_mlp validates the rest).
     """
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    check_choice("norm", norm, NORMS)
     model = make_mlp(gain, depth, width, "relu", norm == "layernorm", seed)
     if norm == "batchnorm":
         for block in _blocks(model):
@@ -204,6 +234,63 @@ def normed_profile(gain: float, norm: str = "none", depth: int = 50, width: int 
     return act, grad
 
 
+class RescaledProfiles:
+    """Norm profiles of :func:`make_normed_mlp` networks for any gain, drawing weights once.
+
+    ``W ~ N(0, c/n)`` is ``√c`` times ``W ~ N(0, 1/n)``: one network per ``(depth, norm)`` is
+    drawn at gain 1 and its weights are multiplied in place by ``√(c_new / c_old)`` whenever
+    another gain is asked for, so every gain of a ``(depth, norm)`` sees the same random
+    draw (a slider moving ``c`` changes the scale only, not the sample).  Profiles are
+    cached per ``(gain, depth, norm)``; the ``c = 2`` reference per ``(depth, norm)`` comes
+    from :func:`normed_profile` (its own network, the same seed).
+
+    Args:
+        batch: the number of MNIST images pushed through each network.
+        width: the hidden width of every network.
+    """
+
+    def __init__(self, batch: int = 256, width: int = 100) -> None:
+        self.batch = check_int("batch", batch, minimum=1)
+        self.width = check_int("width", width, minimum=1)
+        self._x, self._y = mnist_batch(self.batch)
+        self._models: dict[tuple[int, str], tuple[nn.Sequential, float]] = {}
+        self._profiles: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._references: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def profile(self, gain: float, depth: int, norm: str) -> tuple[np.ndarray, np.ndarray]:
+        """Activation and gradient norms per hidden layer for gain ``gain`` (cached).
+
+        Raises:
+            TypeError / ValueError: for a bad ``gain``, ``depth`` or ``norm``.
+        """
+        gain = round(check_positive("gain", gain), 6)
+        depth = check_int("depth", depth, minimum=1)
+        check_choice("norm", norm, NORMS)
+        key = (gain, depth, norm)
+        if key not in self._profiles:
+            model, current = self._models.get((depth, norm)) or (
+                make_normed_mlp(1.0, norm, depth=depth, width=self.width), 1.0)
+            with torch.no_grad():
+                factor = math.sqrt(gain / current)
+                for module in model.modules():
+                    if isinstance(module, nn.Linear):
+                        module.weight.mul_(factor)
+            self._models[depth, norm] = (model, gain)
+            with single_thread():
+                act, grad, _ = profile_model(model, self._x, self._y)
+            self._profiles[key] = (act, grad)
+        return self._profiles[key]
+
+    def reference(self, depth: int, norm: str, gain: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`normed_profile` at ``gain`` for ``(depth, norm)`` on the same batch (cached)."""
+        key = (check_positive("gain", gain), check_int("depth", depth, minimum=1),
+               check_choice("norm", norm, NORMS))
+        if key not in self._references:
+            self._references[key] = normed_profile(gain, norm, depth=depth, width=self.width,
+                                                   batch=self.batch)
+        return self._references[key]
+
+
 # --------------------------------------------------------------------------------------
 # Many networks at once: S deep MLPs as one batched model (torch.bmm)
 # --------------------------------------------------------------------------------------
@@ -211,28 +298,13 @@ BATCHED_NORMS = ("none", "layernorm")
 
 
 def _check_members(gains: object, seeds: object) -> tuple[tuple[float, ...], tuple[int, ...]]:
-    if isinstance(gains, (str, bytes)) or not hasattr(gains, "__len__"):
-        raise TypeError(f"gains must be a sequence of numbers, got {type(gains).__name__}")
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
-        raise TypeError(f"seeds must be a sequence of ints, got {type(seeds).__name__}")
-    if len(gains) == 0 or len(gains) != len(seeds):  # type: ignore[arg-type]
-        raise ValueError(f"gains and seeds must be non-empty and of equal length, got {len(gains)} and "  # type: ignore[arg-type]
-                         f"{len(seeds)}")  # type: ignore[arg-type]
-    out_gains = []
-    for g in gains:  # type: ignore[union-attr]
-        if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)):
-            raise TypeError(f"gains must hold real numbers, got {g!r}")
-        if not (math.isfinite(float(g)) and g > 0):
-            raise ValueError(f"gains must be finite and > 0, got {g}")
-        out_gains.append(float(g))
-    out_seeds = []
-    for s in seeds:  # type: ignore[union-attr]
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"seeds must hold ints, got {s!r}")
-        if s < 0:
-            raise ValueError(f"seeds must be >= 0, got {s}")
-        out_seeds.append(int(s))
-    return tuple(out_gains), tuple(out_seeds)
+    """One gain and one seed per member network: equally long, non-empty sequences."""
+    gains_t = check_reals("gains", gains)
+    seeds_t = check_ints("seeds", seeds, minimum=0)
+    if len(gains_t) != len(seeds_t):
+        raise ValueError(f"gains and seeds must be of equal length (one per member), got {len(gains_t)} "
+                         f"and {len(seeds_t)}")
+    return gains_t, seeds_t
 
 
 class BatchedMLP(nn.Module):
@@ -257,10 +329,8 @@ class BatchedMLP(nn.Module):
                  norm: str = "none", residual: bool = False) -> None:
         super().__init__()
         gains_t, seeds_t = _check_members(gains, seeds)
-        if norm not in BATCHED_NORMS:
-            raise ValueError(f"norm must be one of {BATCHED_NORMS}, got {norm!r}")
-        if not isinstance(residual, bool):
-            raise TypeError(f"residual must be a bool, got {residual!r}")
+        check_choice("norm", norm, BATCHED_NORMS)
+        residual = check_bool("residual", residual)
         self.gains, self.seeds, self.norm, self.residual = gains_t, seeds_t, norm, residual
         members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t)]
         layers = [[block[0].weight for block in _blocks(m)] + [m[-1].weight] for m in members]
@@ -304,8 +374,7 @@ class BatchedMLP(nn.Module):
         (``residual=True`` has no ``nn.Sequential`` counterpart)."""
         if self.residual:
             raise ValueError("a residual BatchedMLP has no nn.Sequential counterpart")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < self.size:
-            raise ValueError(f"k must be an int in [0, {self.size - 1}], got {k!r}")
+        k = check_int("k", k, minimum=0, maximum=self.size - 1)
         model = make_normed_mlp(self.gains[k], self.norm, self.depth, self.width, self.seeds[k])
         with torch.no_grad():
             for layer, w in zip([b[0] for b in _blocks(model)] + [model[-1]], self.weights):
@@ -354,15 +423,11 @@ def batched_error(model: BatchedMLP, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 def _per_member(name: str, value: object, size: int) -> torch.Tensor:
-    values = [value] * size if isinstance(value, (int, float, np.integer, np.floating)) else value
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != size:
-        raise ValueError(f"{name} must be a number > 0 or one per member ({size}), got {value!r}")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v > 0:
-            raise ValueError(f"{name} must be a number > 0 or one per member ({size}), got {value!r}")
-        out.append(float(v))
-    return torch.tensor(out, dtype=torch.float32)
+    """One number > 0 for every member: ``value`` itself repeated, or a sequence of ``size``."""
+    values = (check_positive(name, value),) * size if is_real(value) else check_reals(name, value)
+    if len(values) != size:
+        raise ValueError(f"{name} must be a number > 0 or one per member ({size}), got {len(values)} values")
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def train_batched(
@@ -398,13 +463,13 @@ def train_batched(
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
     rates = _per_member("lr", lr, model.size)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size must be <= the number of examples ({x.shape[0]}), got {batch_size}")
-    warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
-    seed = _check_int("seed", seed, 0)
-    every = _check_int("track_every", track_every, 1)
+    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
+    every = check_int("track_every", track_every, minimum=1)
     track = [int(i) for i in track_layers]
     if any(not 1 <= i <= model.depth for i in track):
         raise ValueError(f"track_layers must be hidden layers in [1, {model.depth}], got {track}")
@@ -535,8 +600,8 @@ def drift_study(
     Raises:
         ValueError: for a ``lr`` mapping without every gain (the rest is validated downstream).
     """
-    gains_t, _ = _check_members(list(gains), [0] * len(gains))
-    seeds_t = [int(s) for s in seeds]
+    gains_t = check_reals("gains", gains)
+    seeds_t = check_ints("seeds", seeds, minimum=0)
     member_gains = [g for g in gains_t for _ in seeds_t]
     member_seeds = [s for _ in gains_t for s in seeds_t]
     if isinstance(lr, dict):
@@ -585,8 +650,7 @@ def backward_growth(gain: float, norm: str, depth: int = 50, width: int = 100, b
     Raises:
         ValueError: if ``norm`` is not ``"layernorm"`` or ``"batchnorm"``.
     """
-    if norm not in ("layernorm", "batchnorm"):
-        raise ValueError(f"norm must be 'layernorm' or 'batchnorm', got {norm!r}")
+    check_choice("norm", norm, ("layernorm", "batchnorm"))
     model = make_normed_mlp(gain, norm, depth, width, seed)
     x, y = mnist_batch(batch)
     with single_thread():
@@ -636,11 +700,12 @@ def layernorm_sweep(
     Returns ``{lr: SweepResult}`` with one column per seed.
 
     Raises:
-        ValueError: for an empty ``lrs`` or ``seeds`` (the rest is validated downstream).
+        TypeError: if ``lrs`` or ``seeds`` is not a sequence of numbers / ints.
+        ValueError: for an empty ``lrs`` or ``seeds``, a rate that is not > 0 or a seed < 0
+            (the rest is validated downstream).
     """
-    lrs, seeds = [float(r) for r in lrs], [int(s) for s in seeds]
-    if not lrs or not seeds:
-        raise ValueError(f"lrs and seeds must be non-empty, got {lrs} and {seeds}")
+    lrs = list(check_reals("lrs", lrs))
+    seeds = list(check_ints("seeds", seeds, minimum=0))
     model = BatchedMLP([gain] * (len(lrs) * len(seeds)), seeds * len(lrs), depth=depth,
                        norm="layernorm", residual=residual)
     run = train_batched(model, x, y, lr=[r for r in lrs for _ in seeds], steps=steps,

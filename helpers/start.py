@@ -34,6 +34,31 @@ def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndar
     return np.random.default_rng(seed).normal(0.0, sigma, size=n)
 
 
+def gaussian_density(x: np.ndarray, sigma: float) -> np.ndarray:
+    """The density of N(0, sigma^2) at ``x``: exp(−x²/2σ²) / (σ√(2π)).
+
+    Raises:
+        TypeError / ValueError: if ``sigma`` is not a finite number > 0.
+    """
+    sigma = check_positive("sigma", sigma)
+    return np.exp(-0.5 * (np.asarray(x, dtype=np.float64) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+
+
+def density_histogram(samples: np.ndarray) -> np.ndarray:
+    """Heights of the density histogram of ``samples`` over :data:`BINS` (area 1 inside the bins).
+
+    Raises:
+        TypeError: if ``samples`` is not a NumPy array.
+        ValueError: if ``samples`` is empty or not one-dimensional.
+    """
+    if not isinstance(samples, np.ndarray):
+        raise TypeError(f"samples must be a NumPy array, got {type(samples).__name__}")
+    if samples.ndim != 1 or samples.size == 0:
+        raise ValueError(f"samples must be a non-empty 1-D array, got shape {samples.shape}")
+    heights, _ = np.histogram(samples, bins=BINS, density=True)
+    return heights
+
+
 def histogram_peak(samples: np.ndarray) -> float:
     """Height of the density histogram of ``samples`` (bins :data:`BINS`) at its peak.
 
@@ -45,11 +70,7 @@ def histogram_peak(samples: np.ndarray) -> float:
         TypeError: if ``samples`` is not a NumPy array.
         ValueError: if ``samples`` is empty or not one-dimensional.
     """
-    if not isinstance(samples, np.ndarray):
-        raise TypeError(f"samples must be a NumPy array, got {type(samples).__name__}")
-    if samples.ndim != 1 or samples.size == 0:
-        raise ValueError(f"samples must be a non-empty 1-D array, got shape {samples.shape}")
-    heights, _ = np.histogram(samples, bins=BINS, density=True)
+    heights = density_histogram(samples)
     middle = len(heights) // 2
     return float(heights[middle - 1:middle + 1].mean())
 
@@ -72,4 +93,5 @@ def peak_ratios(sigma: float = 1.0, factor: float = 2.0, seeds: Iterable[int] = 
                      / histogram_peak(gaussian_samples(sigma, n, 2 * s)) for s in seeds])
 
 
-__all__ = ["BINS", "N_SAMPLES", "X_RANGE", "gaussian_samples", "histogram_peak", "peak_ratios"]
+__all__ = ["BINS", "N_SAMPLES", "X_RANGE", "density_histogram", "gaussian_density", "gaussian_samples",
+           "histogram_peak", "peak_ratios"]

@@ -141,7 +141,7 @@ def _items(name: str, values: object, what: str) -> list[Any]:
         raise TypeError(f"{name} must be a sequence of {what}, got {values!r} ({type(values).__name__})")
     items = list(values)
     if not items:
-        raise ValueError(f"{name} must hold at least one of {what}, got none")
+        raise ValueError(f"{name} must hold at least one value ({what}), got none")
     return items
 
 

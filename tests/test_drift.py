@@ -12,6 +12,9 @@ from torch import nn
 from helpers.drift import (
     first_nonfinite_step,
     growth_per_step,
+    norm_range,
+    predicted_growth,
+    predicted_norms,
     predicted_overflow_step,
     repeated_product_norms,
 )
@@ -83,23 +86,68 @@ def test_critical_scale() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"s": 0.0}, "s must be a finite number > 0"),
-        ({"s": -1.0}, "s must be a finite number > 0"),
-        ({"s": math.inf}, "s must be a finite number > 0"),
-        ({"s": "2"}, "s must be a finite number > 0"),
-        ({"s": 1.0, "n": 0}, "n must be an int >= 1"),
-        ({"s": 1.0, "n": 2.5}, "n must be an int >= 1"),
-        ({"s": 1.0, "steps": 0}, "steps must be an int >= 1"),
-        ({"s": 1.0, "seed": -1}, "seed must be an int >= 0"),
-        ({"s": 1.0, "dtype": torch.int32}, "dtype must be one of"),
-        ({"s": 1.0, "dtype": "float32"}, "dtype must be one of"),
+        ({"s": 0.0}, ValueError, "s must be a finite number > 0"),
+        ({"s": -1.0}, ValueError, "s must be a finite number > 0"),
+        ({"s": math.inf}, ValueError, "s must be a finite number > 0"),
+        ({"s": "2"}, TypeError, "s must be a finite number > 0"),
+        ({"s": 1.0, "n": 0}, ValueError, "n must be an int >= 1"),
+        ({"s": 1.0, "n": 2.5}, TypeError, "n must be an int >= 1"),
+        ({"s": 1.0, "steps": 0}, ValueError, "steps must be an int >= 1"),
+        ({"s": 1.0, "seed": -1}, ValueError, "seed must be an int >= 0"),
+        ({"s": 1.0, "dtype": torch.int32}, ValueError, "dtype must be one of"),
+        ({"s": 1.0, "dtype": "float32"}, TypeError, "dtype must be one of the torch dtypes"),
     ],
 )
-def test_bad_inputs(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+def test_bad_inputs(kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
         repeated_product_norms(**kwargs)
+
+
+def test_predicted_growth_is_s_root_n_or_s() -> None:
+    assert predicted_growth(2.0, 16) == pytest.approx(8.0)
+    assert predicted_growth(2.0, 16, scale_by_sqrt_n=True) == 2.0
+    # the measured growth of a long product follows it (to a few percent for n = 30)
+    for scaled in (False, True):
+        norms = repeated_product_norms(0.9, n=30, steps=40, scale_by_sqrt_n=scaled, dtype=torch.float64)
+        assert growth_per_step(norms) == pytest.approx(predicted_growth(0.9, 30, scaled), rel=0.1)
+    with pytest.raises(ValueError, match="s must be a finite number > 0"):
+        predicted_growth(0.0, 4)
+    with pytest.raises(TypeError, match="n must be an int >= 1"):
+        predicted_growth(1.0, 4.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scale_by_sqrt_n must be True or False"):
+        predicted_growth(1.0, 4, 1)  # type: ignore[arg-type]
+
+
+def test_predicted_norms_and_norm_range() -> None:
+    np.testing.assert_allclose(predicted_norms(3.0, 2.0, 4), [3.0, 6.0, 12.0, 24.0])
+    assert predicted_norms(1.0, 1e10, 40)[-1] == math.inf  # past float64: inf, no warning
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        predicted_norms(1.0, 2.0, 0)
+    low, high = norm_range(30, torch.float32)
+    info = torch.finfo(torch.float32)
+    assert high == pytest.approx(30 * info.max) and low == pytest.approx(30 * info.smallest_normal * info.eps)
+    assert norm_range(30, torch.float64)[1] == 1e308  # capped at a float64 value
+    with pytest.raises(TypeError, match="dtype must be one of the torch dtypes"):
+        norm_range(30, "float32")  # type: ignore[arg-type]
+
+
+def test_rescaled_profiles_match_a_fresh_network_at_that_gain() -> None:
+    from helpers.drift import RescaledProfiles, normed_profile
+
+    profiles = RescaledProfiles(batch=32, width=16)
+    first = profiles.profile(1.0, 6, "none")
+    act, grad = profiles.profile(3.0, 6, "none")  # the gain-1 network rescaled in place
+    ref_act, ref_grad = normed_profile(3.0, "none", depth=6, width=16, batch=32)
+    np.testing.assert_allclose(act, ref_act, rtol=1e-4)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-4)
+    assert profiles.profile(1.0, 6, "none") is first  # cached, not recomputed from the rescaled net
+    assert profiles.reference(6, "none")[0] is profiles.reference(6, "none")[0]
+    with pytest.raises(ValueError, match="norm must be one of"):
+        profiles.profile(1.0, 6, "groupnorm")
+    with pytest.raises(ValueError, match="gain must be a finite number > 0"):
+        profiles.profile(0.0, 6, "none")
 
 
 def test_growth_and_first_nonfinite_helpers() -> None:

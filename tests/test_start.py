@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.start import BINS, N_SAMPLES, gaussian_samples, histogram_peak, peak_ratios
+from helpers.start import (BINS, density_histogram, gaussian_density, gaussian_samples, histogram_peak,
+                           peak_ratios)
 
 
 def test_samples_are_seeded_and_scaled() -> None:
@@ -14,6 +15,25 @@ def test_samples_are_seeded_and_scaled() -> None:
     np.testing.assert_array_equal(a, gaussian_samples(1.0, n=500, seed=3))
     assert not np.array_equal(a, gaussian_samples(1.0, n=500, seed=4))
     assert abs(gaussian_samples(4.0, n=20_000).std() - 4.0) < 0.1
+
+
+def test_gaussian_density() -> None:
+    assert gaussian_density(np.array([0.0]), 2.0)[0] == pytest.approx(1 / (2 * np.sqrt(2 * np.pi)))
+    grid = np.linspace(-40, 40, 8001)
+    assert np.trapezoid(gaussian_density(grid, 3.0), grid) == pytest.approx(1.0, rel=1e-6)
+    assert gaussian_density(np.array([2.0]), 1.0)[0] == pytest.approx(np.exp(-2) / np.sqrt(2 * np.pi))
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
+        gaussian_density(grid, 0.0)
+
+
+def test_density_histogram_has_area_one_and_follows_the_density() -> None:
+    heights = density_histogram(gaussian_samples(1.0, n=200_000))
+    assert heights.shape == (len(BINS) - 1,)
+    assert (heights * np.diff(BINS)).sum() == pytest.approx(1.0)
+    middles = (BINS[:-1] + BINS[1:]) / 2
+    assert np.abs(heights - gaussian_density(middles, 1.0)).max() < 0.02
+    with pytest.raises(TypeError, match="samples must be a NumPy array"):
+        density_histogram([0.0])  # type: ignore[arg-type]
 
 
 def test_histogram_peak_of_a_known_histogram() -> None:
@@ -53,4 +73,3 @@ def test_bad_inputs() -> None:
         peak_ratios(seeds=[])
     with pytest.raises(ValueError, match="factor must be a finite number > 0"):
         peak_ratios(factor=0.0)
-    assert N_SAMPLES == 2000

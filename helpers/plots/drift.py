@@ -7,13 +7,12 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from helpers.drift import DTYPES, DriftStudy, growth_per_step
-from helpers.plots import color, label_axes, new_figure
+from helpers.drift import DriftStudy, growth_per_step, predicted_growth
+from helpers.plots import artist, color, freeze_layout, label_axes, new_figure, set_limits
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -52,12 +51,12 @@ def repeated_product_figure(unscaled: Mapping[float, np.ndarray], scaled: Mappin
     """‖A_k‖_F for each ``s``: B_k with N(0, 1) entries (left) and divided by √n (right)."""
     fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
     for ax, data, title, factor in (
-        (axes[0, 0], unscaled, f"B_k ~ N(0, 1): growth ≈ s·√n per step (n = {n})", math.sqrt(n)),
-        (axes[0, 1], scaled, "B_k ~ N(0, 1/n): growth ≈ s per step", 1.0),
+        (axes[0, 0], unscaled, f"B_k ~ N(0, 1): growth ≈ s·√n per step (n = {n})", False),
+        (axes[0, 1], scaled, "B_k ~ N(0, 1/n): growth ≈ s per step", True),
     ):
         for i, (s, norms) in enumerate(data.items()):
             _plot_norm_sequence(ax, norms, i, f"s = {s:g} (measured ×{growth_per_step(norms):.3g}/step, "
-                                             f"predicted ×{s * factor:.3g})")
+                                             f"predicted ×{predicted_growth(s, n, factor):.3g})")
         ax.set_yscale("log")
         label_axes(ax, title=title, xlabel="step k", ylabel="‖A_k‖_F (log scale)")
         ax.legend(fontsize=8, loc="upper left")
@@ -78,7 +77,7 @@ Y_LIMITS = {"float16": (1e-8, 1e9), "bfloat16": (1e-46, 1e42), "float32": (1e-46
 def _fixed_layout(fig: Figure, label_x: float = -0.11, **margins: float) -> None:
     """Fixed margins, title and axis-label positions instead of a layout engine: a panel
     redraw then does no relayout (measuring tick labels dominated the redraw time)."""
-    fig.set_layout_engine(None)
+    freeze_layout(fig, measure=False)
     fig.subplots_adjust(**margins)
     for ax in fig.axes:
         ax.set_title(" ", y=1.01)
@@ -94,35 +93,28 @@ def product_panel_figure(steps: int = 60) -> Figure:
     ax = axes[0, 0]
     _few_log_ticks(ax)
     ax.set_xlim(0, steps - 1)
-    artists = {
-        "high": ax.axhline(1.0, color=color(3), linestyle=":"),
-        "low": ax.axhline(1.0, color=color(4), linestyle="-."),
-        "predicted": ax.plot([], [], color="0.5", linestyle="--")[0],
-        "measured": ax.plot([], [], label="measured ‖A_k‖_F", **_style(0))[0],
-        "bad": ax.plot([], [], marker="X", markersize=11, color=color(0), linestyle="none")[0],
-        "note": ax.annotate("", (0, 1), textcoords="offset points", xytext=(4, 4), color=color(0),
-                            fontsize=10),
-    }
+    ax.axhline(1.0, color=color(3), linestyle=":", gid="high")
+    ax.axhline(1.0, color=color(4), linestyle="-.", gid="low")
+    ax.plot([], [], color="0.5", linestyle="--", gid="predicted")
+    ax.plot([], [], label="measured ‖A_k‖_F", gid="measured", **_style(0))
+    ax.plot([], [], marker="X", markersize=11, color=color(0), linestyle="none", gid="bad")
+    ax.annotate("", (0, 1), textcoords="offset points", xytext=(4, 4), color=color(0), fontsize=10,
+                gid="note")
     ax.set_xlabel("step k")
     ax.set_ylabel("‖A_k‖_F (log scale)")
-    fig._drift_artists = artists  # type: ignore[attr-defined]
-    fig._drift_state = {}  # type: ignore[attr-defined]
     return fig
 
 
-def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtype_name: str,
+def update_product_figure(fig: Figure, norms: np.ndarray, predicted: np.ndarray,
+                          levels: tuple[float, float], *, s: float, n: int, dtype_name: str,
                           scaled: bool) -> None:
-    """Redraw the panel in place: ‖A_k‖_F, the predicted growth, and the dtype's overflow/underflow levels."""
+    """Redraw the panel in place: the measured ‖A_k‖_F, the ``predicted`` curve (same steps)
+    and the dtype's underflow/overflow ``levels`` (low, high) of :func:`helpers.drift.norm_range`."""
     ax = fig.axes[0]
-    art = fig._drift_artists  # type: ignore[attr-defined]
-    state = fig._drift_state  # type: ignore[attr-defined]
+    art = {name: artist(ax, name) for name in ("high", "low", "predicted", "measured", "bad", "note")}
     steps = np.arange(len(norms))
-    growth = s if scaled else s * math.sqrt(n)
-    with np.errstate(over="ignore", under="ignore"):
-        predicted = norms[0] * growth ** steps.astype(np.float64)
-    info = torch.finfo(DTYPES[dtype_name])
-    high = min(n * info.max, 1e308)
-    low = n * info.smallest_normal * info.eps
+    growth = predicted_growth(s, n, scaled)
+    low, high = levels
     bottom, top = Y_LIMITS[dtype_name]
     art["high"].set_ydata([high, high])
     art["high"].set_visible(high < top)
@@ -144,12 +136,7 @@ def update_product_figure(fig: Figure, norms: np.ndarray, s: float, n: int, dtyp
     else:
         art["bad"].set_data([], [])
         art["note"].set_text("")
-    if state.get("ylim") != (bottom, top):
-        ax.set_ylim(bottom, top)
-        state["ylim"] = (bottom, top)
-    if state.get("xmax") != len(norms) - 1:
-        ax.set_xlim(0, len(norms) - 1)
-        state["xmax"] = len(norms) - 1
+    set_limits(ax, x=(0, len(norms) - 1), y=(bottom, top))
     ax.title.set_text(f"A_k = {s:g}·A_(k-1)·B_k, n = {n}, {dtype_name}, B_k ~ N(0, {'1/n' if scaled else '1'})")
     handles = [a for a in (art["high"], art["low"], art["predicted"], art["measured"]) if a.get_visible()]
     ax.legend(handles=handles, fontsize=8, loc="best")
@@ -199,7 +186,6 @@ def profile_panel_figure() -> Figure:
         ax.plot([], [], color=color(0), marker="o", markevery=0.1, markersize=4, label="c")
         ax.set_xlabel("hidden layer")
         ax.set_ylabel(f"{what} (log scale)")
-    fig._drift_state = {}  # type: ignore[attr-defined]
     return fig
 
 
@@ -222,22 +208,14 @@ def _log_limits(values: np.ndarray) -> tuple[float, float]:
 def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_act: np.ndarray,
                           ref_grad: np.ndarray, gain: float, norm: str) -> None:
     """Redraw the profile panel in place: the chosen profile and the c = 2 reference (same depth, norm)."""
-    state = fig._drift_state  # type: ignore[attr-defined]
     layers = np.arange(1, len(act) + 1)
-    for i, (ax, values, ref, what) in enumerate(zip(fig.axes[:2], (act, grad), (ref_act, ref_grad),
-                                                    PROFILE_WHAT)):
+    for ax, values, ref, what in zip(fig.axes[:2], (act, grad), (ref_act, ref_grad), PROFILE_WHAT):
         ref_line, line = ax.get_lines()[:2]
         shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
         ref_line.set_data(layers, ref)
         line.set_data(layers, shown)
         line.set_label(f"c = {gain:g}")
-        limits = _log_limits(np.concatenate([shown, ref]))
-        if state.get(("ylim", i)) != limits:
-            ax.set_ylim(*limits)
-            state[("ylim", i)] = limits
-        if state.get(("xmax", i)) != len(act):
-            ax.set_xlim(0, len(act) + 1)
-            state[("xmax", i)] = len(act)
+        set_limits(ax, x=(0, len(act) + 1), y=_log_limits(np.concatenate([shown, ref])))
         ax.title.set_text(f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}")
         ax.legend(fontsize=8, loc="best")
 
@@ -349,4 +327,23 @@ def loss_bands_figure(curves: Mapping[str, np.ndarray], window: int = 20) -> Fig
     label_axes(ax, title=f"Training loss (moving average over {window} steps; median, range shaded)",
                xlabel="training step", ylabel="cross-entropy (nats, linear scale)")
     ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def relu_stack_figure(measured: Mapping[float, np.ndarray], predicted: Mapping[float, np.ndarray]) -> Figure:
+    """Activation norm per layer of deep ReLU MLPs at initialization: measured (median over seeds,
+    range shaded; ``measured[c]`` is ``[seeds, depth]``) next to the prediction ``predicted[c]``
+    (``[depth]``, dashed, same colour), one colour per gain ``c``."""
+    fig, axes = new_figure(figsize=(8.0, 4.4))
+    ax = axes[0, 0]
+    for i, (c, rows) in enumerate(measured.items()):
+        rows = np.asarray(rows, dtype=np.float64)
+        layers = np.arange(1, rows.shape[1] + 1)
+        _band(ax, layers, rows, i, f"c = {c:g}, measured ({rows.shape[0]} seeds)")
+        ax.plot(layers, np.asarray(predicted[c], dtype=np.float64), color=color(i), linestyle="--",
+                linewidth=1.5, label=f"c = {c:g}, predicted")
+    ax.set_yscale("log")
+    label_axes(ax, title="Deep ReLU MLP at initialization: measured vs predicted norms",
+               xlabel="hidden layer l", ylabel="mean ‖h_l‖₂ over 256 images (log scale)")
+    ax.legend(fontsize=8)
     return fig

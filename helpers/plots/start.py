@@ -1,6 +1,6 @@
 """The warm-up figure of notebook 00: samples of N(0, sigma^2) against the bell curve.
 
-The samples and the histogram's bins come from :mod:`helpers.start`.
+The samples, the histogram's bins and the density come from :mod:`helpers.start`.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from helpers.plots import color, label_axes, new_figure
-from helpers.start import BINS, N_SAMPLES, X_RANGE, gaussian_samples
+from helpers.plots import color, freeze_layout, label_axes, new_figure
+from helpers.start import BINS, N_SAMPLES, X_RANGE, density_histogram, gaussian_density, gaussian_samples
 
 GRID = np.linspace(*X_RANGE, 400)
 
@@ -30,20 +30,17 @@ def gaussian_figure(sigma: float = 1.0) -> Figure:
     ax.set_ylim(0, 1.0)
     label_axes(ax, title="", xlabel="value", ylabel="density (1 / unit)", legend=False)
     ax.legend(handles=[bars, curve])  # samples first, then the curve whose label changes
-    update_gaussian_figure(fig, sigma=sigma)
-    fig.get_layout_engine().execute(fig)  # lay out once; redraws keep the layout
-    fig.set_layout_engine("none")
-    return fig
+    update_gaussian_figure(fig, density_histogram(gaussian_samples(sigma)), gaussian_density(GRID, sigma),
+                           sigma)
+    return freeze_layout(fig)  # lay out once; redraws keep the layout
 
 
-def update_gaussian_figure(fig: Figure, sigma: float) -> str:
-    """Redraw :func:`gaussian_figure` in place for a new ``sigma``; returns a readout."""
+def update_gaussian_figure(fig: Figure, heights: np.ndarray, density: np.ndarray, sigma: float) -> None:
+    """Redraw :func:`gaussian_figure` in place: the histogram ``heights`` (one per bin of
+    :data:`helpers.start.BINS`) and the ``density`` curve on :data:`GRID`."""
     ax = fig.axes[0]
-    samples = gaussian_samples(sigma)
-    heights, _ = np.histogram(samples, bins=BINS, density=True)
     for bar, height in zip(ax.patches, heights):
         bar.set_height(height)
-    ax.lines[0].set_ydata(np.exp(-0.5 * (GRID / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)))
+    ax.lines[0].set_ydata(density)
     ax.get_legend().get_texts()[1].set_text(f"N(0, {sigma:.2f}²) density")
     ax.set_title(f"Samples of N(0, σ²) with σ = {sigma:.2f}")
-    return f"sample std = {samples.std():.2f}  (sigma = {sigma:.2f})"

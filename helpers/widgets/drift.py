@@ -1,6 +1,3 @@
-"""Notebook 02's panels: (a) the repeated product for any s, n and dtype; (b) the norm
-profile of the deep MLP for any gain c, depth and normalization layer."""
-
 from __future__ import annotations
 
 import functools
@@ -8,12 +5,19 @@ import math
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from helpers.drift import (DTYPES, NORMS, first_nonfinite_step, growth_per_step, make_normed_mlp,
-                           normed_profile, repeated_product_norms)
-from helpers.initialization import mnist_batch, profile_model
+from helpers.drift import (
+    DTYPES,
+    NORMS,
+    RescaledProfiles,
+    first_nonfinite_step,
+    growth_per_step,
+    norm_range,
+    predicted_growth,
+    predicted_norms,
+    repeated_product_norms,
+)
 from helpers.plots.drift import (
     product_panel_figure,
     profile_panel_figure,
@@ -40,16 +44,17 @@ def _product_norms(s: float, n: int, dtype: str, scaled: bool) -> np.ndarray:
 def update_product(fig: Figure, s: float, n: int, dtype: str, scaled: bool) -> str:
     """Redraw the repeated-product panel; returns the measured growth and where it breaks."""
     norms = _product_norms(float(s), int(n), str(dtype), bool(scaled))
-    update_product_figure(fig, norms, s, n, dtype, scaled)
+    predicted = predicted_growth(s, n, scaled)
+    update_product_figure(fig, norms, predicted_norms(norms[0], predicted, len(norms)),
+                          norm_range(n, DTYPES[dtype]), s=s, n=n, dtype_name=dtype, scaled=scaled)
     growth = growth_per_step(norms)
-    predicted = s if scaled else s * math.sqrt(n)
     step = first_nonfinite_step(norms)
     if step is None:
         fate = f"stays finite for {PRODUCT_STEPS} steps"
     else:
         fate = f"{'overflows to inf' if math.isinf(norms[step]) else 'underflows to 0'} at step {step}"
     return (f"growth per step: measured {growth:.3g}, predicted {predicted:.3g}; "
-            f"{dtype} {fate}; critical s* = {1 if scaled else 1 / math.sqrt(n):.3g}")
+            f"{dtype} {fate}; critical s* = {1 / predicted_growth(1.0, n, scaled):.3g}")
 
 
 def product_panel(s: float = 1.0, n: int = 30, dtype: str = "float32", scaled: bool = False) -> Panel:
@@ -73,35 +78,24 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
     The dashed c = 2 reference for each (depth, norm) is computed once and cached, so a
     redraw computes at most one profile; profiles are cached per (gain, depth, norm) too.
     """
-    references: dict[tuple[int, str], tuple] = {}
-    models: dict[tuple[int, str], list] = {}
-    x, y = mnist_batch(PANEL_BATCH)
+    profiles = RescaledProfiles(batch=PANEL_BATCH)
+    return Panel(profile_panel_figure(), make_profile_update(profiles), _profile_controls(gain, depth, norm),
+                 title="Deep ReLU MLP at init: move c with and without a normalization layer.")
 
-    @functools.lru_cache(maxsize=128)
-    def profile(gain: float, depth: int, norm: str) -> tuple:
-        # one network per (depth, norm), rescaled in place to the new gain: no new random draws
-        key = (depth, norm)
-        if key not in models:
-            models[key] = [make_normed_mlp(1.0, norm, depth=depth), 1.0]
-        model, current = models[key]
-        with torch.no_grad():
-            factor = math.sqrt(gain / current)
-            for module in model.modules():
-                if isinstance(module, torch.nn.Linear):
-                    module.weight.mul_(factor)
-        models[key][1] = gain
-        act, grad, _ = profile_model(model, x, y)
-        return act, grad
+
+def make_profile_update(profiles: RescaledProfiles):  # type: ignore[no-untyped-def]
+    """The profile panel's ``update(figure, gain, depth, norm) -> str`` over ``profiles``."""
 
     def update(fig: Figure, gain: float, depth: int, norm: str) -> str:
-        key = (depth, norm)
-        if key not in references:
-            references[key] = normed_profile(2.0, norm, depth=depth, batch=PANEL_BATCH)
-        act, grad = profile(round(float(gain), 6), int(depth), str(norm))
-        update_profile_figure(fig, act, grad, *references[key], gain=gain, norm=norm)
+        act, grad = profiles.profile(gain, int(depth), str(norm))
+        update_profile_figure(fig, act, grad, *profiles.reference(int(depth), str(norm)), gain=gain, norm=norm)
         return (f"c = {gain:g}, depth {depth}, {norm}: activation norm layer 1 → {depth}: "
                 f"{act[0]:.3g} → {act[-1]:.3g}; gradient norms from {grad.min():.3g} to {grad.max():.3g}")
 
+    return update
+
+
+def _profile_controls(gain: float, depth: int, norm: str) -> dict[str, widgets.ValueWidget]:
     controls = {
         "gain": widgets.FloatSlider(value=gain, min=0.5, max=4.0, step=0.1, description="gain c",
                                     continuous_update=False),
@@ -109,8 +103,7 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
                                    continuous_update=False),
         "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm layer"),
     }
-    return Panel(profile_panel_figure(), update, controls,
-                 title="Deep ReLU MLP at init: move c with and without a normalization layer.")
+    return controls
 
 
 PANELS = {"product": product_panel, "profile": profile_panel}
