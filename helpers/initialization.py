@@ -109,6 +109,68 @@ def _check_common(gain: object, depth: object, width: object, activation: object
 # --------------------------------------------------------------------------------------
 # the network
 # --------------------------------------------------------------------------------------
+#: A weight sampler ``(fan_in, fan_out, generator) -> (fan_out, fan_in)`` tensor (see :func:`kaiming_normal`).
+WeightInit = Callable[[int, int, torch.Generator], torch.Tensor]
+
+
+def kaiming_normal(fan_in: int, fan_out: int, generator: torch.Generator) -> torch.Tensor:
+    """Kaiming/He normal weights for a ReLU layer: ``(fan_out, fan_in)`` draws from ``N(0, 2 / fan_in)``.
+
+    The shape is that of ``nn.Linear(fan_in, fan_out).weight``, so ``x @ W.T`` maps ``fan_in``
+    inputs to ``fan_out`` outputs.  Every entry is ``sqrt(2 / fan_in)`` times a standard normal
+    drawn from ``generator`` (``torch.randn``), the variance ``nn.init.kaiming_normal_(w,
+    nonlinearity="relu")`` uses (He et al., 2015).
+
+    Raises:
+        TypeError: ``fan_in``/``fan_out`` not ints, or ``generator`` not a ``torch.Generator``.
+        ValueError: ``fan_in`` or ``fan_out`` < 1.
+    """
+    fan_in = _check_int("fan_in", fan_in, low=1)
+    fan_out = _check_int("fan_out", fan_out, low=1)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return torch.randn(fan_out, fan_in, generator=generator) * math.sqrt(2.0 / fan_in)
+
+
+def relu_second_moments(second_moment_in: float, gain: float, depth: int) -> torch.Tensor:
+    """The predicted second moment ``E[z_i^2]`` of every hidden layer of a bias-free ReLU MLP.
+
+    With ``Var(W) = gain / n_in`` a unit's pre-activation has variance ``gain * E[z_{i-1}^2]``
+    (``n_in`` terms of variance ``gain / n_in`` times the input's second moment) and ReLU keeps
+    half of that: ``E[z_i^2] = (gain / 2) E[z_{i-1}^2]``, so ``E[z_i^2] = m_in (gain / 2)^i``.
+
+    Args:
+        second_moment_in: ``E[x^2]`` of the input (>= 0).
+        gain: the ``c`` in ``Var(W) = c / n_in`` (> 0).
+        depth: number of hidden layers (>= 1).
+
+    Returns:
+        float64 tensor of shape ``(depth,)``; entry ``i - 1`` is layer ``i`` (the input is not
+        an entry).
+
+    Raises:
+        TypeError / ValueError: naming the bad argument and the allowed values.
+    """
+    m_in = _check_number("second_moment_in", second_moment_in, low=0.0, low_inclusive=True)
+    gain = _check_number("gain", gain, low=0.0)
+    depth = _check_int("depth", depth, low=1)
+    layers = torch.arange(1, depth + 1, dtype=torch.float64)
+    return m_in * (gain / 2.0) ** layers
+
+
+def _drawn(weight_init: WeightInit, n_in: int, n_out: int, generator: torch.Generator) -> torch.Tensor:
+    """``weight_init(n_in, n_out, generator)``, checked to be a finite ``(n_out, n_in)`` tensor."""
+    weight = weight_init(n_in, n_out, generator)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight_init must return a torch.Tensor, got {type(weight).__name__}")
+    if tuple(weight.shape) != (n_out, n_in):
+        raise ValueError(f"weight_init({n_in}, {n_out}, generator) must have shape (fan_out, fan_in) = "
+                         f"{(n_out, n_in)}, got {tuple(weight.shape)}")
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError("weight_init returned NaN or inf")
+    return weight.detach().to(torch.float32)
+
+
 def activation_module(activation: str, negative_slope: float = LEAKY_SLOPE) -> nn.Module:
     """The ``nn.Module`` for an activation name from :data:`ACTIVATIONS`."""
     activation = _check_activation(activation)
@@ -134,6 +196,7 @@ def make_mlp(
     in_features: int = IN_FEATURES,
     n_classes: int = N_CLASSES,
     negative_slope: float = LEAKY_SLOPE,
+    weight_init: WeightInit | None = None,
 ) -> nn.Sequential:
     """The deep MLP of the lecture, weights drawn from ``N(0, gain / n_in)``, no biases.
 
@@ -159,20 +222,32 @@ def make_mlp(
         in_features: input size (784 for MNIST).
         n_classes: output size (10 for MNIST).
         negative_slope: slope of ``"leaky_relu"`` for negative inputs, in [0, 1].
+        weight_init: a Kaiming-normal sampler ``(fan_in, fan_out, generator) -> (fan_out, fan_in)``
+            tensor with ``Var = 2 / fan_in``, such as :func:`kaiming_normal`; each matrix is then
+            ``sqrt(gain / 2)`` times its draw (so again ``Var = gain / n_in``), drawn from the same
+            generator in the same order.  ``None`` (default): ``torch.randn`` directly.
 
     Raises:
-        ValueError / TypeError: naming the bad argument and the allowed values.
+        ValueError / TypeError: naming the bad argument and the allowed values (also when
+            ``weight_init`` is not callable or returns something other than a finite
+            ``(fan_out, fan_in)`` tensor).
     """
     gain, depth, width, activation, layernorm, seed, negative_slope = _check_common(
         gain, depth, width, activation, layernorm, seed, negative_slope)
     in_features = _check_int("in_features", in_features, low=1)
     n_classes = _check_int("n_classes", n_classes, low=1)
+    if weight_init is not None and not callable(weight_init):
+        raise TypeError(f"weight_init must be a function (fan_in, fan_out, generator) -> tensor or None, "
+                        f"got {type(weight_init).__name__}")
     generator = torch.Generator().manual_seed(seed)
 
     def linear(n_in: int, n_out: int) -> nn.Linear:
         layer = nn.Linear(n_in, n_out, bias=False)
         with torch.no_grad():
-            weight = torch.randn(n_out, n_in, generator=generator) * math.sqrt(gain / n_in)
+            if weight_init is None:
+                weight = torch.randn(n_out, n_in, generator=generator) * math.sqrt(gain / n_in)
+            else:
+                weight = _drawn(weight_init, n_in, n_out, generator) * math.sqrt(gain / 2.0)
             layer.weight.copy_(weight)
         return layer
 
@@ -300,12 +375,15 @@ def norm_profile(
     seed: int = 0,
     *,
     negative_slope: float = LEAKY_SLOPE,
+    weight_init: WeightInit | None = None,
 ) -> NormProfile:
     """Measure activation and gradient norms, layer by layer, of the lecture's deep MLP.
 
     The network is :func:`make_mlp` ``(gain, depth, width, activation, layernorm, seed)``:
     weights ``W_i ~ N(0, gain / n_in)``, no biases, a final linear layer to 10 classes.  The
     inputs are the first ``batch`` MNIST training images in [0, 1] with their real labels.
+    ``weight_init`` (a Kaiming-normal sampler such as :func:`kaiming_normal`) draws the weight
+    matrices instead of ``torch.randn``, scaled by ``sqrt(gain / 2)`` (see :func:`make_mlp`).
 
     Returns:
         A :class:`NormProfile` whose ``activation_norms`` (mean over the batch of the L2 norm
@@ -322,7 +400,8 @@ def norm_profile(
         gain, depth, width, activation, layernorm, seed, negative_slope)
     batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
     x, y = mnist_batch(batch)
-    model = make_mlp(gain, depth, width, activation, layernorm, seed, negative_slope=negative_slope)
+    model = make_mlp(gain, depth, width, activation, layernorm, seed, negative_slope=negative_slope,
+                     weight_init=weight_init)
     act, grad, loss = profile_model(model, x, y)
     return NormProfile(gain=gain, depth=depth, width=width, activation=activation,
                        layernorm=layernorm, activation_norms=act, grad_norms=grad,
@@ -839,9 +918,9 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 
 __all__ = [
     "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryStudy",
-    "VarianceCheck", "WeightBank", "activation_module", "activation_numpy", "fast_profile",
-    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "make_mlp",
-    "mean_top_probability", "mnist_batch", "model_profile",
-    "norm_profile", "profile_model", "relu_theory_norms", "second_moment", "stable_gain",
+    "VarianceCheck", "WeightBank", "WeightInit", "activation_module", "activation_numpy", "fast_profile",
+    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "kaiming_normal",
+    "make_mlp", "mean_top_probability", "mnist_batch", "model_profile",
+    "norm_profile", "profile_model", "relu_second_moments", "relu_theory_norms", "second_moment", "stable_gain",
     "symmetry_study", "theory_norms", "torch_init_mlp", "variance_checks",
 ]

@@ -368,3 +368,83 @@ def test_mean_top_probability():
         init.mean_top_probability(2.0, batch=0)
     with pytest.raises(ValueError, match="gain"):
         init.mean_top_probability(-1.0)
+
+
+# ------------------------------------------------------------------ kaiming_normal, relu_second_moments
+def test_kaiming_normal_shape_variance_and_generator():
+    w = init.kaiming_normal(500, 200, torch.Generator().manual_seed(0))
+    assert w.shape == (200, 500) and w.dtype == torch.float32
+    assert abs(float(w.var()) * 500 / 2 - 1) < 0.03  # 100,000 draws: standard error 0.45 %
+    assert abs(float(w.mean())) < 0.002
+    again = init.kaiming_normal(500, 200, torch.Generator().manual_seed(0))
+    other = init.kaiming_normal(500, 200, torch.Generator().manual_seed(1))
+    assert torch.equal(w, again) and not torch.equal(w, other)
+
+
+@pytest.mark.parametrize(("args", "error", "name"), [
+    ((0, 10, torch.Generator()), ValueError, "fan_in"),
+    ((10, 0, torch.Generator()), ValueError, "fan_out"),
+    ((10.0, 10, torch.Generator()), TypeError, "fan_in"),
+    ((10, 10, 0), TypeError, "generator"),
+])
+def test_kaiming_normal_bad_arguments(args, error, name):
+    with pytest.raises(error, match=name):
+        init.kaiming_normal(*args)
+
+
+def test_relu_second_moments_values():
+    m = init.relu_second_moments(0.5, 3.0, 4)
+    assert m.dtype == torch.float64 and m.shape == (4,)
+    np.testing.assert_allclose(m.numpy(), [0.75, 1.125, 1.6875, 2.53125])
+    np.testing.assert_allclose(init.relu_second_moments(0.11, 2.0, 50).numpy(), 0.11)
+
+
+def test_relu_second_moments_predicts_wide_networks():
+    """Wide ReLU layers, 16 networks: the mean measured E[z_i^2] follows m_in (gain / 2)^i."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 64, 500, generator=g, dtype=torch.float64)  # 16 networks, 64 inputs each
+    z, measured = x, []
+    for _ in range(3):
+        w = torch.stack([init.kaiming_normal(500, 500, g) for _ in range(16)]).double() * math.sqrt(3.0 / 2)
+        z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
+        measured.append(float(z.pow(2).mean()))
+    predicted = init.relu_second_moments(float(x.pow(2).mean()), 3.0, 3).numpy()
+    # one network's factor per layer fluctuates by sqrt(5/500) = 10 %; 16 networks: 2.5 %
+    np.testing.assert_allclose(measured, predicted, rtol=0.15)  # forgetting the 1/2 is 2x per layer
+
+
+@pytest.mark.parametrize(("args", "error", "name"), [
+    ((-0.1, 2.0, 3), ValueError, "second_moment_in"),
+    ((0.1, 0.0, 3), ValueError, "gain"),
+    ((0.1, 2.0, 0), ValueError, "depth"),
+    ((0.1, 2.0, 3.0), TypeError, "depth"),
+    (("a", 2.0, 3), TypeError, "second_moment_in"),
+])
+def test_relu_second_moments_bad_arguments(args, error, name):
+    with pytest.raises(error, match=name):
+        init.relu_second_moments(*args)
+
+
+def test_make_mlp_weight_init_scales_the_draw_by_sqrt_gain_over_2():
+    calls = []
+
+    def sampler(fan_in, fan_out, generator):
+        calls.append((fan_in, fan_out))
+        return init.kaiming_normal(fan_in, fan_out, generator)
+
+    model = init.make_mlp(3.0, depth=3, width=20, seed=4, weight_init=sampler)
+    assert calls == [(784, 20), (20, 20), (20, 20), (20, 10)]
+    plain = init.make_mlp(3.0, depth=3, width=20, seed=4)
+    for a, b in zip(init.hidden_weights(model), init.hidden_weights(plain)):
+        torch.testing.assert_close(a, b)  # same draws, same variance 3 / n_in
+
+
+@pytest.mark.parametrize(("weight_init", "error", "match"), [
+    ("kaiming", TypeError, "weight_init must be a function"),
+    (lambda i, o, g: torch.randn(i, o, generator=g), ValueError, "shape"),
+    (lambda i, o, g: torch.full((o, i), float("nan")), ValueError, "NaN"),
+    (lambda i, o, g: [[0.0] * i] * o, TypeError, "torch.Tensor"),
+])
+def test_make_mlp_bad_weight_init(weight_init, error, match):
+    with pytest.raises(error, match=match):
+        init.make_mlp(2.0, depth=2, width=5, weight_init=weight_init)

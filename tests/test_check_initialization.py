@@ -1,0 +1,134 @@
+"""The build-it-yourself exercises of notebook 01 (helpers.check.initialization)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import check
+from helpers import initialization as init
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+# ------------------------------------------------------------------ kaiming_normal
+def _kaiming(scale, shape="out_in", draw=None):
+    """An answer: ``draw`` (default torch.randn) of the given shape, times ``scale(fan_in, fan_out)``."""
+    def answer(fan_in, fan_out, generator):
+        size = (fan_out, fan_in) if shape == "out_in" else (fan_in, fan_out)
+        values = torch.randn(*size, generator=generator) if draw is None else draw(size, generator)
+        return values * scale(fan_in, fan_out)
+    return answer
+
+
+KAIMING = _kaiming(lambda i, o: math.sqrt(2 / i))
+
+
+@pytest.mark.parametrize("answer", [
+    init.kaiming_normal,
+    KAIMING,
+    lambda i, o, g: torch.normal(0.0, math.sqrt(2 / i), size=(o, i), generator=g),
+    lambda i, o, g: torch.nn.init.kaiming_normal_(torch.empty(o, i), nonlinearity="relu", generator=g),
+    lambda i, o, g: torch.randn(o, i, generator=g, dtype=torch.float64) * math.sqrt(2 / i),
+])
+def test_kaiming_normal_right_answers_pass(answer):
+    result = check.kaiming_normal.feedback(answer)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (_kaiming(lambda i, o: math.sqrt(2 / i), shape="in_out"), "transposed"),
+    (_kaiming(lambda i, o: math.sqrt(2 / o)), "fan_out in place of fan_in"),
+    (_kaiming(lambda i, o: math.sqrt(1 / i)), "variance 1 / fan_in"),
+    (_kaiming(lambda i, o: math.sqrt(2 / (i + o))), "Xavier/Glorot's average"),
+    (_kaiming(lambda i, o: 2 / i), "std 2 / fan_in: that number is the variance"),
+    (_kaiming(lambda i, o: 2 / math.sqrt(i)), "not 2 / sqrt(fan_in)"),
+    (_kaiming(lambda i, o: math.sqrt(6 / i)), "bound of kaiming_uniform_"),
+    (_kaiming(lambda i, o: math.sqrt(6 / i), draw=lambda s, g: 2 * torch.rand(*s, generator=g) - 1),
+     "uniform, not normal"),
+    (_kaiming(lambda i, o: math.sqrt(2 / i), draw=lambda s, g: torch.rand(*s, generator=g)), "not centred"),
+    (lambda i, o, g: torch.randn(o, i) * math.sqrt(2 / i), "ignores the generator"),
+    (lambda i, o, g: torch.randn(o, i, generator=torch.Generator().manual_seed(0)) * math.sqrt(2 / i),
+     "the same weights whatever the generator"),
+    (lambda i, o, g: (torch.randn(o, i, generator=g) * math.sqrt(2 / i)).numpy(), "torch.Tensor, got ndarray"),
+    (lambda i, o, g: torch.randn(o, generator=g), "wrong shape"),
+])
+def test_kaiming_normal_typical_mistakes_are_named(answer, expected):
+    result = check.kaiming_normal.feedback(answer)
+    assert not result.passed and result.written
+    assert expected in result.message, result.message
+
+
+def test_kaiming_normal_an_unknown_variance_is_stated():
+    result = check.kaiming_normal.feedback(_kaiming(lambda i, o: 0.3 * math.sqrt(2 / i)))
+    assert not result.passed and "the variance is 0.09" in result.message, result.message
+
+
+def test_kaiming_normal_an_answer_that_raises_and_the_stub():
+    result = check.kaiming_normal.feedback(lambda i, o, g: torch.randn(o, i, generator=g) @ torch.ones(3))
+    assert not result.passed and result.message.startswith("your function raised RuntimeError")
+    stub = check.kaiming_normal.feedback(_stub)
+    assert not stub.passed and not stub.written
+
+
+def test_kaiming_normal_reference_builds_the_notebooks_network():
+    """The notebook's networks: make_mlp with the reference sampler is make_mlp's own draw."""
+    assert check.kaiming_normal.reference is init.kaiming_normal
+    a = init.norm_profile(2.0, depth=5, width=20, batch=8, seed=3)
+    b = init.norm_profile(2.0, depth=5, width=20, batch=8, seed=3, weight_init=check.kaiming_normal.reference)
+    np.testing.assert_array_equal(a.activation_norms, b.activation_norms)
+
+
+# ------------------------------------------------------------------ relu_second_moments
+def _moments(per_layer, first=1, count=0, use_m=True, dtype=torch.float64):
+    """An answer ``m_in * per_layer(gain) ** i`` for ``i = first … first + depth - 1 + count``."""
+    def answer(m_in, gain, depth):
+        layers = torch.arange(first, first + depth + count, dtype=dtype)
+        return (m_in if use_m else 1.0) * per_layer(gain) ** layers
+    return answer
+
+
+RIGHT_MOMENTS = _moments(lambda c: c / 2)
+
+
+@pytest.mark.parametrize("answer", [
+    init.relu_second_moments,
+    RIGHT_MOMENTS,
+    _moments(lambda c: c / 2, dtype=torch.float32),
+    lambda m, c, d: torch.tensor([m * (c / 2) ** i for i in range(1, d + 1)]),
+])
+def test_relu_second_moments_right_answers_pass(answer):
+    result = check.relu_second_moments.feedback(answer)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (_moments(lambda c: c), "forgot the ½ of ReLU"),
+    (_moments(lambda c: c * (0.5 - 1 / (2 * math.pi))), "used Var(relu(h))"),
+    (_moments(lambda c: math.sqrt(c / 2)), "sqrt(gain / 2) per layer"),
+    (_moments(lambda c: c / 2, first=0), "you start at m_in, the input"),
+    (_moments(lambda c: c / 2, first=2), "one layer too many"),
+    (_moments(lambda c: c / 2, first=0, count=1), "the input is not a layer"),
+    (_moments(lambda c: c / 2, count=-1), "stops one short"),
+    (_moments(lambda c: c / 2, use_m=False), "forgot m_in"),
+    (lambda m, c, d: m * (c / 2) * torch.ones(d, dtype=torch.float64), "applied once, not once per layer"),
+    (lambda m, c, d: [m * (c / 2) ** i for i in range(1, d + 1)], "returns a list"),
+    (lambda m, c, d: 0.3 * 1.5 ** torch.arange(1, d + 1, dtype=torch.float64), "gain = 1, depth = 4"),
+])
+def test_relu_second_moments_typical_mistakes_are_named(answer, expected):
+    result = check.relu_second_moments.feedback(answer)
+    assert not result.passed and result.written
+    assert expected in result.message, result.message
+
+
+def test_relu_second_moments_an_answer_that_raises_and_the_stub():
+    result = check.relu_second_moments.feedback(lambda m, c, d: torch.arange(1, d + 1) ** "two")
+    assert not result.passed and result.message.startswith("your function raised TypeError")
+    stub = check.relu_second_moments.feedback(_stub)
+    assert not stub.passed and not stub.written
+    assert check.relu_second_moments.reference is init.relu_second_moments
