@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,6 @@ def _panel(name: str = "a.b", times: tuple[float, ...] = (10.0, 20.0, 30.0)) -> 
 
 
 def test_median_and_percentile_match_numpy() -> None:
-    np = pytest.importorskip("numpy")
     values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0]
     assert report.median(values) == 5.0
     assert report.median([1.0, 2.0, 3.0, 10.0]) == 2.5
