@@ -909,6 +909,32 @@ def torch_init_mlp(init: str = "default", depth: int = 50, width: int = 100, act
     return nn.Sequential(*blocks)
 
 
+def kaiming_reinit(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Re-initialise every ``nn.Linear`` of ``model`` in place, Kaiming-normal weights and zero biases.
+
+    Every ``nn.Linear`` that ``model.modules()`` reaches (nested blocks included, in that order)
+    gets the weight :func:`kaiming_normal` ``(in_features, out_features, generator)``, i.e.
+    ``N(0, 2 / n_in)``, and a bias of zeros if it has one.  Other modules are left alone.
+
+    Returns:
+        ``model`` itself (re-initialised in place).
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module`` or ``generator`` not a ``torch.Generator``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.copy_(kaiming_normal(module.in_features, module.out_features, generator))
+                if module.bias is not None:
+                    module.bias.zero_()
+    return model
+
+
 @_one_thread
 def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Activation and gradient norms per hidden block of a :func:`make_mlp`-shaped model on MNIST."""
@@ -919,7 +945,7 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 __all__ = [
     "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryStudy",
     "VarianceCheck", "WeightBank", "WeightInit", "activation_module", "activation_numpy", "fast_profile",
-    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "kaiming_normal",
+    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "kaiming_normal", "kaiming_reinit",
     "make_mlp", "mean_top_probability", "mnist_batch", "model_profile",
     "norm_profile", "profile_model", "relu_second_moments", "relu_theory_norms", "second_moment", "stable_gain",
     "symmetry_study", "theory_norms", "torch_init_mlp", "variance_checks",

@@ -132,3 +132,73 @@ def test_relu_second_moments_an_answer_that_raises_and_the_stub():
     stub = check.relu_second_moments.feedback(_stub)
     assert not stub.passed and not stub.written
     assert check.relu_second_moments.reference is init.relu_second_moments
+
+
+# ------------------------------------------------------------------ kaiming_reinit
+def _reinit(modules=lambda model: model.modules(), weight=None, zero_bias=True, no_grad=True, returns=True):
+    """An answer that loops over ``modules(model)``; ``weight(module, generator)`` draws the new weight."""
+    def answer(model, generator):
+        with torch.no_grad() if no_grad else torch.enable_grad():
+            for module in modules(model):
+                if isinstance(module, torch.nn.Linear):
+                    new = (init.kaiming_normal(module.in_features, module.out_features, generator)
+                           if weight is None else weight(module, generator))
+                    module.weight.copy_(new)
+                    if zero_bias:
+                        module.bias.zero_() if module.bias is not None else None
+        return model if returns else None
+    return answer
+
+
+def _nn_init(model, generator):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return model
+
+
+@pytest.mark.parametrize("answer", [init.kaiming_reinit, _reinit(), _nn_init])
+def test_kaiming_reinit_right_answers_pass(answer):
+    result = check.kaiming_reinit.feedback(answer)
+    assert result.passed, result.message
+
+
+def _zero_every_bias(model, generator):
+    _reinit(zero_bias=False)(model, generator)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.bias.data.zero_()  # the nested layer has no bias
+    return model
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (_reinit(modules=lambda model: model), "inside a nested nn.Sequential block was left as it was"),
+    (_reinit(modules=lambda model: list(model.modules())[:-1]), "the last nn.Linear (300 → 100) was left"),
+    (_reinit(zero_bias=False), "the biases were left as they were"),
+    (_zero_every_bias, "bias None"),
+    (_reinit(no_grad=False), "torch.no_grad()"),
+    (_reinit(returns=False), "returns None"),
+    (_reinit(weight=lambda m, g: torch.randn(m.out_features, m.in_features) * math.sqrt(2 / m.in_features)),
+     "ignores the generator"),
+    (_reinit(weight=lambda m, g: torch.randn(m.out_features, m.in_features, generator=g)
+             * math.sqrt(2 / m.out_features)), "first nn.Linear (400 → 100): fan_out in place of fan_in"),
+    (_reinit(weight=lambda m, g: torch.nn.init.xavier_normal_(torch.empty_like(m.weight), generator=g)),
+     "Xavier/Glorot"),
+    (_reinit(weight=lambda m, g: torch.nn.init.kaiming_uniform_(torch.empty_like(m.weight), nonlinearity="relu",
+                                                                generator=g)), "uniform, not normal"),
+    (lambda model, g: torch.nn.Sequential(torch.nn.Linear(400, 100)), "does not have the layers it was given"),
+])
+def test_kaiming_reinit_typical_mistakes_are_named(answer, expected):
+    result = check.kaiming_reinit.feedback(answer)
+    assert not result.passed and result.written
+    assert expected in result.message, result.message
+
+
+def test_kaiming_reinit_an_answer_that_raises_and_the_stub():
+    result = check.kaiming_reinit.feedback(lambda model, g: model[7])
+    assert not result.passed and result.message.startswith("your function raised IndexError")
+    stub = check.kaiming_reinit.feedback(_stub)
+    assert not stub.passed and not stub.written
+    assert check.kaiming_reinit.reference is init.kaiming_reinit

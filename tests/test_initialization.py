@@ -448,3 +448,25 @@ def test_make_mlp_weight_init_scales_the_draw_by_sqrt_gain_over_2():
 def test_make_mlp_bad_weight_init(weight_init, error, match):
     with pytest.raises(error, match=match):
         init.make_mlp(2.0, depth=2, width=5, weight_init=weight_init)
+
+
+def test_kaiming_reinit_reaches_nested_layers_and_zeroes_biases():
+    model = init.torch_init_mlp("default", depth=3, width=300, bias=True, seed=0)
+    same = init.kaiming_reinit(model, torch.Generator().manual_seed(0))
+    assert same is model
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 4
+    for m in linears:
+        assert bool((m.bias == 0).all())
+    w = linears[1].weight.detach()  # 300 x 300: 90,000 draws
+    assert abs(float(w.var()) * 300 / 2 - 1) < 0.03  # the default's variance is 1/(3 n_in): 6x smaller
+    reference = init.torch_init_mlp("kaiming_normal", depth=3, width=300, bias=True, seed=0)
+    for a, b in zip(linears, [m for m in reference.modules() if isinstance(m, torch.nn.Linear)]):
+        torch.testing.assert_close(a.weight, b.weight)  # the same draws as nn.init.kaiming_normal_
+
+
+def test_kaiming_reinit_bad_arguments():
+    with pytest.raises(TypeError, match="model"):
+        init.kaiming_reinit("model", torch.Generator())
+    with pytest.raises(TypeError, match="generator"):
+        init.kaiming_reinit(torch.nn.Linear(2, 2), 0)

@@ -1,4 +1,5 @@
-"""Exercises of notebook 01 (Initialization): Kaiming weights and the layer-by-layer prediction."""
+"""Exercises of notebook 01 (Initialization): Kaiming weights, the layer-by-layer prediction, and
+re-initialising a PyTorch model."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from helpers import initialization
 from helpers.check.feedback import Exercise, compare
 
-__all__ = ["kaiming_normal", "relu_second_moments"]
+__all__ = ["kaiming_normal", "kaiming_reinit", "relu_second_moments"]
 
 
 # --------------------------------------------------------------------------------------
@@ -47,6 +49,34 @@ def _named_variance_mistake(ratio: float) -> str | None:
     return None
 
 
+def _statistics_problem(w: torch.Tensor, fan_in: int, where: str, named: bool = True) -> str | None:
+    """What is wrong with the distribution of the float64 weights ``w`` (``None``: N(0, 2 / fan_in)).
+
+    ``where`` prefixes the message ("the first layer (400 → 100): "); ``named`` looks the
+    variance up among the typical mistakes (which assume FAN_IN, FAN_OUT).
+    """
+    mean, std = float(w.mean()), float(w.std())
+    if std == 0.0:
+        return f"{where}every weight is the same number: the weights must be random."
+    if abs(mean) > 0.05 * std:
+        return (f"{where}the weights are not centred (mean {mean:.2g}, std {std:.2g}): torch.rand draws from "
+                "[0, 1); Kaiming's weights come from N(0, 2 / fan_in), torch.randn.")
+    ratio = float(w.var()) / (2.0 / fan_in)
+    if abs(math.log(ratio)) >= math.log(1 + VARIANCE_TOLERANCE):
+        known = _named_variance_mistake(ratio) if named else None
+        if known is not None:
+            return where + known
+        return (f"{where}the variance is {ratio:.3g} × 2 / fan_in (std {std:.3g} for fan_in = {fan_in}); "
+                f"Kaiming's is 2 / fan_in (std sqrt(2 / fan_in) = {math.sqrt(2 / fan_in):.3g}).")
+    kurtosis = float(((w - mean) ** 4).mean() / float(w.var(unbiased=False)) ** 2)
+    if kurtosis < 2.4:
+        return (f"{where}the right variance, but uniform, not normal (kurtosis {kurtosis:.2f}; a normal's is 3, "
+                "a uniform's 1.8): that is kaiming_uniform_; use torch.randn.")
+    if abs(kurtosis - 3.0) > 0.3:
+        return f"{where}the right variance, but not normally distributed (kurtosis {kurtosis:.2f}; a normal's is 3)."
+    return None
+
+
 def _diagnose_kaiming_normal(student: Callable[..., Any]) -> str | None:
     def draw(seed: int) -> Any:
         return student(FAN_IN, FAN_OUT, torch.Generator().manual_seed(seed))
@@ -69,26 +99,7 @@ def _diagnose_kaiming_normal(student: Callable[..., Any]) -> str | None:
     if torch.equal(w, draw(1).detach().double()):
         return ("the same weights whatever the generator: draw from the generator you are given "
                 "(do not re-seed inside the function).")
-    mean, std = float(w.mean()), float(w.std())
-    if std == 0.0:
-        return "every weight is the same number: the weights must be random."
-    if abs(mean) > 0.05 * std:
-        return (f"the weights are not centred (mean {mean:.2g}, std {std:.2g}): torch.rand draws from "
-                "[0, 1); Kaiming's weights come from N(0, 2 / fan_in), torch.randn.")
-    ratio = float(w.var()) / (2.0 / FAN_IN)
-    if abs(math.log(ratio)) >= math.log(1 + VARIANCE_TOLERANCE):
-        named = _named_variance_mistake(ratio)
-        if named is not None:
-            return named
-        return (f"the variance is {ratio:.3g} × 2 / fan_in (std {std:.3g} for fan_in = {FAN_IN}); "
-                f"Kaiming's is 2 / fan_in (std sqrt(2 / fan_in) = {math.sqrt(2 / FAN_IN):.3g}).")
-    kurtosis = float(((w - mean) ** 4).mean() / float(w.var(unbiased=False)) ** 2)
-    if kurtosis < 2.4:
-        return (f"the right variance, but uniform, not normal (kurtosis {kurtosis:.2f}; a normal's is 3, "
-                "a uniform's 1.8): that is kaiming_uniform_; use torch.randn.")
-    if abs(kurtosis - 3.0) > 0.3:
-        return f"the right variance, but not normally distributed (kurtosis {kurtosis:.2f}; a normal's is 3)."
-    return None
+    return _statistics_problem(w, FAN_IN, "")
 
 
 kaiming_normal = Exercise(
@@ -151,4 +162,96 @@ relu_second_moments = Exercise(
     checked="E[z_i²] = m_in · (gain / 2)^i for layers i = 1 … depth, at two settings.",
     reference=initialization.relu_second_moments,
     diagnose=_diagnose_relu_second_moments,
+)
+
+
+# --------------------------------------------------------------------------------------
+# re-initialise a PyTorch model
+# --------------------------------------------------------------------------------------
+#: The check's model: a Linear with bias, one without bias inside a nested block, and a last
+#: Linear with bias, all filled with 3 (biases with 1) so that a layer left alone shows.
+_REINIT_LAYERS = (("the first nn.Linear (400 → 100)", 400), ("the nn.Linear inside the nested block (100 → 300)", 100),
+                  ("the last nn.Linear (300 → 100)", 300))
+
+
+def _filled_model() -> nn.Module:
+    model = nn.Sequential(nn.Linear(FAN_IN, FAN_OUT), nn.ReLU(),
+                          nn.Sequential(nn.Linear(FAN_OUT, 300, bias=False), nn.ReLU()),
+                          nn.Linear(300, 100))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.fill_(3.0)
+                if module.bias is not None:
+                    module.bias.fill_(1.0)
+    return model
+
+
+def _diagnose_kaiming_reinit(student: Callable[..., Any]) -> str | None:
+    def run(seed: int) -> Any:
+        try:
+            return student(_filled_model(), torch.Generator().manual_seed(seed))
+        except RuntimeError as error:
+            if "leaf Variable" in str(error) or "requires grad" in str(error):
+                raise _NoGrad() from error
+            raise
+        except AttributeError as error:
+            if "NoneType" in str(error):
+                raise _NoBias() from error
+            raise
+
+    try:
+        model = run(0)
+    except _NoGrad:
+        return ("changing a parameter in place needs `with torch.no_grad():` around it (autograd refuses "
+                "to modify a leaf tensor that requires grad).")
+    except _NoBias:
+        return ("a layer built with bias=False has bias None (the nested one here): zero the bias only "
+                "`if module.bias is not None`.")
+    if model is None:
+        return "returns None: return the model (the cells below use what your function returns)."
+    if not isinstance(model, nn.Module):
+        return f"should return the model (an nn.Module), got {type(model).__name__}."
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if [(m.in_features, m.out_features) for m in linears] != [(400, 100), (100, 300), (300, 100)]:
+        return "the returned model does not have the layers it was given: re-initialise them, do not replace them."
+    untouched = [name for (name, _), m in zip(_REINIT_LAYERS, linears) if bool((m.weight == 3.0).all())]
+    if untouched == [_REINIT_LAYERS[1][0]]:
+        return ("the nn.Linear inside a nested nn.Sequential block was left as it was: loop over "
+                "model.modules() (every module, nested ones too), not over model (its top-level children).")
+    if untouched:
+        return f"{untouched[0]} was left as it was: re-initialise every nn.Linear, the output layer too."
+    for (name, _), m in zip(_REINIT_LAYERS, linears):
+        if m.bias is None:
+            continue
+        if bool((m.bias == 1.0).all()):
+            return f"the biases were left as they were ({name}): set them to zero, bias.zero_()."
+        if bool((m.bias != 0).any()):
+            return f"the biases should be exactly 0; {name} has values up to {float(m.bias.abs().max()):.2g}."
+    first = linears[0].weight.detach().double()
+    if not torch.equal(first, next(m for m in run(0).modules() if isinstance(m, nn.Linear)).weight.detach().double()):
+        return ("ignores the generator: the same seed gave different weights; pass generator=generator "
+                "(or use your kaiming_normal, which takes it).")
+    if torch.equal(first, next(m for m in run(1).modules() if isinstance(m, nn.Linear)).weight.detach().double()):
+        return "the same weights whatever the generator: draw from the generator you are given."
+    for index, ((name, fan_in), m) in enumerate(zip(_REINIT_LAYERS, linears)):
+        problem = _statistics_problem(m.weight.detach().double(), fan_in, f"{name}: ", named=index == 0)
+        if problem is not None:
+            return problem
+    return None
+
+
+class _NoGrad(Exception):
+    """The answer modified a parameter in place outside ``torch.no_grad()``."""
+
+
+class _NoBias(Exception):
+    """The answer used the ``None`` bias of a layer built with ``bias=False``."""
+
+
+kaiming_reinit = Exercise(
+    name="kaiming_reinit",
+    checked="every nn.Linear, nested ones too: weights N(0, 2 / n_in) from the generator, biases 0.",
+    reference=initialization.kaiming_reinit,
+    diagnose=_diagnose_kaiming_reinit,
 )
