@@ -224,7 +224,8 @@ def test_batch_norm_stub_and_raising_answer() -> None:
         return x.mean(dim=(0, 2, 3))  # only works on 4-D input
 
     result = ex.batch_norm.feedback(broken)
-    assert not result.passed and "raised IndexError" in result.message
+    assert not result.passed and result.written
+    assert "raised IndexError on an (N, C) = (5, 3) input" in result.message, result.message
 
 
 def test_the_reference_falls_back_for_a_wrong_answer(capsys) -> None:

@@ -236,10 +236,11 @@ def _diagnose_batch_norm(student: Callable[..., Any]) -> str | None:
         except NotImplementedError:
             raise
         except Exception as error:
+            text = (str(error).strip().splitlines() or [""])[0][:120]
             if len(shape) == 2:
-                raise
-            text = (str(error).strip().splitlines() or [""])[0]
-            return (f"works on (N, C) but raised {type(error).__name__} on an {label} input ({text[:120]}): "
+                return (f"raised {type(error).__name__} on an {label} input ({text}): reduce over dim 0 and "
+                        "only the dims after the channels that x has, (0, *range(2, x.dim())).")
+            return (f"works on (N, C) but raised {type(error).__name__} on an {label} input ({text}): "
                     "reduce over dims (0, 2, 3) and reshape γ, β to (1, C, 1, 1).")
         problem = compare(f"the output for x of shape {label}", out,
                           _reference_batch_norm(x, gamma, beta, eps),
