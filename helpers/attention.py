@@ -23,10 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from helpers.validation import (check_bool, check_int, check_ints, check_positive, check_probability,
+                                check_reals, check_tensor)
 
 #: A softmax row counts as "one-hot-like" when its largest probability is at least this.
 #: The one definition of the course's notebook 04: row statistics, figures and the panel use it.
@@ -36,22 +40,6 @@ UNIFORM_THRESHOLD = 0.95
 
 
 # -- validation ----------------------------------------------------------------------------
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number > 0, got {value!r}")
-    if not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return float(value)
-
-
 def _check_scores(scores: object) -> torch.Tensor:
     if isinstance(scores, np.ndarray):
         scores = torch.from_numpy(scores)
@@ -67,10 +55,7 @@ def _check_scores(scores: object) -> torch.Tensor:
 
 
 def _check_dims(dims: Sequence[int]) -> list[int]:
-    dims = list(dims)
-    if not dims:
-        raise ValueError("dims must list at least one dimension d >= 1")
-    return [_check_int("every d in dims", d) for d in dims]
+    return list(check_ints("dims", dims, minimum=1))
 
 
 # -- scores ----------------------------------------------------------------------------------
@@ -80,8 +65,8 @@ def random_qk(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor
     Raises:
         ValueError: if ``n`` or ``d`` is < 1.
     """
-    n = _check_int("n", n)
-    d = _check_int("d", d)
+    n = check_int("n", n, minimum=1)
+    d = check_int("d", d, minimum=1)
     generator = torch.Generator().manual_seed(seed)
     q = torch.randn(n, d, generator=generator, dtype=torch.float64)
     k = torch.randn(n, d, generator=generator, dtype=torch.float64)
@@ -125,26 +110,24 @@ def std_ratio_over_seeds(n: int = 50, d: int = 50, seeds: Sequence[int] = range(
     Raises:
         ValueError: if ``n`` or ``d`` is < 1 or ``seeds`` is empty.
     """
-    n = _check_int("n", n)
-    d = _check_int("d", d)
-    seeds = [_check_int("every seed in seeds", s, minimum=0) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must list at least one seed >= 0")
+    n = check_int("n", n, minimum=1)
+    d = check_int("d", d, minimum=1)
+    seeds = check_ints("seeds", seeds, minimum=0)
     return np.array([qk_scores(n, d, seed=s).std().item() / math.sqrt(d) for s in seeds])
 
 
 def std_sweep(dims: Sequence[int], n: int = 50, seed: int = 0) -> StdSweep:
     """std(QKᵀ) and std(QKᵀ/√d) for Q, K ∈ R^{n×d}, one draw per d (seed ``seed + d``)."""
     dims = _check_dims(dims)
-    n = _check_int("n", n)
+    n = check_int("n", n, minimum=1)
     raw = np.array([qk_scores(n, d, seed=seed + d).std().item() for d in dims])
     return StdSweep(np.array(dims), raw, raw / np.sqrt(dims))
 
 
 def dot_product_variance(d: int, pairs: int = 20_000, seed: int = 0) -> float:
     """The sample variance of q·k over ``pairs`` independent pairs q, k ~ N(0, I_d)."""
-    d = _check_int("d", d)
-    pairs = _check_int("pairs", pairs, minimum=2)
+    d = check_int("d", d, minimum=1)
+    pairs = check_int("pairs", pairs, minimum=2)
     generator = torch.Generator().manual_seed(seed)
     q = torch.randn(pairs, d, generator=generator, dtype=torch.float64)
     k = torch.randn(pairs, d, generator=generator, dtype=torch.float64)
@@ -169,7 +152,7 @@ def softmax_entropy(scores: torch.Tensor, temperature: float = 1.0) -> torch.Ten
         ValueError: if ``scores`` is not 2-D or ``temperature`` is not > 0.
     """
     scores = _check_scores(scores)
-    temperature = _check_positive("temperature", temperature)
+    temperature = check_positive("temperature", temperature)
     log_p = torch.log_softmax(scores / temperature, dim=-1)
     p = log_p.exp()
     # p * log p -> 0 as p -> 0; where p underflows to 0 the product is 0, not nan.
@@ -196,7 +179,7 @@ class RowStats:
 def row_stats(scores: torch.Tensor, temperature: float = 1.0) -> RowStats:
     """Entropy and largest probability of each row of softmax(scores / temperature)."""
     scores = _check_scores(scores)
-    temperature = _check_positive("temperature", temperature)
+    temperature = check_positive("temperature", temperature)
     probs = torch.softmax(scores / temperature, dim=-1)
     return RowStats(
         entropy=softmax_entropy(scores, temperature).numpy(),
@@ -220,6 +203,128 @@ def regime_shares(scores: torch.Tensor, temperature: float = 1.0) -> dict[str, f
             "uniform-like": float(uniform.mean())}
 
 
+@dataclass(frozen=True)
+class RawAndScaled:
+    """Every score's softmax probability and −log softmax, raw and divided by √d
+    (:func:`softmax_raw_and_scaled`); all arrays are flat, in the order of ``scores``."""
+
+    scores: np.ndarray
+    """The raw scores q·k."""
+    probs_raw: np.ndarray
+    """softmax of each row of the raw scores."""
+    probs_scaled: np.ndarray
+    """softmax of each row of the scores divided by √d."""
+    nll_raw: np.ndarray
+    """−log softmax of each row of the raw scores (nats)."""
+    nll_scaled: np.ndarray
+    """−log softmax of each row of the scores divided by √d (nats)."""
+
+
+def softmax_raw_and_scaled(scores: torch.Tensor, d: int) -> RawAndScaled:
+    """softmax and −log softmax of every row of ``scores`` and of ``scores / √d``.
+
+    Raises:
+        TypeError / ValueError: if ``scores`` is not a 2-D tensor or array, or ``d`` < 1.
+    """
+    raw = _check_scores(scores).detach().double()
+    scaled = raw / math.sqrt(check_int("d", d, minimum=1))
+    flat = [t.flatten().numpy() for t in (raw, torch.softmax(raw, -1), torch.softmax(scaled, -1),
+                                          -torch.log_softmax(raw, -1), -torch.log_softmax(scaled, -1))]
+    return RawAndScaled(*flat)
+
+
+def row_regime(entropy: float, max_prob: float, n: int) -> str:
+    """The regime of one softmax row of ``n`` keys, by the definitions of :func:`regime_shares`:
+    "one-hot-like", "uniform-like" or "Goldilocks zone"."""
+    n = check_int("n", n, minimum=1)
+    if max_prob >= ONE_HOT_THRESHOLD:
+        return "one-hot-like"
+    if entropy >= UNIFORM_THRESHOLD * math.log(n):
+        return "uniform-like"
+    return "Goldilocks zone"
+
+
+# -- one attention row at any temperature (notebook 04's panel) -----------------------------
+#: Keys of the panel's attention row (and queries of the score matrix it comes from).
+PANEL_N = 50
+#: Temperatures of the panel's entropy and max-probability curves (log-spaced, 0.01 to 100).
+PANEL_TEMPERATURES = np.logspace(-2, 2, 81)
+
+
+@lru_cache(maxsize=1024)
+def _panel_logits(d: int, scaled: bool) -> torch.Tensor:
+    """The logits of query 0 of :func:`qk_scores` ``(PANEL_N, d, scaled)`` over its keys."""
+    return qk_scores(PANEL_N, d, scaled=scaled)[0]
+
+
+@dataclass(frozen=True)
+class TemperatureRow:
+    """One attention row at one temperature (:func:`temperature_row`)."""
+
+    logits: np.ndarray
+    """The row's logits (divided by √d when scaled), before the temperature."""
+    probs: np.ndarray
+    """softmax(logits / T), sorted from largest to smallest."""
+    entropy: float
+    """Entropy of ``probs`` in nats (log n for a uniform row)."""
+    max_prob: float
+    """The largest probability."""
+    regime: str
+    """:func:`row_regime` of the row."""
+
+
+def temperature_row(d: int, temperature: float, scaled: bool) -> TemperatureRow:
+    """Query 0's attention row over :data:`PANEL_N` keys with Q, K ∈ R^{n×d} (seed 0), at
+    temperature ``temperature``, its scores divided by √d when ``scaled``.
+
+    Raises:
+        TypeError / ValueError: for a ``d`` that is not an int >= 1 or a temperature that is
+            not a finite number > 0.
+    """
+    d = check_int("d", d, minimum=1)
+    temperature = check_positive("temperature", temperature)
+    logits = _panel_logits(d, check_bool("scaled", scaled))
+    stats = row_stats(logits[None, :], temperature)
+    probs = torch.softmax(logits / temperature, dim=-1).sort(descending=True).values.numpy()
+    entropy, max_prob = float(stats.entropy[0]), float(stats.max_prob[0])
+    return TemperatureRow(logits.numpy(), probs, entropy, max_prob, row_regime(entropy, max_prob, PANEL_N))
+
+
+@dataclass(frozen=True)
+class TemperatureCurves:
+    """How one attention row changes with the temperature (:func:`temperature_curves`)."""
+
+    temperatures: np.ndarray
+    """The temperatures T, :data:`PANEL_TEMPERATURES`."""
+    entropy_share: np.ndarray
+    """Entropy of softmax(logits / T) divided by log n, per temperature (1 = uniform)."""
+    max_prob: np.ndarray
+    """Largest probability of softmax(logits / T), per temperature."""
+    zone: tuple[float, float] | None
+    """Lowest and highest temperature of the grid in the Goldilocks zone (``None`` if none)."""
+
+
+@lru_cache(maxsize=1024)
+def temperature_curves(d: int, scaled: bool) -> TemperatureCurves:
+    """Entropy share and largest probability of :func:`temperature_row`'s row over
+    :data:`PANEL_TEMPERATURES`, and the temperatures of its Goldilocks zone (cached: they
+    depend on d and the scaling, not on the current temperature).
+
+    Raises:
+        TypeError / ValueError: for a ``d`` that is not an int >= 1 or a non-bool ``scaled``.
+    """
+    logits = _panel_logits(check_int("d", d, minimum=1), check_bool("scaled", scaled))
+    temps = torch.from_numpy(PANEL_TEMPERATURES)
+    stats = row_stats(logits[None, :] / temps[:, None])
+    share = stats.entropy / stats.log_n
+    zone = (stats.max_prob < ONE_HOT_THRESHOLD) & (share < UNIFORM_THRESHOLD)
+    for a in (share, stats.max_prob):
+        a.setflags(write=False)
+    bounds = ((float(PANEL_TEMPERATURES[zone][0]), float(PANEL_TEMPERATURES[zone][-1]))
+              if zone.any() else None)
+    return TemperatureCurves(PANEL_TEMPERATURES, share, stats.max_prob, bounds)
+
+
 @dataclass
 class SaturationSweep:
     """Mean row statistics of raw and scaled attention over dimensions (:func:`saturation_sweep`)."""
@@ -238,8 +343,8 @@ def saturation_sweep(dims: Sequence[int], n: int = 50, repeats: int = 4, seed: i
     """Mean entropy, mean largest probability and one-hot share of the softmax rows of
     QKᵀ and QKᵀ/√d, for Q, K ∈ R^{n×d}, pooled over ``repeats`` draws per d."""
     dims = _check_dims(dims)
-    n = _check_int("n", n)
-    repeats = _check_int("repeats", repeats)
+    n = check_int("n", n, minimum=1)
+    repeats = check_int("repeats", repeats, minimum=1)
     out: dict[str, list[float]] = {k: [] for k in ("er", "es", "mr", "ms", "or", "os")}
     for d in dims:
         raw = torch.cat([qk_scores(n, d, seed=seed + 1000 * r + d) for r in range(repeats)])
@@ -257,10 +362,10 @@ def softmax_jacobian(z: torch.Tensor) -> torch.Tensor:
     """The Jacobian ∂softmax(z)/∂z = diag(p) − p pᵀ of a 1-D logit vector ``z``.
 
     Raises:
-        ValueError: if ``z`` is not a non-empty 1-D tensor.
+        TypeError: if ``z`` is not a tensor.
+        ValueError: if ``z`` is not 1-D or is empty.
     """
-    if not isinstance(z, torch.Tensor) or z.ndim != 1 or z.numel() < 1:
-        raise ValueError(f"z must be a non-empty 1-D tensor, got {getattr(z, 'shape', type(z).__name__)}")
+    check_tensor("z", z, ndim=1, non_empty=True)
     p = torch.softmax(z, dim=0)
     return torch.diag(p) - torch.outer(p, p)
 
@@ -294,9 +399,7 @@ def saturation_scale(scan: GradientScan, fraction: float = 0.01) -> float:
     """
     if not isinstance(scan, GradientScan):
         raise TypeError(f"scan must be a GradientScan, got {type(scan).__name__}")
-    fraction = _check_positive("fraction", fraction)
-    if fraction >= 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    fraction = check_probability("fraction", fraction, open_interval=True)
     median = scan.grad_norm_median
     peak = int(np.argmax(median))
     below = np.nonzero(median[peak:] < fraction * median[peak])[0]
@@ -316,11 +419,9 @@ def gradient_vs_scale(scales: Sequence[float], n: int = 50, rows: int = 200, see
     L = Σ g · (softmax(z) V) with random V and g, as in an attention layer. Autograd gives
     ∂L/∂z; the Jacobian is computed in closed form for the same rows.
     """
-    scales = [_check_positive("every scale in scales", s) for s in scales]
-    if not scales:
-        raise ValueError("scales must list at least one logit scale > 0")
-    n = _check_int("n", n)
-    rows = _check_int("rows", rows)
+    scales = list(check_reals("scales", scales))
+    n = check_int("n", n, minimum=1)
+    rows = check_int("rows", rows, minimum=1)
     generator = torch.Generator().manual_seed(seed)
     u = torch.randn(rows, n, generator=generator, dtype=torch.float64)
     values = torch.randn(n, 16, generator=generator, dtype=torch.float64)
@@ -380,7 +481,7 @@ def stable_softmax(logits: torch.Tensor, temperature: float = 1.0, dim: int = -1
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point torch tensor, got {type(logits).__name__}"
                         + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
-    temperature = _check_positive("temperature", temperature)
+    temperature = check_positive("temperature", temperature)
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"dim must be an int, got {dim!r}")
     if not -max(logits.ndim, 1) <= dim < max(logits.ndim, 1):
@@ -400,10 +501,10 @@ def layernorm_logit_std(
     γ (a constant vector) and no shift, then through W_Q, W_K ~ N(0, 1/d_model), which keep
     the variance of their input. Returns one std per γ.
     """
-    gammas = [_check_positive("every gamma in gammas", g) for g in gammas]
-    d_model = _check_int("d_model", d_model)
-    d_head = _check_int("d_head", d_head)
-    n = _check_int("n", n)
+    gammas = list(check_reals("gammas", gammas))
+    d_model = check_int("d_model", d_model, minimum=1)
+    d_head = check_int("d_head", d_head, minimum=1)
+    n = check_int("n", n, minimum=1)
     generator = torch.Generator().manual_seed(seed)
     x = 3 + 5 * torch.randn(n, d_model, generator=generator, dtype=torch.float64)
     w_q = torch.randn(d_model, d_head, generator=generator, dtype=torch.float64) / math.sqrt(d_model)
@@ -429,10 +530,10 @@ def projected_logit_std(
     Raises:
         ValueError: for sizes < 1 or a weight_std that is not > 0.
     """
-    d_model = _check_int("d_model", d_model)
-    d_head = _check_int("d_head", d_head)
-    weight_std = _check_positive("weight_std", weight_std)
-    n = _check_int("n", n, minimum=2)
+    d_model = check_int("d_model", d_model, minimum=1)
+    d_head = check_int("d_head", d_head, minimum=1)
+    weight_std = check_positive("weight_std", weight_std)
+    n = check_int("n", n, minimum=2)
     generator = torch.Generator().manual_seed(seed)
     x = F.layer_norm(torch.randn(n, d_model, generator=generator, dtype=torch.float64), (d_model,))
     w_q = weight_std * torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)

@@ -22,20 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from helpers.attention import _check_int
 from helpers.training import single_thread, train
 from helpers.transformer import NORMS, TinyTransformer, reversal_task, sequence_loss
+from helpers.validation import check_choice, check_int, check_ints, check_positive, check_tensor
 
 __all__ = ["ScalingComparison", "init_logit_std", "train_scaling_comparison"]
-
-
-def _check_ints(name: str, values: Sequence[int], minimum: int) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise TypeError(f"{name} must be a sequence of ints >= {minimum}, got {type(values).__name__}")
-    checked = tuple(_check_int(f"every value in {name}", v, minimum) for v in values)
-    if not checked:
-        raise ValueError(f"{name} must list at least one int >= {minimum}")
-    return checked
 
 
 @torch.no_grad()
@@ -46,12 +37,12 @@ def init_logit_std(model: TinyTransformer, tokens: torch.Tensor) -> float:
     entries the causal mask keeps (key position ≤ query position) are counted.
 
     Raises:
-        TypeError: if ``model`` is not a TinyTransformer or ``tokens`` not a 2-D tensor.
+        TypeError: if ``model`` is not a TinyTransformer or ``tokens`` not a tensor.
+        ValueError: if ``tokens`` is not 2-D ``[batch, length]``.
     """
     if not isinstance(model, TinyTransformer):
         raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
-        raise TypeError("tokens must be a 2-D tensor of token ids [batch, length]")
+    check_tensor("tokens", tokens, ndim=2)
     block = model.blocks[0]
     attn = block.attn
     x = block.ln1(model.embed(tokens))
@@ -117,18 +108,14 @@ def train_scaling_comparison(
     Raises:
         TypeError/ValueError: for bad sizes, seeds, ``lr`` or ``norm``.
     """
-    head_sizes = _check_ints("head_sizes", head_sizes, 1)
-    seeds = _check_ints("seeds", seeds, 0)
-    steps = _check_int("steps", steps)
-    batch_size = _check_int("batch_size", batch_size)
-    length = _check_int("length", length, minimum=2)
-    n_layers = _check_int("n_layers", n_layers)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise TypeError(f"lr must be a number > 0, got {lr!r}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    head_sizes = check_ints("head_sizes", head_sizes, minimum=1)
+    seeds = check_ints("seeds", seeds, minimum=0)
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    length = check_int("length", length, minimum=2)
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    lr = check_positive("lr", lr)
+    check_choice("norm", norm, NORMS)
     task = reversal_task(steps * batch_size, length, seed=data_seed)
     probe = task.tokens[:256]
     losses: dict[tuple[int, bool], np.ndarray] = {}

@@ -3,8 +3,8 @@
 Every function has the semantics of its ``torch.nn.functional`` namesake (same arguments,
 same output, same in-place update of BatchNorm's running statistics) but is written with
 elementary tensor operations only (``mean``, ``var``, ``sqrt``), so a reader can see the
-whole method in a few lines.  Invalid inputs raise ``ValueError`` naming the argument where
-torch would refuse them.
+whole method in a few lines.  Invalid inputs raise ``TypeError`` (wrong type) or
+``ValueError`` (bad value) naming the argument where torch would refuse them.
 
 The module also holds the small measurements notebook 03 makes about these formulas:
 where epsilon sits, biased vs unbiased variance, per-row / per-column statistics, Pearson
@@ -20,28 +20,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from helpers.validation import check_int, check_ints, check_probability, check_real, check_tensor, is_int
+
 ShapeLike = int | Sequence[int] | torch.Size
 
 
 # -- validation -----------------------------------------------------------------------------
-def _check_tensor(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    return x
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a number >= 0, got {eps!r}")
-    if not eps >= 0:  # also rejects nan
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    return float(eps)
+def _check_eps(eps: object) -> float:
+    return check_real("eps", eps, minimum=0.0)
 
 
 def _check_affine(name: str, p: torch.Tensor | None, shape: tuple[int, ...]) -> None:
     if p is None:
         return
-    _check_tensor(name, p)
+    check_tensor(name, p)
     if tuple(p.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(p.shape)}")
 
@@ -52,11 +44,10 @@ def _channels_input(x: torch.Tensor, what: str) -> None:
 
 
 def _check_normalized_shape(x: torch.Tensor, normalized_shape: ShapeLike) -> tuple[int, ...]:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(
-            f"normalized_shape must be a positive int or a non-empty tuple of them, got {normalized_shape!r}"
-        )
+    if is_int(normalized_shape):
+        shape: tuple[int, ...] = (check_int("normalized_shape", normalized_shape, minimum=1),)
+    else:
+        shape = check_ints("normalized_shape", normalized_shape, minimum=1)
     if len(shape) > x.dim() or tuple(x.shape[x.dim() - len(shape):]) != shape:
         raise ValueError(
             f"normalized_shape {shape} must match the trailing dimensions of x, whose shape is {tuple(x.shape)}"
@@ -96,7 +87,7 @@ def layer_norm(
         ValueError: if ``normalized_shape`` is not the trailing shape of ``x``, if ``weight``
             or ``bias`` do not have that shape, or if ``eps`` < 0.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     shape = _check_normalized_shape(x, normalized_shape)
     eps = _check_eps(eps)
     _check_affine("weight", weight, shape)
@@ -137,11 +128,10 @@ def batch_norm(
             with a single value per channel or with ``eps`` = 0, ``momentum`` outside [0, 1],
             or ``eps`` < 0.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     _channels_input(x, "batch_norm")
     eps = _check_eps(eps)
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+    momentum = check_probability("momentum", momentum)
     channels = x.shape[1]
     for name, p in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -190,12 +180,11 @@ def group_norm(
         ValueError: if ``num_groups`` does not divide the number of channels, is < 1, or
             ``eps`` < 0, or ``weight``/``bias`` are not of length C.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     _channels_input(x, "group_norm")
     eps = _check_eps(eps)
     channels = x.shape[1]
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-        raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
+    num_groups = check_int("num_groups", num_groups, minimum=1)
     if channels % num_groups:
         raise ValueError(f"num_groups must divide the number of channels ({channels}), got {num_groups}")
     _check_affine("weight", weight, (channels,))
@@ -221,7 +210,7 @@ def instance_norm(
     Raises:
         ValueError: if ``x`` has no spatial dimension or a single spatial value, or ``eps`` < 0.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     if x.dim() < 3 or math.prod(x.shape[2:]) < 2:
         raise ValueError(
             f"instance_norm needs x of shape (N, C, *spatial) with more than 1 spatial value, got {tuple(x.shape)}"
@@ -243,7 +232,7 @@ def rms_norm(
     Raises:
         ValueError: as :func:`layer_norm`.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     eps = torch.finfo(x.dtype).eps if eps is None else eps
     shape = _check_normalized_shape(x, normalized_shape)
     eps = _check_eps(eps)
@@ -280,9 +269,9 @@ def layer_norm_backward(
         ValueError: if ``x`` has no dimension, ``dout`` is not of ``x``'s shape, ``weight``
             not of shape ``(D,)``, or ``eps`` < 0.
     """
-    _check_tensor("dout", dout)
-    _check_tensor("x", x)
-    _check_tensor("weight", weight)
+    check_tensor("dout", dout)
+    check_tensor("x", x)
+    check_tensor("weight", weight)
     eps = _check_eps(eps)
     if x.dim() < 1:
         raise ValueError("x must have at least 1 dimension (..., D), got a scalar")
@@ -334,10 +323,9 @@ def lecture_matrix(rows: int, cols: int, mean: float = 2.0, std: float = 2.0, se
     Raises:
         ValueError: for non-positive sizes or std.
     """
-    if rows < 1 or cols < 1:
-        raise ValueError(f"rows and cols must be >= 1, got {rows} and {cols}")
-    if not std > 0:
-        raise ValueError(f"std must be > 0, got {std}")
+    rows = check_int("rows", rows, minimum=1)
+    cols = check_int("cols", cols, minimum=1)
+    std = check_real("std", std, minimum=0.0, min_inclusive=False)
     g = torch.Generator().manual_seed(seed)
     return mean + std * torch.randn(rows, cols, generator=g)
 
@@ -360,7 +348,7 @@ def matrix_stats(x: torch.Tensor) -> MatrixStats:
     Raises:
         ValueError: if ``x`` is not 2-D.
     """
-    _check_tensor("x", x)
+    check_tensor("x", x)
     if x.dim() != 2:
         raise ValueError(f"x must be 2-D, got shape {tuple(x.shape)}")
     a = x.detach().double()
@@ -402,10 +390,85 @@ def panel_inputs(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
     Raises:
         ValueError: if ``n`` < 2.
     """
-    if n < 2:
-        raise ValueError(f"n must be >= 2, got {n}")
+    n = check_int("n", n, minimum=2)
     rng = np.random.default_rng(seed)
     return {
         "Gaussian N(2, 2²)": rng.normal(2.0, 2.0, size=n),
         "skewed (exponential)": rng.exponential(2.0, size=n),
     }
+
+
+# -- the gamma/beta panel of notebook 03 --------------------------------------------------------
+#: Bins of the panel's histogram of the standardized input x̂.
+PANEL_BINS = 60
+
+
+@dataclass(frozen=True)
+class Standardized:
+    """An input standardized once (ε = 0) for the gamma/beta panel (:func:`standardize_for_panel`)."""
+
+    var: float
+    """The input's (biased) variance σ²."""
+    counts: np.ndarray
+    """Histogram counts of x̂ = (x − μ)/σ."""
+    edges: np.ndarray
+    """Bin edges of that histogram."""
+    z_mean: float
+    """Mean of x̂ (0 up to rounding)."""
+    z_std: float
+    """Standard deviation of x̂ (1 up to rounding)."""
+    skew: float
+    """Skewness of x̂ (that of the input: standardization keeps the shape)."""
+
+
+def standardize_for_panel(values: np.ndarray, bins: int = PANEL_BINS) -> Standardized:
+    """What every redraw of the gamma/beta panel needs, computed once for one input.
+
+    Raises:
+        TypeError: if ``values`` is not a NumPy array or ``bins`` not an int.
+        ValueError: for fewer than 2 values, a constant input or ``bins`` < 1.
+    """
+    if not isinstance(values, np.ndarray):
+        raise TypeError(f"values must be a NumPy array, got {type(values).__name__}")
+    bins = check_int("bins", bins, minimum=1)
+    if values.size < 2 or not values.var() > 0:
+        raise ValueError("values must hold at least 2 values that are not all equal")
+    z = (values - values.mean()) / np.sqrt(values.var())
+    counts, edges = np.histogram(z, bins=bins)
+    return Standardized(float(values.var()), counts, edges, float(z.mean()), float(z.std()), skewness(z))
+
+
+@dataclass(frozen=True)
+class LayerNormOutput:
+    """The histogram and statistics of y = γ·x̂_ε + β for one panel setting (:func:`panel_output`)."""
+
+    density: np.ndarray
+    """Density of the output histogram (its counts are those of x̂, on mapped edges)."""
+    edges: np.ndarray
+    """Bin edges of the output histogram, ``scale · edges of x̂ + β``."""
+    scale: float
+    """γ·√(σ² / (σ² + ε)): how much the output is stretched relative to x̂."""
+    mean: float
+    """Mean of the output, rounded to 3 decimals (never ``-0.0``)."""
+    std: float
+    """Standard deviation of the output."""
+
+
+def panel_output(standardized: Standardized, gamma: float, beta: float, eps: float) -> LayerNormOutput:
+    """LayerNorm's output y = γ·(x − μ)/√(σ² + ε) + β for the panel's input, from its histogram.
+
+    With ε, x̂_ε = x̂·√(σ² / (σ² + ε)), so the output is ``scale · x̂ + β``: its histogram is
+    that of x̂ on the edges ``scale · edges + β`` (same counts), its mean
+    ``scale · mean(x̂) + β`` and its std ``scale · std(x̂)``.
+
+    Raises:
+        TypeError / ValueError: for a non-numeric γ, β or ε, or ε < 0.
+    """
+    gamma = check_real("gamma", gamma)
+    beta = check_real("beta", beta)
+    eps = _check_eps(eps)
+    scale = gamma * math.sqrt(standardized.var / (standardized.var + eps))
+    edges = scale * standardized.edges + beta
+    density = standardized.counts / (standardized.counts.sum() * np.diff(edges))
+    mean = round(scale * standardized.z_mean + beta, 3) + 0.0  # + 0.0: never "-0.000"
+    return LayerNormOutput(density, edges, scale, mean, scale * standardized.z_std)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from helpers.validation import check_int, check_ints, check_positive
+from helpers.validation import check_int, check_ints, check_positive, check_real
 
 X_RANGE = (-8.0, 8.0)
 #: Bin edges of the panel's histogram: 60 bins of width 16/60 ≈ 0.27; 0 is an edge.
@@ -34,14 +34,16 @@ def gaussian_samples(sigma: float, n: int = N_SAMPLES, seed: int = 0) -> np.ndar
     return np.random.default_rng(seed).normal(0.0, sigma, size=n)
 
 
-def gaussian_density(x: np.ndarray, sigma: float) -> np.ndarray:
-    """The density of N(0, sigma^2) at ``x``: exp(−x²/2σ²) / (σ√(2π)).
+def gaussian_density(x: np.ndarray, sigma: float, mean: float = 0.0) -> np.ndarray:
+    """The density of N(mean, sigma^2) at ``x``: exp(−(x − mean)²/2σ²) / (σ√(2π)).
 
     Raises:
-        TypeError / ValueError: if ``sigma`` is not a finite number > 0.
+        TypeError / ValueError: if ``sigma`` is not a finite number > 0 or ``mean`` not finite.
     """
     sigma = check_positive("sigma", sigma)
-    return np.exp(-0.5 * (np.asarray(x, dtype=np.float64) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    mean = check_real("mean", mean)
+    z = (np.asarray(x, dtype=np.float64) - mean) / sigma
+    return np.exp(-0.5 * z**2) / (sigma * np.sqrt(2 * np.pi))
 
 
 def density_histogram(samples: np.ndarray) -> np.ndarray:

@@ -30,18 +30,22 @@ from helpers.attention import (
     std_ratio_over_seeds,
     std_sweep,
 )
-from helpers.plots.attention import (
-    ONE_HOT_LIKE,
+from helpers.attention import (
     PANEL_N,
-    UNIFORM_LIKE,
-    gradient_figure,
+    PANEL_TEMPERATURES,
     row_regime,
+    softmax_raw_and_scaled,
+    temperature_curves,
+    temperature_row,
+)
+from helpers.plots.attention import (
+    gradient_figure,
     saturation_figure,
     softmax_scatter_figure,
     std_vs_dim_figure,
     temperature_figure,
 )
-from helpers.widgets.attention import temperature_panel
+from helpers.widgets.attention import temperature_panel, update_temperature
 
 
 # -- qk_scores -------------------------------------------------------------------------------
@@ -153,14 +157,14 @@ def test_saturation_sweep_raw_saturates_scaled_does_not() -> None:
     assert np.all(sweep.entropy_scaled > 0.8 * sweep.log_n)
 
 
-def test_one_hot_threshold_is_defined_once() -> None:
-    assert ONE_HOT_THRESHOLD == 0.9 and UNIFORM_THRESHOLD == 0.95
-    # the panel and the row statistics use the same definitions
-    assert ONE_HOT_LIKE == ONE_HOT_THRESHOLD and UNIFORM_LIKE == UNIFORM_THRESHOLD
+def test_one_hot_threshold_is_the_one_definition() -> None:
     scores = torch.tensor([[math.log(9.5), 0.0], [math.log(8.0), 0.0]], dtype=torch.float64)
     # row 0: max p = 9.5/10.5 > 0.9 (one-hot-like), row 1: max p = 8/9 < 0.9 (not)
     assert row_stats(scores).one_hot_fraction == pytest.approx(0.5)
-    assert row_regime(0.3, 0.9) == "one-hot-like" and row_regime(0.3, 0.89) == "Goldilocks zone"
+    assert row_regime(0.3, ONE_HOT_THRESHOLD, 50) == "one-hot-like"
+    assert row_regime(0.3, ONE_HOT_THRESHOLD - 0.01, 50) == "Goldilocks zone"
+    assert row_regime(UNIFORM_THRESHOLD * math.log(50), 0.5, 50) == "uniform-like"
+    assert row_regime(0.99 * UNIFORM_THRESHOLD * math.log(50), 0.5, 50) == "Goldilocks zone"
 
 
 def test_std_ratio_over_seeds() -> None:
@@ -182,8 +186,10 @@ def test_softmax_jacobian_matches_autograd() -> None:
     z = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     expected = torch.autograd.functional.jacobian(lambda x: torch.softmax(x, 0), z)
     torch.testing.assert_close(softmax_jacobian(z), expected)
-    with pytest.raises(ValueError, match="z must be"):
+    with pytest.raises(ValueError, match="z must have 1 dimension"):
         softmax_jacobian(torch.zeros(2, 2))
+    with pytest.raises(TypeError, match="z must be a torch.Tensor"):
+        softmax_jacobian([0.0, 1.0])  # type: ignore[arg-type]
 
 
 def test_gradient_vanishes_for_large_logits() -> None:
@@ -285,13 +291,56 @@ def test_figures_are_returned() -> None:
 
 
 def test_row_regime() -> None:
-    assert row_regime(math.log(PANEL_N), 1 / PANEL_N) == "uniform-like"
-    assert row_regime(0.0, 1.0) == "one-hot-like"
-    assert row_regime(2.0, 0.3) == "Goldilocks zone"
+    assert row_regime(math.log(PANEL_N), 1 / PANEL_N, PANEL_N) == "uniform-like"
+    assert row_regime(0.0, 1.0, PANEL_N) == "one-hot-like"
+    assert row_regime(2.0, 0.3, PANEL_N) == "Goldilocks zone"
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        row_regime(0.0, 1.0, 0)
+
+
+def test_softmax_raw_and_scaled() -> None:
+    raw = qk_scores(6, 16, seed=1)
+    both = softmax_raw_and_scaled(raw, 16)
+    np.testing.assert_allclose(both.scores, raw.flatten().numpy())
+    np.testing.assert_allclose(both.probs_scaled, torch.softmax(raw / 4, -1).flatten().numpy())
+    np.testing.assert_allclose(np.exp(-both.nll_raw), both.probs_raw, rtol=1e-12)
+    # rows sum to 1; dividing by √d = 4 flattens them (a smaller largest probability)
+    assert both.probs_raw.reshape(6, 6).sum(axis=1) == pytest.approx(np.ones(6))
+    assert both.probs_scaled.reshape(6, 6).max(axis=1).mean() < both.probs_raw.reshape(6, 6).max(axis=1).mean()
+    with pytest.raises(ValueError, match="d must be an int >= 1"):
+        softmax_raw_and_scaled(raw, 0)
+    with pytest.raises(ValueError, match="2-D"):
+        softmax_raw_and_scaled(torch.zeros(3), 4)
+
+
+def test_temperature_row_and_curves() -> None:
+    row = temperature_row(64, 1.0, True)
+    np.testing.assert_allclose(row.logits, qk_scores(PANEL_N, 64, scaled=True)[0].numpy())
+    expected = torch.softmax(torch.from_numpy(row.logits), -1).numpy()
+    np.testing.assert_allclose(row.probs, np.sort(expected)[::-1])
+    assert row.max_prob == pytest.approx(expected.max())
+    assert row.entropy == pytest.approx(float(-(expected * np.log(expected)).sum()))
+    assert row.regime == row_regime(row.entropy, row.max_prob, PANEL_N)
+    curves = temperature_curves(64, True)
+    assert curves.entropy_share.shape == curves.max_prob.shape == PANEL_TEMPERATURES.shape
+    # hotter rows are flatter: entropy up, largest probability down
+    assert np.all(np.diff(curves.entropy_share) >= -1e-12) and np.all(np.diff(curves.max_prob) <= 1e-12)
+    lo, hi = curves.zone
+    inside = (PANEL_TEMPERATURES >= lo) & (PANEL_TEMPERATURES <= hi)
+    regimes = {row_regime(h * math.log(PANEL_N), p, PANEL_N)
+               for h, p in zip(curves.entropy_share[inside], curves.max_prob[inside])}
+    assert regimes == {"Goldilocks zone"}
+    assert temperature_curves(64, True) is curves  # cached
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        temperature_row(64, 0.0, True)
+    with pytest.raises(TypeError, match="scaled must be True or False"):
+        temperature_row(64, 1.0, 1)  # type: ignore[arg-type]
 
 
 def test_panel_callbacks_at_their_extremes() -> None:
     panel = temperature_panel()
+    assert update_temperature(panel.figure, d=64, temperature=1.0, scaled=True).endswith(
+        temperature_row(64, 1.0, True).regime)
     controls = panel.controls
     t_min = controls["temperature"].base ** controls["temperature"].min
     t_max = controls["temperature"].base ** controls["temperature"].max

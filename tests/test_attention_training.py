@@ -33,8 +33,10 @@ def test_init_logit_std_rejects_bad_inputs() -> None:
     model = TinyTransformer("pre", n_layers=1, d_model=8, n_heads=2, max_len=8, seed=0)
     with pytest.raises(TypeError, match="model"):
         init_logit_std(torch.nn.Linear(2, 2), _tokens())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="tokens"):
+    with pytest.raises(ValueError, match="tokens must have 2 dimension"):
         init_logit_std(model, _tokens()[0])
+    with pytest.raises(TypeError, match="tokens must be a torch.Tensor"):
+        init_logit_std(model, _tokens().tolist())  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

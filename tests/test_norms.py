@@ -190,7 +190,7 @@ def test_bad_num_groups() -> None:
     x = _randn(2, 6, 3)
     with pytest.raises(ValueError, match=r"num_groups must divide the number of channels \(6\), got 4"):
         N.group_norm(x, 4)
-    with pytest.raises(ValueError, match="num_groups must be a positive int"):
+    with pytest.raises(ValueError, match="num_groups must be an int >= 1"):
         N.group_norm(x, 0)
 
 
@@ -210,6 +210,9 @@ def test_normalized_shape_mismatch() -> None:
             N.layer_norm(x, bad)
         with pytest.raises(ValueError, match="normalized_shape"):
             N.rms_norm(x, bad)
+    for bad in [10.0, (10.0,), "10", (True,)]:
+        with pytest.raises(TypeError, match="normalized_shape"):
+            N.layer_norm(x, bad)
 
 
 def test_negative_eps() -> None:
@@ -218,7 +221,7 @@ def test_negative_eps() -> None:
                  lambda: N.batch_norm(x, None, None, training=True, eps=-1e-5),
                  lambda: N.instance_norm(x, eps=-1e-5), lambda: N.rms_norm(x, 3, eps=-1e-6),
                  lambda: N.eps_placement_scale(1.0, eps=-1.0), lambda: N.layer_norm(x, 3, eps=float("nan"))):
-        with pytest.raises(ValueError, match="eps must be >= 0"):
+        with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
             call()
 
 
@@ -230,7 +233,7 @@ def test_other_bad_inputs() -> None:
         N.batch_norm(x, torch.zeros(2), torch.ones(3), training=True)
     with pytest.raises(ValueError, match="needs running_mean and running_var"):
         N.batch_norm(x, None, None, training=False)
-    with pytest.raises(ValueError, match="momentum must be a number in"):
+    with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
         N.batch_norm(x, None, None, training=True, momentum=1.5)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         N.batch_norm(torch.ones(3), None, None, training=True)
@@ -238,7 +241,7 @@ def test_other_bad_inputs() -> None:
         N.instance_norm(_randn(2, 3))
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         N.layer_norm(np.ones((2, 3)), 3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="eps must be a number"):
+    with pytest.raises(TypeError, match="eps must be a finite number >= 0"):
         N.layer_norm(x, 3, eps="small")  # type: ignore[arg-type]
 
 
@@ -270,9 +273,9 @@ def test_matrix_stats_pearson_skewness() -> None:
         N.pearson(np.ones(3), np.arange(3))
     with pytest.raises(ValueError, match="x must be 2-D"):
         N.matrix_stats(torch.ones(3))
-    with pytest.raises(ValueError, match="std must be > 0"):
+    with pytest.raises(ValueError, match="std must be a finite number > 0"):
         N.lecture_matrix(2, 2, std=0.0)
-    with pytest.raises(ValueError, match="rows and cols"):
+    with pytest.raises(ValueError, match="rows must be an int >= 1"):
         N.lecture_matrix(0, 2)
 
 
@@ -330,8 +333,31 @@ def test_gamma_beta_panel_extremes_and_readout() -> None:
 def test_panel_inputs() -> None:
     inputs = N.panel_inputs(n=1000)
     assert len(inputs) == 2 and all(v.shape == (1000,) for v in inputs.values())
-    with pytest.raises(ValueError, match="n must be >= 2"):
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
         N.panel_inputs(n=1)
+
+
+def test_panel_output_is_layernorm_of_the_input() -> None:
+    values = N.panel_inputs(n=1000)["skewed (exponential)"]
+    standardized = N.standardize_for_panel(values)
+    assert standardized.counts.sum() == 1000 and len(standardized.edges) == N.PANEL_BINS + 1
+    assert standardized.skew == pytest.approx(N.skewness(values))
+    eps = 0.5
+    out = N.panel_output(standardized, gamma=2.0, beta=1.0, eps=eps)
+    y = N.layer_norm(torch.from_numpy(values)[None, :], 1000, torch.full((1000,), 2.0),
+                     torch.full((1000,), 1.0), eps).numpy()[0]
+    assert out.mean == pytest.approx(y.mean(), abs=1e-3) and out.std == pytest.approx(y.std(), rel=1e-9)
+    np.testing.assert_allclose(out.edges[[0, -1]], [y.min(), y.max()], rtol=1e-9)
+    assert (out.density * np.diff(out.edges)).sum() == pytest.approx(1.0)
+    assert N.panel_output(standardized, gamma=1.0, beta=0.0, eps=0.0).mean == 0.0  # never -0.0
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        N.panel_output(standardized, 1.0, 0.0, -1.0)
+    with pytest.raises(TypeError, match="gamma"):
+        N.panel_output(standardized, "1", 0.0, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not all equal"):
+        N.standardize_for_panel(np.ones(5))
+    with pytest.raises(TypeError, match="values must be a NumPy array"):
+        N.standardize_for_panel([1.0, 2.0])  # type: ignore[arg-type]
 
 
 def test_small_cnn_shapes_and_norm_layers() -> None:
@@ -529,7 +555,7 @@ def test_layer_norm_backward_bad_inputs() -> None:
         N.layer_norm_backward(x[:2], x, w)
     with pytest.raises(ValueError, match=r"weight must have shape \(4,\)"):
         N.layer_norm_backward(x, x, torch.ones(3))
-    with pytest.raises(ValueError, match="eps must be >= 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         N.layer_norm_backward(x, x, w, eps=-1.0)
     with pytest.raises(ValueError, match="at least 1 dimension"):
         N.layer_norm_backward(torch.tensor(1.0), torch.tensor(1.0), w)

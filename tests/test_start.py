@@ -22,6 +22,7 @@ def test_gaussian_density() -> None:
     grid = np.linspace(-40, 40, 8001)
     assert np.trapezoid(gaussian_density(grid, 3.0), grid) == pytest.approx(1.0, rel=1e-6)
     assert gaussian_density(np.array([2.0]), 1.0)[0] == pytest.approx(np.exp(-2) / np.sqrt(2 * np.pi))
+    assert gaussian_density(np.array([3.0]), 2.0, mean=3.0)[0] == gaussian_density(np.array([0.0]), 2.0)[0]
     with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
         gaussian_density(grid, 0.0)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -14,28 +13,24 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.attention import (
     ONE_HOT_THRESHOLD,
-    UNIFORM_THRESHOLD,
+    PANEL_N,
+    PANEL_TEMPERATURES,
     GradientScan,
     SaturationSweep,
     StdSweep,
-    qk_scores,
+    TemperatureCurves,
+    TemperatureRow,
+    softmax_raw_and_scaled,
+    temperature_curves,
+    temperature_row,
 )
 from helpers.attention_training import ScalingComparison
-from helpers.plots import color, label_axes, new_figure
+from helpers.plots import artist, color, freeze_layout, label_axes, new_figure
 
-#: Rows of the attention panel: n queries and n keys.
-PANEL_N = 50
-#: Temperatures drawn on the panel's right-hand curve (log-spaced).
-PANEL_TEMPERATURES = np.logspace(-2, 2, 81)
 #: Fixed tick positions of the panel (no tick search on a redraw).
 _PANEL_T_TICKS = (0.01, 0.1, 1.0, 10.0, 100.0)
 _PANEL_P_TICKS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _PANEL_RANK_TICKS = (1, 10, 20, 30, 40, 50)
-#: A row counts as "uniform-like" above this share of log n entropy ...
-UNIFORM_LIKE = UNIFORM_THRESHOLD
-#: ... and as "one-hot-like" when its largest probability is at least this (the one
-#: definition, :data:`helpers.attention.ONE_HOT_THRESHOLD`).
-ONE_HOT_LIKE = ONE_HOT_THRESHOLD
 
 
 def std_vs_dim_figure(sweep: StdSweep) -> Figure:
@@ -54,20 +49,15 @@ def std_vs_dim_figure(sweep: StdSweep) -> Figure:
 def softmax_scatter_figure(raw: torch.Tensor, d: int) -> Figure:
     """Softmax probability and negative log-softmax of every score, raw vs divided by √d,
     plotted against the raw dot product."""
-    raw = raw.detach().double()
-    scaled = raw / math.sqrt(d)
-    x = raw.flatten().numpy()
+    both = softmax_raw_and_scaled(raw, d)
     fig, axes = new_figure(1, 2, figsize=(10.5, 3.9))
-    for ax, transform, ylabel, title in (
-        (axes[0, 0], lambda s: torch.softmax(s, -1), "softmax probability",
-         "Softmax probabilities"),
-        (axes[0, 1], lambda s: -torch.log_softmax(s, -1), "−log softmax (nats)",
-         "Negative log-softmax"),
+    for ax, (raw_y, scaled_y), ylabel, title in (
+        (axes[0, 0], (both.probs_raw, both.probs_scaled), "softmax probability", "Softmax probabilities"),
+        (axes[0, 1], (both.nll_raw, both.nll_scaled), "−log softmax (nats)", "Negative log-softmax"),
     ):
-        ax.scatter(x, transform(raw).flatten().numpy(), s=6, marker="o", color=color(1),
-                   alpha=0.5, label="softmax(QKᵀ)")
-        ax.scatter(x, transform(scaled).flatten().numpy(), s=6, marker="^", color=color(0),
-                   alpha=0.5, label="softmax(QKᵀ/√d)")
+        ax.scatter(both.scores, raw_y, s=6, marker="o", color=color(1), alpha=0.5, label="softmax(QKᵀ)")
+        ax.scatter(both.scores, scaled_y, s=6, marker="^", color=color(0), alpha=0.5,
+                   label="softmax(QKᵀ/√d)")
         label_axes(ax, title=f"{title}, d = {d}", xlabel="raw score q·k", ylabel=ylabel)
     return fig
 
@@ -111,58 +101,6 @@ def gradient_figure(scan: GradientScan, marks: Mapping[str, float] | None = None
 
 
 # -- the temperature panel ------------------------------------------------------------------
-@lru_cache(maxsize=1024)
-def _panel_logits(d: int, scaled: bool) -> np.ndarray:
-    logits = qk_scores(PANEL_N, d, scaled=scaled)[0].numpy()
-    logits.setflags(write=False)
-    return logits
-
-
-def _softmax_rows(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in NumPy (the panel's small arrays: faster than a torch call)."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _entropy_rows(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
-
-
-def attention_row(d: int, temperature: float, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The logits of query 0 over the panel's keys (already divided by √d if ``scaled``)
-    and its softmax(logits / temperature), sorted from largest to smallest."""
-    logits = _panel_logits(int(d), bool(scaled))
-    return logits, np.sort(_softmax_rows(logits / temperature))[::-1]
-
-
-@lru_cache(maxsize=1024)
-def _temperature_curves(
-    d: int, scaled: bool
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
-    """Entropy / log n and max probability of the panel row over PANEL_TEMPERATURES, and the
-    (lowest, highest) temperature of its Goldilocks zone (``None`` if there is none).
-    They depend on d and the scaling only, not on the current temperature."""
-    curve = _softmax_rows(_panel_logits(d, scaled)[None, :] / PANEL_TEMPERATURES[:, None])
-    curve_h = _entropy_rows(curve) / math.log(PANEL_N)
-    curve_p = curve.max(axis=-1)
-    for a in (curve_h, curve_p):
-        a.setflags(write=False)
-    zone = (curve_p < ONE_HOT_LIKE) & (curve_h < UNIFORM_LIKE)
-    bounds = ((float(PANEL_TEMPERATURES[zone][0]), float(PANEL_TEMPERATURES[zone][-1]))
-              if zone.any() else None)
-    return curve_h, curve_p, bounds
-
-
-def row_regime(entropy: float, max_prob: float, n: int = PANEL_N) -> str:
-    """"uniform-like", "one-hot-like" or "Goldilocks zone" for a row's entropy and max p."""
-    if max_prob >= ONE_HOT_LIKE:
-        return "one-hot-like"
-    if entropy >= UNIFORM_LIKE * math.log(n):
-        return "uniform-like"
-    return "Goldilocks zone"
-
-
 def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = True) -> Figure:
     """One attention row's distribution (left) and its entropy and max p against T (right)."""
     fig, axes = new_figure(1, 2, figsize=(9.0, 3.5))
@@ -199,53 +137,35 @@ def temperature_figure(d: int = 64, temperature: float = 1.0, scaled: bool = Tru
     label_axes(right, title="", xlabel="temperature T (log scale)", ylabel="share (0 to 1)")
     right.legend(loc="center right", fontsize=8)
     # the shaded Goldilocks span: one rectangle, moved (or hidden) on every redraw
-    right._zone = right.axvspan(1.0, 1.0, color=color(2), alpha=0.15, lw=0)  # type: ignore[attr-defined]
-    update_temperature_figure(fig, d=d, temperature=temperature, scaled=scaled)
+    right.axvspan(1.0, 1.0, color=color(2), alpha=0.15, lw=0, gid="zone")
+    update_temperature_figure(fig, temperature_row(d, temperature, scaled), temperature_curves(d, scaled),
+                              d=d, temperature=temperature, scaled=scaled)
     # Lay the figure out once, then freeze it: a redraw then skips constrained layout, and the
-    # axes no longer jump when the titles change length.  ``None`` (not "none", which leaves a
-    # placeholder engine that makes savefig draw the figure twice) removes the engine.
-    fig.draw_without_rendering()
-    for ax in (left, right):  # pin the axis labels where the layout put them (axes fraction,
-        # so the same at any dpi): a redraw then skips measuring every tick label to place them
-        x_label, y_label = ax.xaxis.label, ax.yaxis.label
-        to_axes = ax.transAxes.inverted()
-        ax.xaxis.set_label_coords(0.5, to_axes.transform(x_label.get_transform().transform(
-            x_label.get_position()))[1])
-        ax.yaxis.set_label_coords(to_axes.transform(y_label.get_transform().transform(
-            y_label.get_position()))[0], 0.5)
-    fig.set_layout_engine(None)
-    if fig.get_layout_engine() is not None:  # rcParams asked for a default layout engine
-        fig.set_layout_engine("none")
-    return fig
+    # axes no longer jump when the titles change length.
+    return freeze_layout(fig, pin_labels=True)
 
 
-def update_temperature_figure(fig: Figure, d: int, temperature: float, scaled: bool) -> str:
-    """Redraw :func:`temperature_figure` in place; returns a readout."""
+def update_temperature_figure(fig: Figure, row: TemperatureRow, curves: TemperatureCurves, *, d: int,
+                              temperature: float, scaled: bool) -> None:
+    """Redraw :func:`temperature_figure` in place for the attention ``row`` at ``temperature``
+    and its ``curves`` over the temperatures (both from :mod:`helpers.attention`)."""
     left, right = fig.axes[0], fig.axes[1]
-    logits, probs = attention_row(d, temperature, scaled)
-    left.patches[0].set_data(probs)
-    entropy = float(_entropy_rows(probs))
-    max_prob = float(probs[0])
-    regime = row_regime(entropy, max_prob)
-    left.set_title(f"d = {d}, T = {temperature:.3g}, {'÷√d' if scaled else 'no scaling'}: {regime}",
+    left.patches[0].set_data(row.probs)
+    left.set_title(f"d = {d}, T = {temperature:.3g}, {'÷√d' if scaled else 'no scaling'}: {row.regime}",
                    fontsize=11, y=1.0)  # a fixed y: no title placement search per redraw
-
-    curve_h, curve_p, zone = _temperature_curves(int(d), bool(scaled))
     entropy_line, max_line, marker_h, marker_p = right.lines[:4]
-    entropy_line.set_ydata(curve_h)
-    max_line.set_ydata(curve_p)
-    marker_h.set_data([temperature], [entropy / math.log(PANEL_N)])
-    marker_p.set_data([temperature], [max_prob])
-    span = right._zone  # type: ignore[attr-defined]
-    span.set_visible(zone is not None)
-    if zone is not None:
-        lo, hi = zone
+    entropy_line.set_ydata(curves.entropy_share)
+    max_line.set_ydata(curves.max_prob)
+    marker_h.set_data([temperature], [row.entropy / math.log(len(row.probs))])
+    marker_p.set_data([temperature], [row.max_prob])
+    span = artist(right, "zone")
+    span.set_visible(curves.zone is not None)
+    if curves.zone is not None:
+        lo, hi = curves.zone
         span.set_x(lo)
         span.set_width(hi - lo)
-    right.set_title(f"Goldilocks zone (shaded): T ∈ [{lo:.2g}, {hi:.2g}]" if zone is not None
+    right.set_title(f"Goldilocks zone (shaded): T ∈ [{lo:.2g}, {hi:.2g}]" if curves.zone is not None
                     else "no Goldilocks zone in range", fontsize=11, y=1.0)
-    return (f"logit std = {logits.std() / temperature:.3g}, entropy = {entropy:.3f} nats "
-            f"(uniform: log {PANEL_N} = {math.log(PANEL_N):.3f}), max p = {max_prob:.3f} → {regime}")
 
 
 # -- training: scaled vs unscaled attention -------------------------------------------------

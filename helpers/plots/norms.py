@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from helpers.norms import LayerNormOutput
 from helpers.plots import color, label_axes, new_figure
 
 #: The four methods of the GroupNorm paper's Figure 2, in its order.
@@ -112,28 +113,22 @@ def gamma_beta_figure() -> Figure:
     return fig
 
 
-def update_gamma_beta_figure(
-    fig: Figure, counts: np.ndarray, edges: np.ndarray, scale: float, beta: float, stats: tuple[float, float, float],
-    input_name: str,
-) -> None:
-    """Redraw the gamma/beta histogram in place.
+#: Where the panel draws the normal curve.
+GRID = np.linspace(*X_RANGE, 300)
 
-    ``counts`` on ``edges`` is the histogram of the standardized input x̂ (eps = 0); the
-    output is ``scale * x̂ + beta`` with ``scale = gamma * sqrt(var / (var + eps))``, so its
-    histogram is the same counts on the mapped edges.  ``stats`` is (mean, std, skewness).
-    """
+
+def update_gamma_beta_figure(fig: Figure, output: LayerNormOutput, curve: np.ndarray, skew: float,
+                             input_name: str) -> None:
+    """Redraw the gamma/beta histogram in place: the ``output`` histogram of
+    :func:`helpers.norms.panel_output`, the normal ``curve`` with its mean and std on
+    :data:`GRID`, and the output's mean line."""
     ax = fig.axes[0]
-    stairs = ax.patches[0]
-    new_edges = scale * edges + beta
-    density = counts / (counts.sum() * np.diff(new_edges))
-    stairs.set_data(density, new_edges)
-    mean, std, skew = stats
-    grid = np.linspace(*X_RANGE, 300)
-    curve = np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
-    ax.lines[0].set_data(grid, curve)
-    ax.lines[1].set_xdata([mean, mean])
-    ax.set_ylim(0, 1.1 * max(density.max(), curve.max()))
-    ax.set_title(f"{input_name}: mean {mean:.3f}, std {std:.3f}, skewness {skew:.2f}", fontsize=11)
+    ax.patches[0].set_data(output.density, output.edges)
+    ax.lines[0].set_data(GRID, curve)
+    ax.lines[1].set_xdata([output.mean, output.mean])
+    ax.set_ylim(0, 1.1 * max(output.density.max(), curve.max()))
+    ax.set_title(f"{input_name}: mean {output.mean:.3f}, std {output.std:.3f}, skewness {skew:.2f}",
+                 fontsize=11)
 
 
 def skew_figure(x: np.ndarray, y: np.ndarray) -> Figure:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-import ipywidgets as widgets
+import math
 
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from helpers.attention import temperature_curves, temperature_row
 from helpers.plots.attention import temperature_figure, update_temperature_figure
 from helpers.widgets.panel import Panel
+
+
+def update_temperature(fig: Figure, d: int, temperature: float, scaled: bool) -> str:
+    """The panel's update: query 0's attention row for d, T and the scaling, drawn in place;
+    returns a readout."""
+    row = temperature_row(d, temperature, scaled)
+    update_temperature_figure(fig, row, temperature_curves(d, scaled), d=d, temperature=temperature,
+                              scaled=scaled)
+    n = len(row.probs)
+    return (f"logit std = {row.logits.std() / temperature:.3g}, entropy = {row.entropy:.3f} nats "
+            f"(uniform: log {n} = {math.log(n):.3f}), max p = {row.max_prob:.3f} → {row.regime}")
 
 
 def temperature_panel(d: int = 64, temperature: float = 1.0, scaled: bool = True) -> Panel:
@@ -19,7 +34,7 @@ def temperature_panel(d: int = 64, temperature: float = 1.0, scaled: bool = True
                                               continuous_update=False),
         "scaled": widgets.Checkbox(value=scaled, description="divide by √d"),
     }
-    return Panel(temperature_figure(d, temperature, scaled), update_temperature_figure, controls,
+    return Panel(temperature_figure(d, temperature, scaled), update_temperature, controls,
                  title="Move d and T, toggle the √d scaling: where is the row uniform, "
                        "one-hot, or in between?")
 

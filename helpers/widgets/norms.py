@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import ipywidgets as widgets
-import numpy as np
+from collections.abc import Callable, Mapping
 
-from helpers.norms import panel_inputs
-from helpers.plots.norms import gamma_beta_figure, update_gamma_beta_figure
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from helpers.norms import Standardized, panel_inputs, panel_output, standardize_for_panel
+from helpers.plots import freeze_layout
+from helpers.plots.norms import GRID, gamma_beta_figure, update_gamma_beta_figure
+from helpers.start import gaussian_density
 from helpers.widgets.panel import Panel
 
-BINS = 60
 
+def make_gamma_beta_update(inputs: Mapping[str, Standardized]) -> Callable[..., str]:
+    """The panel's ``update(figure, gamma, beta, eps, data) -> str`` over inputs standardized once."""
 
-def _prepare(values: np.ndarray) -> dict[str, object]:
-    """What one redraw needs, computed once: x̂ (eps = 0), its histogram and the variance."""
-    mean, var = values.mean(), values.var()
-    z = (values - mean) / np.sqrt(var)
-    counts, edges = np.histogram(z, bins=BINS)
-    return {"z": z, "var": var, "counts": counts, "edges": edges,
-            "z_mean": z.mean(), "z_std": z.std(), "skew": float((z**3).mean() / z.std() ** 3)}
-
-
-def gamma_beta_update(prepared: dict[str, dict[str, object]]):
-    """The update function of :func:`gamma_beta_panel` over precomputed inputs."""
-
-    def update(fig, gamma: float, beta: float, eps: float, data: str) -> str:
-        p = prepared[data]
-        scale = gamma * float(np.sqrt(p["var"] / (p["var"] + eps)))
-        mean = round(scale * p["z_mean"] + beta, 3) + 0.0  # + 0.0: never print "-0.000"
-        std = scale * p["z_std"]
-        update_gamma_beta_figure(fig, p["counts"], p["edges"], scale, beta, (mean, std, p["skew"]), data)
-        return f"output mean = {mean:.3f}, std = {std:.3f} (γ = {gamma:.2f}, β = {beta:.2f}), skewness = {p['skew']:.2f}"
+    def update(fig: Figure, gamma: float, beta: float, eps: float, data: str) -> str:
+        standardized = inputs[data]
+        out = panel_output(standardized, gamma, beta, eps)
+        update_gamma_beta_figure(fig, out, gaussian_density(GRID, out.std, mean=out.mean), standardized.skew, data)
+        return (f"output mean = {out.mean:.3f}, std = {out.std:.3f} (γ = {gamma:.2f}, β = {beta:.2f}), "
+                f"skewness = {standardized.skew:.2f}")
 
     return update
 
@@ -38,8 +30,7 @@ def gamma_beta_update(prepared: dict[str, dict[str, object]]):
 def gamma_beta_panel(gamma: float = 1.0, beta: float = 0.0, eps: float = 1e-5) -> Panel:
     """Sliders for LayerNorm's gamma (weight), beta (bias) and epsilon, and a choice of input;
     the histogram of the output and its mean/std readout."""
-    inputs = panel_inputs()
-    prepared = {name: _prepare(values) for name, values in inputs.items()}
+    inputs = {name: standardize_for_panel(values) for name, values in panel_inputs().items()}
     controls = {
         "gamma": widgets.FloatSlider(value=gamma, min=0.25, max=4.0, step=0.05, description="γ (weight)",
                                      continuous_update=False),
@@ -49,10 +40,10 @@ def gamma_beta_panel(gamma: float = 1.0, beta: float = 0.0, eps: float = 1e-5) -
                                       readout_format=".1e", continuous_update=False),
         "data": widgets.Dropdown(options=list(inputs), value=next(iter(inputs)), description="input"),
     }
-    panel = Panel(gamma_beta_figure(), gamma_beta_update(prepared), controls,
+    panel = Panel(gamma_beta_figure(), make_gamma_beta_update(inputs), controls,
                   title="LayerNorm output y = γ·(x − μ)/√(σ² + ε) + β: move γ, β, ε.")
     # The first render placed the axes; freezing that layout keeps each redraw fast.
-    panel.figure.set_layout_engine("none")
+    freeze_layout(panel.figure)
     return panel
 
 
