@@ -63,6 +63,13 @@ STUDENT_REF ?= student
 student: install  ## student edition (solutions replaced by stubs) in build/student
 	$(PY) -m tools.student --output-dir build/student --ref $(STUDENT_REF) notebooks/*.ipynb
 
+# The course table, notebooks/course.toml, is the one place a notebook's title, topic, lectures,
+# time and budget are written; this rewrites what is generated from it (README's table,
+# TEACHING's tables, notebook 00's course map; run times from benchmarks/results.json).
+.PHONY: course
+course: install  ## regenerate the tables from notebooks/course.toml
+	$(PY) -m tools.course
+
 notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m tools.notebook_tools execute notebooks/*.ipynb
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import tomllib
@@ -108,3 +109,65 @@ def test_readme_lists_every_notebook_with_its_colab_badge() -> None:
         assert f"({colab_url(path.name)})" in readme, f"README's Colab badge for {path.name} is wrong"
     for target in re.findall(r"\]\(((?!https?://)[^)#]+)\)", readme):
         assert (ROOT / target).exists(), f"README links to a missing file: {target}"
+
+
+# -- what `pip install .` installs: the package the notebooks import, nothing else -----------
+def _imported_helpers(source: str, package: str) -> set[str]:
+    """Dotted names of ``helpers`` modules that ``source`` (code of module/package ``package``)
+    imports, with their parent packages; names that are not modules are dropped later."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return {".".join(name.split(".")[:i]) for name in found if name.startswith("helpers")
+            for i in range(1, name.count(".") + 2)}
+
+
+def _helpers_modules() -> dict[str, Path]:
+    modules = {}
+    for path in (ROOT / "helpers").rglob("*.py"):
+        dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[dotted] = path
+    return modules
+
+
+def test_the_import_walk_finds_relative_and_nested_imports() -> None:
+    found = _imported_helpers("from .panel import Panel\nfrom helpers.plots import drift\nimport helpers.claims as c",
+                              "helpers.widgets")
+    assert {"helpers.widgets.panel", "helpers.plots.drift", "helpers.claims", "helpers"} <= found
+
+
+def test_pip_install_ships_only_the_package_the_notebooks_import() -> None:
+    """pyproject.toml installs the ``helpers`` package alone (no ``tools``, no vendored
+    JavaScript as package data), and every module of it is reached from the notebooks' imports."""
+    import nbformat
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "package-data" not in config, "nothing but Python modules is installed with the package"
+    packages = find_packages(str(ROOT), **config["packages"]["find"])
+    assert packages and all(p == "helpers" or p.startswith("helpers.") for p in packages), packages
+    modules = _helpers_modules()
+    todo: set[str] = set()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                todo |= _imported_helpers(cell.source, "")
+    reached: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in modules:
+            continue
+        reached.add(name)
+        package = name if modules[name].name == "__init__.py" else name.rpartition(".")[0]
+        todo |= _imported_helpers(modules[name].read_text(encoding="utf-8"), package) - reached
+    assert not sorted(set(modules) - reached), (
+        f"helpers modules no notebook imports, even indirectly: {sorted(set(modules) - reached)}; "
+        "maintainer code belongs in tools/")
