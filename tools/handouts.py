@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 import nbformat
 from nbconvert import HTMLExporter, SlidesExporter
 
-#: The committed, trimmed JavaScript the exported pages load (kept out of the installed ``helpers`` package).
+#: The committed, trimmed JavaScript the exported pages load (not installed with ``helpers``).
 VENDOR_DIR: Path = Path(__file__).resolve().parent / "vendor"
 #: Checksum file of a vendor folder (``sha256sum`` format, paths relative to the folder).
 CHECKSUMS = "SHA256SUMS"
