@@ -15,7 +15,9 @@ and ``benchmarks/budgets.py`` reads the budgets.  A block sits between the lines
 ``python -m tools.course`` rewrites every block; ``python -m tools.course --check`` changes
 nothing and lists, with file and line, what differs (``tests/test_course.py`` runs it, and
 also checks TEACHING's section headings and each notebook's header against the table).
-The module uses the standard library only, except for reading and writing notebook 00.
+Reading the table (``load_course``, what ``benchmarks/budgets.py`` needs) uses the standard
+library only; writing the blocks also needs nbformat (notebook 00) and ``tools.notebook_tools``
+(the Colab badges).
 """
 
 from __future__ import annotations
