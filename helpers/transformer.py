@@ -19,6 +19,7 @@ Everything here returns data (tensors, NumPy arrays, dataclasses); drawing lives
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.training import TrainingRun, single_thread, train, warmup_lr
+from helpers.validation import check_choice, check_int, check_ints, check_positive, check_reals
 
 NORMS = ("post", "pre", "none")
 """The LayerNorm placements a :class:`TinyTransformer` can use."""
@@ -43,25 +45,13 @@ VOCAB = N_DIGITS + 1
 # ---------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------
-def _check_int(name: str, value: object, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def _check_norm(norm: object) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    check_choice("norm", norm, NORMS)
 
 
 def _check_scale(scale: object) -> None:
-    if scale is None:
-        return
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise TypeError(f"attention_scale must be a positive float or None, got {type(scale).__name__}")
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"attention_scale must be a positive finite float or None, got {scale}")
+    if scale is not None:
+        check_positive("attention_scale", scale)
 
 
 # ---------------------------------------------------------------------------------------
@@ -194,8 +184,8 @@ class TinyTransformer(nn.Module):
         _check_norm(norm)
         for name, value in (("n_layers", n_layers), ("d_model", d_model), ("n_heads", n_heads),
                             ("vocab", vocab), ("max_len", max_len)):
-            _check_int(name, value)
-        _check_int("seed", seed, minimum=0)
+            check_int(name, value, minimum=1)
+        check_int("seed", seed, minimum=0)
         self.norm = norm
         self.embeddings = Embeddings(vocab, d_model, max_len)
         self.blocks = nn.ModuleList(Block(d_model, n_heads, norm, attention_scale=attention_scale)
@@ -418,9 +408,9 @@ def reversal_task(n_examples: int, length: int = 6, seed: int = 0) -> ReversalTa
     Raises:
         ValueError/TypeError: for a non-positive ``n_examples``, ``length`` < 2 or a bad seed.
     """
-    _check_int("n_examples", n_examples)
-    _check_int("length", length, minimum=2)
-    _check_int("seed", seed, minimum=0)
+    check_int("n_examples", n_examples, minimum=1)
+    check_int("length", length, minimum=2)
+    check_int("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
     digits = torch.randint(0, N_DIGITS, (n_examples, length), generator=generator)
     reversed_digits = digits.flip(1)
@@ -497,7 +487,7 @@ def gradients_across_depth(
     for norm in norms:
         _check_norm(norm)
     for depth in depths:
-        _check_int("depths", depth)
+        check_int("depths", depth, minimum=1)
     task = reversal_task(n_examples, length, seed=0)
     return {
         (norm, depth): np.stack([
@@ -634,8 +624,9 @@ def _grid_setup(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[i
     """Validate a grid's settings; return the setup (default if ``None``) and its tasks."""
     for norm in norms:
         _check_norm(norm)
-    if not (lrs and warmups and seeds):
-        raise ValueError("lrs, warmups and seeds must each name at least one value")
+    check_reals("lrs", lrs)
+    check_ints("warmups", warmups, minimum=0)
+    check_ints("seeds", seeds, minimum=0)
     setup = TrainingSetup() if setup is None else setup
     return setup, setup.tasks()
 
@@ -686,22 +677,13 @@ ADAM_EPS = 1e-8
 
 
 def _check_runs(lrs: object, seeds: object, warmups: object) -> tuple[list[float], list[int], list[int]]:
-    for name, values in (("lrs", lrs), ("seeds", seeds), ("warmups", warmups)):
-        if not isinstance(values, (list, tuple)) or not values:
-            raise TypeError(f"{name} must be a non-empty list or tuple, got {values!r}")
-    if not len(lrs) == len(seeds) == len(warmups):  # type: ignore[arg-type]
+    lr_list = list(check_reals("lrs", lrs))
+    seed_list = list(check_ints("seeds", seeds, minimum=0))
+    warmup_list = list(check_ints("warmups", warmups, minimum=0))
+    if not len(lr_list) == len(seed_list) == len(warmup_list):
         raise ValueError(f"lrs, seeds and warmups must have the same length (one entry per run), "
-                         f"got {len(lrs)}, {len(seeds)} and {len(warmups)}")  # type: ignore[arg-type]
-    for lr in lrs:  # type: ignore[union-attr]
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-            raise TypeError(f"lrs must hold positive numbers, got {lr!r}")
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lrs must hold positive finite numbers, got {lr}")
-    for seed in seeds:  # type: ignore[union-attr]
-        _check_int("seeds", seed, minimum=0)
-    for warmup in warmups:  # type: ignore[union-attr]
-        _check_int("warmups", warmup, minimum=0)
-    return [float(v) for v in lrs], list(seeds), list(warmups)  # type: ignore[arg-type]
+                         f"got {len(lr_list)}, {len(seed_list)} and {len(warmup_list)}")
+    return lr_list, seed_list, warmup_list
 
 
 def _batch_orders(seeds: list[int], n_train: int, batch_size: int, steps: int) -> torch.Tensor:
@@ -853,7 +835,7 @@ def early_steps(norm: str, *, lr: float, seed: int = 0, steps: int = 20, warmup_
         TypeError/ValueError: for a bad ``norm``, ``steps`` or ``lr``.
     """
     _check_norm(norm)
-    _check_int("steps", steps)
+    check_int("steps", steps, minimum=1)
     setup = TrainingSetup() if setup is None else setup
     train_task, test_task = setup.tasks() if tasks is None else tasks
     model = setup.model(norm, seed)
@@ -918,6 +900,77 @@ def learned(run: RunResult, threshold: float = LEARNED_SEQUENCE_ACCURACY) -> boo
     return bool(np.isfinite(run.losses).all() and run.sequence_accuracy >= threshold)
 
 
+def runs_of(grid: Mapping[RunKey, RunResult], norm: str, lr: float, warmup: int) -> list[RunResult]:
+    """The runs of one grid cell ``(norm, lr, warmup)`` (all seeds), in seed order."""
+    return [grid[k] for k in sorted(grid) if k[:3] == (norm, lr, warmup)]
+
+
+@dataclass(frozen=True)
+class LossBand:
+    """The moving-average training loss of several seeds (:func:`loss_band`)."""
+
+    steps: np.ndarray
+    """The step at the centre of each moving-average window."""
+    low: np.ndarray
+    """Minimum over seeds (non-finite losses ignored)."""
+    median: np.ndarray
+    """Median over seeds."""
+    high: np.ndarray
+    """Maximum over seeds."""
+
+
+def loss_band(runs: Sequence[RunResult], smooth: int = 5) -> LossBand:
+    """Min, median and max over ``runs`` of their ``smooth``-step moving-average loss.
+
+    Raises:
+        ValueError: for no runs, or ``smooth`` < 1 or longer than the runs.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one RunResult, got none")
+    smooth = check_int("smooth", smooth, minimum=1, maximum=min(len(r.losses) for r in runs))
+    losses = np.stack([r.losses for r in runs])
+    losses = np.where(np.isfinite(losses), losses, np.nan)
+    kernel = np.ones(smooth) / smooth
+    smoothed = np.stack([np.convolve(row, kernel, mode="valid") for row in losses])
+    with np.errstate(all="ignore"):
+        low, mid, high = np.nanmin(smoothed, 0), np.nanmedian(smoothed, 0), np.nanmax(smoothed, 0)
+    return LossBand(np.arange(smoothed.shape[1]) + smooth // 2, low, mid, high)
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """What the runs of one grid cell achieved, over seeds (:func:`cell_summary`)."""
+
+    seeds: int
+    """The number of runs (seeds)."""
+    digit_accuracy: float
+    """Median over seeds of the digit accuracy (a diverged run counts 0)."""
+    sequence_accuracy: float
+    """Median over seeds of the whole-sequence accuracy (a diverged run counts 0)."""
+    learned: int
+    """How many runs learned the task (:func:`learned`)."""
+    residual_init: np.ndarray
+    """Median over seeds of the residual-stream norm per depth at initialization."""
+    residual_final: np.ndarray
+    """Median over the runs that learned of the residual-stream norm after training (``nan``
+    if none learned: the others' final norms say nothing about a trained model)."""
+
+
+def cell_summary(runs: Sequence[RunResult]) -> CellSummary:
+    """Medians over seeds of the accuracies of ``runs``, and how many learned.
+
+    Raises:
+        ValueError: for no runs.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one RunResult, got none")
+    init = np.median([r.residual_init for r in runs], 0)
+    kept = [r.residual_final for r in runs if learned(r)]
+    return CellSummary(len(runs), float(np.median([np.nan_to_num(r.digit_accuracy) for r in runs])),
+                       float(np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])),
+                       len(kept), init, np.median(kept, 0) if kept else np.full_like(init, np.nan))
+
+
 def diverged(run: RunResult, factor: float = 2.0) -> bool:
     """Whether ``run``'s loss blew up: ``nan``, or a final loss above ``factor`` × ln 10
     (worse than guessing, which a collapsed run sits at)."""
@@ -942,9 +995,9 @@ def largest_stable_lr(counts: dict[float, int], n_seeds: int, needed: int | None
     Raises:
         ValueError: if ``needed`` is not between 1 and ``n_seeds``.
     """
-    _check_int("n_seeds", n_seeds)
+    check_int("n_seeds", n_seeds, minimum=1)
     needed = n_seeds if needed is None else needed
-    _check_int("needed", needed)
+    check_int("needed", needed, minimum=1)
     if needed > n_seeds:
         raise ValueError(f"needed must be <= n_seeds={n_seeds}, got {needed}")
     stable = [lr for lr, count in counts.items() if count >= needed]

@@ -22,19 +22,23 @@ from helpers.transformer import (
     Block,
     TinyTransformer,
     TrainingSetup,
+    RunResult,
     accuracy,
     attention_entropy,
+    cell_summary,
     diverged,
     early_steps,
     largest_stable_lr,
     layer_gradient_norms,
     learned,
     layernorm_positions,
+    loss_band,
     pytorch_layer_difference,
     residual_norms,
     reversal_task,
     run_grid,
     run_sweep,
+    runs_of,
     sequence_loss,
     stability_table,
     summarize,
@@ -218,14 +222,14 @@ def test_run_result_helpers() -> None:
     [
         (lambda: TinyTransformer("middle"), ValueError, r"norm must be one of \('post', 'pre', 'none'\)"),
         (lambda: Block(64, 4, "postln"), ValueError, "norm must be one of"),
-        (lambda: TinyTransformer("pre", n_layers=0), ValueError, "n_layers must be >= 1"),
+        (lambda: TinyTransformer("pre", n_layers=0), ValueError, "n_layers must be an int >= 1"),
         (lambda: TinyTransformer("pre", d_model=60, n_heads=8), ValueError, "d_model must be divisible by n_heads"),
         (lambda: TinyTransformer("pre", n_heads=2.5), TypeError, "n_heads must be an int"),
-        (lambda: reversal_task(0), ValueError, "n_examples must be >= 1"),
-        (lambda: reversal_task(10, length=1), ValueError, "length must be >= 2"),
-        (lambda: reversal_task(10, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: reversal_task(0), ValueError, "n_examples must be an int >= 1"),
+        (lambda: reversal_task(10, length=1), ValueError, "length must be an int >= 2"),
+        (lambda: reversal_task(10, seed=-1), ValueError, "seed must be an int >= 0"),
         (lambda: train_variant("both", lr=1e-3, setup=QUICK), ValueError, "norm must be one of"),
-        (lambda: run_grid(("pre",), lrs=(), setup=QUICK), ValueError, "lrs, warmups and seeds"),
+        (lambda: run_grid(("pre",), lrs=(), setup=QUICK), ValueError, "lrs must hold at least one value"),
         (lambda: TinyTransformer("pre", max_len=4)(reversal_task(2, length=4).tokens), ValueError,
          "tokens length must be <= max_len=4"),
         (lambda: TinyTransformer("pre")(torch.zeros(3, dtype=torch.long)), ValueError, "tokens must have shape"),
@@ -253,12 +257,53 @@ def test_figures_build() -> None:
             assert ax.get_legend() is not None
 
 
+def _run(seed: int, losses: list[float], sequence_accuracy: float, final: float) -> RunResult:
+    """A hand-made RunResult: three depths of residual norms, 1 at init and ``final`` after."""
+    return RunResult("pre", 1e-3, 0, seed, np.array(losses), np.full(len(losses), 1e-3), 0.9,
+                     sequence_accuracy, np.ones(3), np.full(3, final))
+
+
+def test_runs_of_picks_one_cell_in_seed_order() -> None:
+    runs = {("pre", 1e-3, 0, s): _run(s, [1.0, 1.0], 1.0, 1.0) for s in (2, 0, 1)}
+    runs[("post", 1e-3, 0, 0)] = _run(0, [1.0, 1.0], 1.0, 1.0)
+    assert [r.seed for r in runs_of(runs, "pre", 1e-3, 0)] == [0, 1, 2]
+    assert runs_of(runs, "pre", 1e-2, 0) == []
+
+
+def test_loss_band_is_min_median_max_of_the_moving_average() -> None:
+    runs = [_run(0, [4.0, 2.0, 0.0, 2.0], 1.0, 1.0), _run(1, [2.0, 2.0, 2.0, 2.0], 1.0, 1.0),
+            _run(2, [0.0, 0.0, float("nan"), 0.0], 1.0, 1.0)]
+    band = loss_band(runs, smooth=2)
+    np.testing.assert_array_equal(band.steps, [1, 2, 3])
+    np.testing.assert_allclose(band.low, [0.0, 1.0, 1.0])  # the nan windows of seed 2 are left out
+    np.testing.assert_allclose(band.median, [2.0, 1.5, 1.5])
+    np.testing.assert_allclose(band.high, [3.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="runs must hold at least one"):
+        loss_band([])
+    with pytest.raises(ValueError, match="smooth must be an int in"):
+        loss_band(runs, smooth=5)
+
+
+def test_cell_summary_counts_the_runs_that_learned() -> None:
+    runs = [_run(0, [1.0], 1.0, 10.0), _run(1, [1.0], 0.0, 1000.0), _run(2, [float("nan")], float("nan"), 1e9)]
+    summary = cell_summary(runs)
+    assert summary.seeds == 3 and summary.learned == 1
+    assert summary.sequence_accuracy == 0.0  # median of 1, 0 and a diverged run counted as 0
+    np.testing.assert_array_equal(summary.residual_init, np.ones(3))
+    np.testing.assert_array_equal(summary.residual_final, np.full(3, 10.0))  # only the run that learned
+    assert np.isnan(cell_summary(runs[1:]).residual_final).all()
+    with pytest.raises(ValueError, match="runs must hold at least one"):
+        cell_summary([])
+
+
 def test_browse_panel_with_a_precomputed_grid() -> None:
     grid = run_grid(NORMS, lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0,), setup=QUICK)
     panel = browse_panel(grid)
     assert set(panel.controls) == {"norm", "lr", "warmup"}
     panel.redraw(norm="none", lr=1e-2, warmup=2)
     assert panel.readout.startswith("no LN, lr 0.01, warm-up 2: digit accuracy")
+    summary = cell_summary(runs_of(grid, "none", 1e-2, 2))
+    assert panel.readout.endswith(f"learned {summary.learned}/1 seeds")
     with pytest.raises(ValueError, match="grid must hold at least one run"):
         browse_panel({})
     partial = {k: v for k, v in grid.items() if k != ("pre", 1e-2, 2, 0)}
@@ -371,14 +416,14 @@ def test_stability_figure() -> None:
          "same length"),
         (lambda: train_batched("pre", lrs=1e-3, seeds=[0], warmups=[0], setup=QUICK), TypeError, "lrs must be"),
         (lambda: train_batched("pre", lrs=[-1.0], seeds=[0], warmups=[0], setup=QUICK), ValueError,
-         "positive finite"),
+         "every value in lrs must be a finite number > 0"),
         (lambda: train_batched("pre", lrs=[1e-3], seeds=[-1], warmups=[0], setup=QUICK), ValueError,
-         "seeds must be >= 0"),
+         "every value in seeds must be an int >= 0"),
         (lambda: train_batched("mid", lrs=[1e-3], seeds=[0], warmups=[0], setup=QUICK), ValueError,
          "norm must be one of"),
-        (lambda: run_sweep(("pre",), lrs=(), setup=QUICK), ValueError, "lrs, warmups and seeds"),
-        (lambda: early_steps("pre", lr=1e-3, steps=0, setup=QUICK), ValueError, "steps must be >= 1"),
-        (lambda: largest_stable_lr({1e-3: 1}, 0), ValueError, "n_seeds must be >= 1"),
+        (lambda: run_sweep(("pre",), lrs=(), setup=QUICK), ValueError, "lrs must hold at least one value"),
+        (lambda: early_steps("pre", lr=1e-3, steps=0, setup=QUICK), ValueError, "steps must be an int >= 1"),
+        (lambda: largest_stable_lr({1e-3: 1}, 0), ValueError, "n_seeds must be an int >= 1"),
     ],
 )
 def test_new_helpers_reject_bad_input(call, error, message) -> None:  # type: ignore[no-untyped-def]

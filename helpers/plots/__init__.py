@@ -75,18 +75,18 @@ def freeze_layout(fig: Figure, *, measure: bool = True, pin_labels: bool = False
     (which costs more than drawing a small panel) and the axes do not jump when titles change.
 
     Args:
-        measure: run the figure's layout engine once first; ``False`` for a figure whose axes
-            are then placed by hand (``subplots_adjust`` / ``set_position``).
+        measure: draw the figure once first, which runs its layout engine and places titles
+            and axis labels; ``False`` for a figure whose axes are then placed by hand
+            (``subplots_adjust`` / ``set_position``).
         pin_labels: also pin every axis label where the layout put it (in axes fraction, so
             the same at any dpi): a redraw then skips measuring the tick labels to place them.
-            This draws the figure once.
 
     Returns:
         ``fig`` itself.
     """
-    engine = fig.get_layout_engine()
+    if measure or pin_labels:
+        fig.draw_without_rendering()  # runs the layout engine and places titles and labels
     if pin_labels:
-        fig.draw_without_rendering()
         for ax in fig.axes:
             to_axes = ax.transAxes.inverted()
             x_label, y_label = ax.xaxis.label, ax.yaxis.label
@@ -94,8 +94,6 @@ def freeze_layout(fig: Figure, *, measure: bool = True, pin_labels: bool = False
                 x_label.get_transform().transform(x_label.get_position()))[1])
             ax.yaxis.set_label_coords(to_axes.transform(
                 y_label.get_transform().transform(y_label.get_position()))[0], 0.5)
-    elif measure and engine is not None:
-        engine.execute(fig)
     # ``None`` removes the engine (``"none"`` would leave a placeholder that makes savefig draw
     # twice); the rc context keeps rcParams from putting a default engine back.
     with rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):

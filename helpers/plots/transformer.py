@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from helpers.plots import color, label_axes, new_figure
-from helpers.transformer import NORMS, EarlySteps, RunKey, RunResult, learned, stability_table
+from helpers.plots import color, freeze_layout, label_axes, new_figure
+from helpers.transformer import (
+    NORMS,
+    EarlySteps,
+    RunKey,
+    RunResult,
+    CellSummary,
+    cell_summary,
+    learned,
+    loss_band,
+    runs_of,
+    stability_table,
+)
+
+__all__ = ["LABELS", "BrowseView", "early_steps_figure", "gradient_norms_figure", "loss_curves_figure",
+           "residual_norms_figure", "runs_of", "stability_figure", "variant_style"]
 
 LABELS = {"post": "post-LN (original)", "pre": "pre-LN (GPT-2)", "none": "no LN"}
 STYLES = {"post": ("-", "o"), "pre": ("--", "s"), "none": (":", "^")}
@@ -58,32 +71,14 @@ def gradient_norms_figure(grads: Mapping[str, Mapping[str, np.ndarray]],
     return fig
 
 
-def _seed_stats(runs: Sequence[RunResult], smooth: int = 5
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps and the min, median and max over seeds of the moving-average loss."""
-    losses = np.stack([r.losses for r in runs])
-    losses = np.where(np.isfinite(losses), losses, np.nan)
-    kernel = np.ones(smooth) / smooth
-    smoothed = np.stack([np.convolve(row, kernel, mode="valid") for row in losses])
-    steps = np.arange(smoothed.shape[1]) + smooth // 2
-    with np.errstate(all="ignore"):
-        low, mid, high = np.nanmin(smoothed, 0), np.nanmedian(smoothed, 0), np.nanmax(smoothed, 0)
-    return steps, low, mid, high
-
-
 def _band(ax: Axes, runs: Sequence[RunResult], norm: str, label: str | None, alpha: float = 0.25,
           smooth: int = 5) -> None:
     """Median over seeds as a line, min–max over seeds as a shaded band (moving average)."""
-    steps, low, mid, high = _seed_stats(runs, smooth)
+    band = loss_band(runs, smooth)
     style = variant_style(norm)
-    ax.fill_between(steps, low, high, color=style["color"], alpha=alpha, linewidth=0)
-    ax.plot(steps, mid, color=style["color"], linestyle=style["linestyle"], label=label,
-            marker=style["marker"], markevery=max(1, len(steps) // 6))
-
-
-def runs_of(grid: Mapping[RunKey, RunResult], norm: str, lr: float, warmup: int) -> list[RunResult]:
-    """The runs of one grid cell (all seeds), in seed order."""
-    return [grid[k] for k in sorted(grid) if k[:3] == (norm, lr, warmup)]
+    ax.fill_between(band.steps, band.low, band.high, color=style["color"], alpha=alpha, linewidth=0)
+    ax.plot(band.steps, band.median, color=style["color"], linestyle=style["linestyle"], label=label,
+            marker=style["marker"], markevery=max(1, len(band.steps) // 6))
 
 
 def loss_curves_figure(grid: Mapping[RunKey, RunResult], lr: float, warmups: Sequence[int],
@@ -160,30 +155,24 @@ class BrowseView:
         self._stats: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
         self._bands: dict[tuple[str, float, int], object] = {}
         self._residuals: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._readouts: dict[tuple[str, float, int], str] = {}
+        #: What the runs of each (variant, lr, warm-up) cell achieved (for the readout).
+        self.summaries: dict[tuple[str, float, int], CellSummary] = {}
         self._seeds: dict[tuple[str, float, int], int] = {}
         n_steps = 1
         for cell in cells:
             norm, lr, warmup = cell
             runs = runs_of(grid, norm, lr, warmup)
-            steps, low, mid, high = _seed_stats(runs)
+            stats = loss_band(runs)
+            steps = stats.steps
             n_steps = max(n_steps, int(steps[-1]) + 1 if len(steps) else 1)
-            self._stats[cell] = (steps, mid)
-            band = left.fill_between(steps, low, high, color=variant_style(norm)["color"],
+            self._stats[cell] = (steps, stats.median)
+            band = left.fill_between(steps, stats.low, stats.high, color=variant_style(norm)["color"],
                                      alpha=0.08, linewidth=0)
             band.set_visible(False)
             self._bands[cell] = band
-            init = np.median([r.residual_init for r in runs], 0)
-            kept = [r.residual_final for r in runs if learned(r)]  # median over runs that learned
-            final = np.median(kept, 0) if kept else np.full_like(init, np.nan)
-            self._residuals[cell] = (init, final)
-            self._seeds[cell] = len(runs)
-            digit = np.median([np.nan_to_num(r.digit_accuracy) for r in runs])
-            whole = np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])
-            n_learned = sum(learned(r) for r in runs)
-            self._readouts[cell] = (f"{LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}: digit accuracy "
-                                    f"{digit:.0%}, whole sequences {whole:.0%} (medians), "
-                                    f"learned {n_learned}/{len(runs)} seeds")
+            summary = self.summaries[cell] = cell_summary(runs)
+            self._residuals[cell] = (summary.residual_init, summary.residual_final)
+            self._seeds[cell] = summary.seeds
         self._lines = {}
         for norm in self.norms:
             style = variant_style(norm)
@@ -221,14 +210,12 @@ class BrowseView:
         # no title placement per redraw.
         longest = max(cells, key=lambda c: len(_title(*c)))
         self.update(*longest)
-        fig.draw_without_rendering()
-        with rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-            fig.set_layout_engine(None)
+        freeze_layout(fig)
         for ax in (left, right):
             ax.set_title(ax.get_title(), y=ax.title.get_position()[1])
 
-    def update(self, norm: str, lr: float, warmup: int) -> str:
-        """Show one grid cell; returns a one-line readout.
+    def update(self, norm: str, lr: float, warmup: int) -> None:
+        """Show one grid cell (the panel's update in :mod:`helpers.widgets.transformer` calls this).
 
         Raises:
             ValueError: if the grid holds no runs for ``(norm, lr, warmup)``.
@@ -263,7 +250,6 @@ class BrowseView:
             line.set_color(colour)
         for handle in self._right_legend.legend_handles:
             handle.set_color(colour)
-        return self._readouts[cell]
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

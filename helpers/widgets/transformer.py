@@ -6,7 +6,7 @@ trained beforehand (in the notebook: the learning-rate sweep of its section 4).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import ipywidgets as widgets
 
@@ -57,13 +57,27 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
                                         value=warmups[0], description="schedule"),
     }
 
-    view = BrowseView(grid)  # every band, line and readout precomputed; redraws update in place
+    view = BrowseView(grid)  # every band, line and summary precomputed; redraws update in place
+    return Panel(view.figure, make_browse_update(view), controls,
+                 title="Pick a variant, a learning rate and a schedule: the runs were trained beforehand.")
+
+
+def make_browse_update(view: BrowseView) -> Callable[..., str]:
+    """The panel's ``update(figure, norm, lr, warmup) -> str``: shows one cell of ``view``'s
+    grid and returns what its runs achieved.
+
+    Raises (from the returned function):
+        ValueError: for a cell the grid holds no runs for.
+    """
 
     def update(fig: object, norm: str, lr: float, warmup: int) -> str:
-        return view.update(norm, lr, warmup)
+        view.update(norm, lr, warmup)
+        s = view.summaries[norm, lr, warmup]
+        schedule = f"warm-up {warmup}" if warmup else "no warm-up"
+        return (f"{LABELS[norm]}, lr {lr:g}, {schedule}: digit accuracy {s.digit_accuracy:.0%}, "
+                f"whole sequences {s.sequence_accuracy:.0%} (medians), learned {s.learned}/{s.seeds} seeds")
 
-    return Panel(view.figure, update, controls,
-                 title="Pick a variant, a learning rate and a schedule: the runs were trained beforehand.")
+    return update
 
 
 PANELS = {"browse": browse_panel}
