@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from helpers.data import load_npz, sha256_of
+from helpers.validation import check_choice, check_int, check_positive, check_probability
 
 #: The Hugging Face model and the exact revision the course uses.
 HUB_MODEL_ID = "openai-community/gpt2"
@@ -88,12 +89,10 @@ def layernorm_name(layer: int, group: str) -> str:
     Raises:
         ValueError: for a ``group`` not in ``GROUPS`` or a ``layer`` outside 0..11.
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    check_choice("group", group, GROUPS)
     if group == "ln_f":
         return "ln_f"
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < N_LAYERS:
-        raise ValueError(f"layer must be an int in 0..{N_LAYERS - 1}, got {layer!r}")
+    layer = check_int("layer", layer, minimum=0, maximum=N_LAYERS - 1)
     return f"h.{int(layer)}.{group}"
 
 
@@ -175,8 +174,7 @@ def probe_hub(host: str = HUB_HOST, port: int = HUB_PORT, timeout: float = PROBE
     Raises:
         ValueError: if ``timeout`` is not a positive number.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = check_positive("timeout", timeout)
     offline = hub_offline_reason()
     if offline is not None:
         return offline
@@ -281,8 +279,7 @@ def load_layernorm_params_with_source(
         HubUnavailableError: for ``source="hub"`` when the hub cannot be used.
         helpers.data.DataFileError: when the snapshot is needed and is missing or corrupted.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    check_choice("source", source, SOURCES)
     if source == "snapshot":
         return LoadedParams(load_snapshot(), "snapshot", "source='snapshot' was requested")
     if source == "hub":
@@ -326,15 +323,14 @@ def stack(params: dict[str, np.ndarray], kind: str) -> np.ndarray:
     Raises:
         ValueError: for an unknown ``kind``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_choice("kind", kind, KINDS)
     return np.stack([params[f"{name}.{kind}"] for name in layernorm_names()])
 
 
 def values_of(params: dict[str, np.ndarray], kind: str, group: str | None = None) -> np.ndarray:
     """Every value of ``kind`` pooled over all LayerNorms, or over one ``group`` (ln_1/ln_2/ln_f)."""
-    if group is not None and group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS} or None, got {group!r}")
+    if group is not None:
+        check_choice("group", group, GROUPS)
     rows = stack(params, kind)
     if group is None:
         return rows.ravel()
@@ -348,6 +344,45 @@ def fraction_in(values: np.ndarray, low: float = CLAIM_RANGE[0], high: float = C
         raise ValueError(f"low must be < high, got low={low}, high={high}")
     values = np.asarray(values)
     return float(np.mean((values >= low) & (values <= high)))
+
+
+@dataclass(frozen=True)
+class ParameterHistogram:
+    """The histogram and summary of one LayerNorm's γ or β (:func:`parameter_histogram`)."""
+
+    name: str
+    """The LayerNorm, e.g. ``"h.0.ln_1"``."""
+    kind: str
+    """``"weight"`` (γ) or ``"bias"`` (β)."""
+    counts: np.ndarray
+    """Values per bin."""
+    edges: np.ndarray
+    """Bin edges (``bins + 1``)."""
+    median: float
+    std: float
+    low: float
+    """Smallest value."""
+    high: float
+    """Largest value."""
+    in_claim_range: float
+    """Share of the values inside :data:`CLAIM_RANGE` (:func:`fraction_in`)."""
+
+
+def parameter_histogram(params: dict[str, np.ndarray], layer: int, group: str, kind: str,
+                        bins: int) -> ParameterHistogram:
+    """The ``bins``-bin histogram of the 768 values of one LayerNorm's γ or β, and their summary.
+
+    Raises:
+        TypeError / ValueError: for a ``layer`` outside 0..11, an unknown ``group`` or
+            ``kind``, or ``bins`` < 1.
+    """
+    name = layernorm_name(layer, group)
+    check_choice("kind", kind, KINDS)
+    bins = check_int("bins", bins, minimum=1)
+    values = params[f"{name}.{kind}"]
+    counts, edges = np.histogram(values, bins=bins)
+    return ParameterHistogram(name, kind, counts, edges, float(np.median(values)), float(values.std()),
+                              float(values.min()), float(values.max()), fraction_in(values))
 
 
 @dataclass(frozen=True)
@@ -472,8 +507,7 @@ class ClaimVerdict:
 
 def gamma_claim_verdict(params: dict[str, np.ndarray], threshold: float = 0.5) -> ClaimVerdict:
     """Split the 25 LayerNorms by whether more than ``threshold`` of their γ lie in [0.2, 0.4]."""
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    threshold = check_probability("threshold", threshold, open_interval=True)
     stats = layernorm_stats(params, "weight")
     holds = [s.name for s in stats if s.frac_in_claim > threshold]
     fails = [s.name for s in stats if s.frac_in_claim <= threshold]
@@ -542,11 +576,8 @@ def recurring_outliers(
     Raises:
         ValueError: for an unknown ``kind``, ``threshold`` <= 0 or ``min_layers`` outside 1..25.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
-    n_norms = len(layernorm_names())
-    if isinstance(min_layers, bool) or not isinstance(min_layers, int) or not 1 <= min_layers <= n_norms:
-        raise ValueError(f"min_layers must be an int in 1..{n_norms}, got {min_layers!r}")
+    threshold = check_positive("threshold", threshold)
+    min_layers = check_int("min_layers", min_layers, minimum=1, maximum=len(layernorm_names()))
     return outliers_from_z(robust_z(params, kind), threshold, min_layers)
 
 
@@ -557,11 +588,9 @@ def outliers_from_z(z: Any, threshold: float = OUTLIER_Z, min_layers: int = 10) 
         ValueError: if ``z`` is not (25, 768) and finite, ``threshold`` <= 0 or ``min_layers``
             outside 1..25.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    threshold = check_positive("threshold", threshold)
     names = layernorm_names()
-    if isinstance(min_layers, bool) or not isinstance(min_layers, int) or not 1 <= min_layers <= len(names):
-        raise ValueError(f"min_layers must be an int in 1..{len(names)}, got {min_layers!r}")
+    min_layers = check_int("min_layers", min_layers, minimum=1, maximum=len(names))
     z = np.abs(np.asarray(z, dtype=np.float64))
     if z.shape != (len(names), WIDTH) or not np.all(np.isfinite(z)):
         raise ValueError(f"z must be a finite ({len(names)}, {WIDTH}) array, got shape {z.shape}")
@@ -580,8 +609,7 @@ def channel_percentile(params: dict[str, np.ndarray], channel: int, kind: str = 
     Raises:
         ValueError: for a ``channel`` outside 0..767 or an unknown ``kind``.
     """
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < WIDTH:
-        raise ValueError(f"channel must be an int in 0..{WIDTH - 1}, got {channel!r}")
+    channel = check_int("channel", channel, minimum=0, maximum=WIDTH - 1)
     rows = stack(params, kind)
     below = (rows < rows[:, [channel]]).sum(axis=1)
     return 100.0 * below / (WIDTH - 1)
@@ -659,9 +687,8 @@ def folding_check(
 
     if name not in layernorm_names():
         raise ValueError(f"name must be one of the 25 LayerNorm names, e.g. 'h.0.ln_1', got {name!r}")
-    for label, value in (("out_features", out_features), ("n_tokens", n_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    out_features = check_int("out_features", out_features, minimum=1)
+    n_tokens = check_int("n_tokens", n_tokens, minimum=1)
     if fold is not None and not callable(fold):
         raise TypeError(f"fold must be a function or None, got {type(fold).__name__}")
     gen = torch.Generator().manual_seed(seed)
@@ -719,8 +746,7 @@ class OutputScale:
 
 def gaussian_output_scale(params: dict[str, np.ndarray], n: int = 512, seed: int = 0) -> OutputScale:
     """Push ``n`` standard-normal 768-vectors through every real LayerNorm and measure the scale."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    n = check_int("n", n, minimum=2)
     x = np.random.default_rng(seed).standard_normal((n, WIDTH))
     names = layernorm_names()
     out = np.array(
@@ -744,8 +770,7 @@ class ResidualScale:
 
 def largest_channels(values: np.ndarray, k: int = 6) -> list[int]:
     """The ``k`` channels with the largest |value|, largest first."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = check_int("k", k, minimum=1)
     return [int(c) for c in np.argsort(np.abs(np.asarray(values)), kind="stable")[::-1][:k]]
 
 

@@ -14,6 +14,7 @@ from helpers.gpt2 import (
     N_LAYERS,
     WIDTH,
     OutputScale,
+    ParameterHistogram,
     ResidualScale,
     layernorm_name,
     layernorm_names,
@@ -21,7 +22,7 @@ from helpers.gpt2 import (
     stack,
     values_of,
 )
-from helpers.plots import color, label_axes, new_figure
+from helpers.plots import artist, color, freeze_layout, label_axes, new_figure
 
 KIND_LABEL = {"weight": "γ (weight, stretch)", "bias": "β (bias, shift)"}
 GROUP_STYLE = {"ln_1": ("-", 0), "ln_2": ("--", 1), "ln_f": (":", 2)}
@@ -93,7 +94,7 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     fig, axes = new_figure(3, 5, figsize=(11.0, 6.4), sharex=True, sharey=True,
                            gridspec_kw=dict(left=0.06, right=0.99, bottom=0.08, top=0.87,
                                             wspace=0.08, hspace=0.42))
-    fig.set_layout_engine("none")
+    freeze_layout(fig, measure=False)
     values = values_of(params, kind)
     lo, hi = np.percentile(values, [0.1, 99.9])
     edges = np.linspace(lo, hi, bins + 1)
@@ -226,45 +227,30 @@ def layernorm_histogram_figure() -> Figure:
     label_axes(ax, title=" ", xlabel=" ", ylabel=" ")
     # Fixed margins instead of constrained layout: the layout solver would otherwise run on
     # every redraw and cost more than the drawing itself.
-    fig.set_layout_engine("none")
+    freeze_layout(fig, measure=False)
     ax.set_position(PANEL_AXES_BOX)
     return fig
 
 
-def update_layernorm_histogram(
-    fig: Figure, params: dict[str, np.ndarray], *, layer: int, norm: str, kind: str, bins: int,
-    log_y: bool,
-) -> str:
-    """Redraw the histogram of one LayerNorm's γ or β in place; returns a one-line readout.
-
-    Raises:
-        ValueError: for an unknown ``norm``/``kind``, a ``layer`` outside 0..11 or ``bins`` < 1.
-    """
-    if kind not in KIND_LABEL:
-        raise ValueError(f"kind must be one of {tuple(KIND_LABEL)}, got {kind!r}")
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}")
-    name = layernorm_name(layer, norm)
-    values = params[f"{name}.{kind}"]
+def update_layernorm_histogram(fig: Figure, hist: ParameterHistogram, *, log_y: bool) -> None:
+    """Redraw the panel's histogram in place for one LayerNorm's γ or β
+    (:func:`helpers.gpt2.parameter_histogram`), on a log or linear count axis."""
     ax = fig.axes[0]
-    hist = next(a for a in ax.patches if a.get_gid() == "hist")
-    zero = next(a for a in ax.lines if a.get_gid() == "zero")
-    band = next(a for a in ax.patches if a is not hist)
-    counts, edges = np.histogram(values, bins=int(bins))
-    hist.set_data(counts, edges)
-    hist.set_color(color(0 if kind == "weight" else 1))
-    hist.set_label(f"{name}.{kind} (768 values, {int(bins)} bins)")
-    band.set_visible(kind == "weight")
-    band.set_label(band.get_label().lstrip("_") if kind == "weight" else "_" + band.get_label().lstrip("_"))
-    zero.set_visible(kind == "bias")
-    zero.set_label("0" if kind == "bias" else "_0")
-    span = float(edges[-1] - edges[0]) or 1.0
-    ax.set_xlim(edges[0] - 0.05 * span, edges[-1] + 0.05 * span)
+    bars, zero = artist(ax, "hist"), artist(ax, "zero")
+    band = next(a for a in ax.patches if a is not bars)
+    weight = hist.kind == "weight"
+    bars.set_data(hist.counts, hist.edges)
+    bars.set_color(color(0 if weight else 1))
+    bars.set_label(f"{hist.name}.{hist.kind} (768 values, {len(hist.counts)} bins)")
+    band.set_visible(weight)
+    band.set_label(band.get_label().lstrip("_") if weight else "_" + band.get_label().lstrip("_"))
+    zero.set_visible(not weight)
+    zero.set_label("_0" if weight else "0")
+    span = float(hist.edges[-1] - hist.edges[0]) or 1.0
+    ax.set_xlim(hist.edges[0] - 0.05 * span, hist.edges[-1] + 0.05 * span)
     ax.set_yscale("log" if log_y else "linear")
-    ax.set_ylim((0.7, counts.max() * 2.0) if log_y else (0, counts.max() * 1.1))
-    label_axes(ax, title=f"{name}: {KIND_LABEL[kind]}", xlabel=f"{KIND_LABEL[kind].split()[0]} value",
+    ax.set_ylim((0.7, hist.counts.max() * 2.0) if log_y else (0, hist.counts.max() * 1.1))
+    label_axes(ax, title=f"{hist.name}: {KIND_LABEL[hist.kind]}",
+               xlabel=f"{KIND_LABEL[hist.kind].split()[0]} value",
                ylabel="count (log scale)" if log_y else "count", legend=False)
     ax.legend(fontsize=8, loc="upper right")
-    inside = float(np.mean((values >= CLAIM_RANGE[0]) & (values <= CLAIM_RANGE[1])))
-    return (f"{name}.{kind}: median {np.median(values):.3g}, std {values.std():.3g}, "
-            f"range [{values.min():.3g}, {values.max():.3g}], in [0.2, 0.4]: {inside:.0%}")

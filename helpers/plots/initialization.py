@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from helpers.plots import color, label_axes, new_figure
+from helpers.plots import color, freeze_layout, label_axes, new_figure
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -139,7 +139,7 @@ def slider_figure() -> Figure:
         ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))  # plain text: no mathtext parsing
     label_axes(ax_a, title="Activation norm", xlabel="layer i", ylabel="mean ‖Z_i‖₂ (log scale)")
     label_axes(ax_g, title="Gradient norm", xlabel="layer i", ylabel="‖∂loss/∂W_i‖_F (log scale)")
-    fig.set_layout_engine("none")
+    freeze_layout(fig, measure=False)
     ax_a.set_position((0.09, 0.14, 0.38, 0.66))
     ax_g.set_position((0.60, 0.14, 0.38, 0.66))
     return fig

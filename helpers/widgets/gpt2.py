@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.figure import Figure
 
-from helpers.gpt2 import GROUPS, N_LAYERS, load_layernorm_params, validate_params
+from helpers.gpt2 import GROUPS, N_LAYERS, load_layernorm_params, parameter_histogram, validate_params
 from helpers.plots.gpt2 import layernorm_histogram_figure, update_layernorm_histogram
 from helpers.widgets.panel import Panel
+
+
+def make_layernorm_update(params: dict[str, np.ndarray]) -> Callable[..., str]:
+    """The panel's ``update(figure, layer, group, kind, bins, log_y) -> str`` over ``params``.
+
+    Raises (from the returned function):
+        TypeError / ValueError: for a ``layer`` outside 0..11, an unknown ``group`` or ``kind``,
+            or ``bins`` < 1.
+    """
+
+    def update(fig: Figure, layer: int, group: str, kind: str, bins: int, log_y: bool) -> str:
+        hist = parameter_histogram(params, layer, group, kind, bins)
+        update_layernorm_histogram(fig, hist, log_y=log_y)
+        return (f"{hist.name}.{kind}: median {hist.median:.3g}, std {hist.std:.3g}, "
+                f"range [{hist.low:.3g}, {hist.high:.3g}], in [0.2, 0.4]: {hist.in_claim_range:.0%}")
+
+    return update
 
 
 def layernorm_panel(params: dict[str, np.ndarray] | None = None) -> Panel:
@@ -23,23 +41,17 @@ def layernorm_panel(params: dict[str, np.ndarray] | None = None) -> Panel:
     controls = {
         "layer": widgets.IntSlider(value=0, min=0, max=N_LAYERS - 1, step=1, description="block",
                                    continuous_update=False),
-        "norm": widgets.ToggleButtons(options=list(GROUPS), value="ln_1", description="LayerNorm",
-                                      tooltips=["before attention", "before the MLP",
-                                                "final (block ignored)"]),
+        "group": widgets.ToggleButtons(options=list(GROUPS), value="ln_1", description="LayerNorm",
+                                       tooltips=["before attention", "before the MLP",
+                                                 "final (block ignored)"]),
         "kind": widgets.ToggleButtons(options=[("γ weight", "weight"), ("β bias", "bias")],
                                       value="weight", description="parameter"),
         "bins": widgets.IntSlider(value=60, min=10, max=150, step=5, description="bins",
                                   continuous_update=False),
         "log_y": widgets.Checkbox(value=True, description="log-scaled y axis"),
     }
-    update = partial(_update, params=params)
-    return Panel(layernorm_histogram_figure(), update, controls,
+    return Panel(layernorm_histogram_figure(), make_layernorm_update(params), controls,
                  title="Pick a LayerNorm of GPT-2 small and look at its 768 γ or β values.")
-
-
-def _update(fig, *, params, layer, norm, kind, bins, log_y) -> str:  # type: ignore[no-untyped-def]
-    return update_layernorm_histogram(fig, params, layer=layer, norm=norm, kind=kind, bins=bins,
-                                      log_y=log_y)
 
 
 PANELS = {"layernorm": layernorm_panel}
