@@ -15,10 +15,6 @@ from helpers.setup import seed_everything
 from helpers.style import COLORS
 
 
-def test_version_string() -> None:
-    assert isinstance(helpers.__version__, str) and helpers.__version__.count(".") == 2
-
-
 def test_setup_notebook_seeds_and_styles() -> None:
     device = helpers.setup_notebook(seed=3)
     assert device.type in {"cpu", "cuda"}
@@ -47,10 +43,6 @@ def test_negative_seed(seed: int) -> None:
 def test_seed_type(seed: object) -> None:
     with pytest.raises(TypeError, match="seed must be an int"):
         helpers.setup_notebook(seed=seed)  # type: ignore[arg-type]
-
-
-def test_palette_is_okabe_ito() -> None:
-    assert COLORS[:3] == ["#0072B2", "#E69F00", "#009E73"]
 
 
 def test_environment_check_finds_installed_and_missing_packages() -> None:
