@@ -339,25 +339,6 @@ def relu_stack_figure(measured: Mapping[float, np.ndarray], predicted: Mapping[f
     for i, (c, rows) in enumerate(measured.items()):
         rows = np.asarray(rows, dtype=np.float64)
         layers = np.arange(1, rows.shape[1] + 1)
-        _band(ax, layers, rows, i, f"c = {c:g}, measured ({rows.shape[0]} seeds)")
-        ax.plot(layers, np.asarray(predicted[c], dtype=np.float64), color=color(i), linestyle="--",
-                linewidth=1.5, label=f"c = {c:g}, predicted")
-    ax.set_yscale("log")
-    label_axes(ax, title="Deep ReLU MLP at initialization: measured vs predicted norms",
-               xlabel="hidden layer l", ylabel="mean ‖h_l‖₂ over 256 images (log scale)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def relu_stack_figure(measured: Mapping[float, np.ndarray], predicted: Mapping[float, np.ndarray]) -> Figure:
-    """Activation norm per layer of deep ReLU MLPs at initialization: measured (median over seeds,
-    range shaded; ``measured[c]`` is ``[seeds, depth]``) next to the prediction ``predicted[c]``
-    (``[depth]``, dashed, same colour), one colour per gain ``c``."""
-    fig, axes = new_figure(figsize=(8.0, 4.4))
-    ax = axes[0, 0]
-    for i, (c, rows) in enumerate(measured.items()):
-        rows = np.asarray(rows, dtype=np.float64)
-        layers = np.arange(1, rows.shape[1] + 1)
         ax.fill_between(layers, rows.min(axis=0), rows.max(axis=0), color=color(i), alpha=0.2, linewidth=0)
         ax.plot(layers, np.median(rows, axis=0), color=color(i), marker=MARKERS[i % len(MARKERS)],
                 markevery=0.1, markersize=5, label=f"c = {c:g}, measured (median of {rows.shape[0]} seeds)")
