@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from helpers.data import load_mnist
 from helpers.training import single_thread
+from helpers.validation import check_bool, check_choice, check_int, check_ints, check_real
 
 #: Activations accepted by :func:`make_mlp` and :func:`norm_profile`.
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
@@ -56,53 +57,16 @@ def _one_thread(function: _F) -> _F:
 # --------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------
-def _check_number(name: str, value: object, *, low: float | None = None, low_inclusive: bool = False,
-                  high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    if low is not None and (value < low if low_inclusive else value <= low):
-        bound = f">= {low:g}" if low_inclusive else f"> {low:g}"
-        raise ValueError(f"{name} must be {bound}, got {value:g}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high:g}, got {value:g}")
-    return value
-
-
-def _check_int(name: str, value: object, *, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an int {allowed}, got {value}")
-    return value
-
-
-def _check_activation(activation: object) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return str(activation)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _check_common(gain: object, depth: object, width: object, activation: object,
                   layernorm: object, seed: object, negative_slope: object) -> tuple:
     return (
-        _check_number("gain", gain, low=0.0),
-        _check_int("depth", depth, low=1),
-        _check_int("width", width, low=1),
-        _check_activation(activation),
-        _check_bool("layernorm", layernorm),
-        _check_int("seed", seed, low=0),
-        _check_number("negative_slope", negative_slope, low=0.0, low_inclusive=True, high=1.0),
+        check_real("gain", gain, minimum=0.0, min_inclusive=False),
+        check_int("depth", depth, minimum=1),
+        check_int("width", width, minimum=1),
+        check_choice("activation", activation, ACTIVATIONS),
+        check_bool("layernorm", layernorm),
+        check_int("seed", seed, minimum=0),
+        check_real("negative_slope", negative_slope, minimum=0.0, maximum=1.0),
     )
 
 
@@ -125,8 +89,8 @@ def kaiming_normal(fan_in: int, fan_out: int, generator: torch.Generator) -> tor
         TypeError: ``fan_in``/``fan_out`` not ints, or ``generator`` not a ``torch.Generator``.
         ValueError: ``fan_in`` or ``fan_out`` < 1.
     """
-    fan_in = _check_int("fan_in", fan_in, low=1)
-    fan_out = _check_int("fan_out", fan_out, low=1)
+    fan_in = check_int("fan_in", fan_in, minimum=1)
+    fan_out = check_int("fan_out", fan_out, minimum=1)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     return torch.randn(fan_out, fan_in, generator=generator) * math.sqrt(2.0 / fan_in)
@@ -151,9 +115,9 @@ def relu_second_moments(second_moment_in: float, gain: float, depth: int) -> tor
     Raises:
         TypeError / ValueError: naming the bad argument and the allowed values.
     """
-    m_in = _check_number("second_moment_in", second_moment_in, low=0.0, low_inclusive=True)
-    gain = _check_number("gain", gain, low=0.0)
-    depth = _check_int("depth", depth, low=1)
+    m_in = check_real("second_moment_in", second_moment_in, minimum=0.0)
+    gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
+    depth = check_int("depth", depth, minimum=1)
     layers = torch.arange(1, depth + 1, dtype=torch.float64)
     return m_in * (gain / 2.0) ** layers
 
@@ -173,7 +137,7 @@ def _drawn(weight_init: WeightInit, n_in: int, n_out: int, generator: torch.Gene
 
 def activation_module(activation: str, negative_slope: float = LEAKY_SLOPE) -> nn.Module:
     """The ``nn.Module`` for an activation name from :data:`ACTIVATIONS`."""
-    activation = _check_activation(activation)
+    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return nn.ReLU()
     if activation == "leaky_relu":
@@ -234,8 +198,8 @@ def make_mlp(
     """
     gain, depth, width, activation, layernorm, seed, negative_slope = _check_common(
         gain, depth, width, activation, layernorm, seed, negative_slope)
-    in_features = _check_int("in_features", in_features, low=1)
-    n_classes = _check_int("n_classes", n_classes, low=1)
+    in_features = check_int("in_features", in_features, minimum=1)
+    n_classes = check_int("n_classes", n_classes, minimum=1)
     if weight_init is not None and not callable(weight_init):
         raise TypeError(f"weight_init must be a function (fan_in, fan_out, generator) -> tensor or None, "
                         f"got {type(weight_init).__name__}")
@@ -281,7 +245,7 @@ def mnist_batch(batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
 
     Memoised: the data file is read and verified once per ``batch`` size per process.
     """
-    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
+    batch = check_int("batch", batch, minimum=1, maximum=MNIST_TRAIN_SIZE)
     x, y = _mnist_head(batch)
     return x.clone(), y.clone()
 
@@ -356,7 +320,7 @@ def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: 
     Raises:
         ValueError / TypeError: naming the bad argument and the allowed values.
     """
-    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
+    batch = check_int("batch", batch, minimum=1, maximum=MNIST_TRAIN_SIZE)
     model = make_mlp(gain, depth, width, "relu", False, seed)
     x, _ = mnist_batch(batch)
     with torch.no_grad():
@@ -398,7 +362,7 @@ def norm_profile(
     """
     gain, depth, width, activation, layernorm, seed, negative_slope = _check_common(
         gain, depth, width, activation, layernorm, seed, negative_slope)
-    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
+    batch = check_int("batch", batch, minimum=1, maximum=MNIST_TRAIN_SIZE)
     x, y = mnist_batch(batch)
     model = make_mlp(gain, depth, width, activation, layernorm, seed, negative_slope=negative_slope,
                      weight_init=weight_init)
@@ -418,7 +382,7 @@ _HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()  # E[f(z)], z ~ N(0
 
 def activation_numpy(activation: str, h: np.ndarray, negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
     """The activation applied to a NumPy array (same definitions as :func:`activation_module`)."""
-    activation = _check_activation(activation)
+    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return np.maximum(h, 0.0)
     if activation == "leaky_relu":
@@ -435,7 +399,7 @@ def second_moment(activation: str, variance: np.ndarray | float,
     """``E[phi(h)^2]`` for ``h ~ N(0, variance)``, by Gauss-Hermite quadrature (exact for
     the piecewise-linear activations: ``variance / 2`` for ReLU)."""
     variance = np.asarray(variance, dtype=np.float64)
-    activation = _check_activation(activation)
+    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return variance / 2.0
     if activation == "leaky_relu":
@@ -453,8 +417,8 @@ def stable_gain(activation: str, negative_slope: float = LEAKY_SLOPE) -> float:
     Leaky ReLU with slope ``a``, 1 for linear and tanh (Xavier/Glorot's ``1 / n_in``), 16 for the
     sigmoid's slope 1/4 (its non-zero mean 1/2 makes it blow up the signal anyway).
     """
-    activation = _check_activation(activation)
-    negative_slope = _check_number("negative_slope", negative_slope, low=0.0, low_inclusive=True, high=1.0)
+    activation = check_choice("activation", activation, ACTIVATIONS)
+    negative_slope = check_real("negative_slope", negative_slope, minimum=0.0, maximum=1.0)
     return {"relu": 2.0, "leaky_relu": 2.0 / (1.0 + negative_slope**2), "linear": 1.0,
             "tanh": 1.0, "sigmoid": 16.0}[activation]
 
@@ -526,24 +490,24 @@ class WeightBank:
 
     def __init__(self, max_depth: int = 100, max_width: int = 512, seed: int = 0,
                  in_features: int = IN_FEATURES, n_classes: int = N_CLASSES) -> None:
-        self.max_depth = _check_int("max_depth", max_depth, low=1)
-        self.max_width = _check_int("max_width", max_width, low=1)
-        generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+        self.max_depth = check_int("max_depth", max_depth, minimum=1)
+        self.max_width = check_int("max_width", max_width, minimum=1)
+        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
         self.first = torch.randn(max_width, in_features, generator=generator)
         self.hidden = torch.randn(max(max_depth - 1, 1), max_width, max_width, generator=generator)
         self.final = torch.randn(n_classes, max_width, generator=generator)
 
     def standard(self, depth: int, width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Unscaled N(0, 1) views (no copy): hidden matrices ``W_1..W_depth`` and the final one."""
-        depth = _check_int("depth", depth, low=1, high=self.max_depth)
-        width = _check_int("width", width, low=1, high=self.max_width)
+        depth = check_int("depth", depth, minimum=1, maximum=self.max_depth)
+        width = check_int("width", width, minimum=1, maximum=self.max_width)
         ws = [self.first[:width]] + [self.hidden[i, :width, :width] for i in range(depth - 1)]
         return ws, self.final[:, :width]
 
     @staticmethod
     def scales(gain: float, depth: int, width: int, in_features: int = IN_FEATURES) -> tuple[list[float], float]:
         """The factors ``sqrt(gain / n_in)`` that turn :meth:`standard` into ``N(0, gain / n_in)``."""
-        gain = _check_number("gain", gain, low=0.0)
+        gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
         return ([math.sqrt(gain / in_features)] + [math.sqrt(gain / width)] * (depth - 1),
                 math.sqrt(gain / width))
 
@@ -592,7 +556,7 @@ def fast_profile(
         scales = [1.0] * len(weights)
     if len(scales) != len(weights):
         raise ValueError(f"scales must have one entry per weight matrix ({len(weights)}), got {len(scales)}")
-    activation = _check_activation(activation)
+    activation = check_choice("activation", activation, ACTIVATIONS)
     module = activation_module(activation, negative_slope)
     zs = [x]
     hs = []
@@ -652,15 +616,6 @@ class SymmetryStudy:
     """Seed ``seeds[0]``'s first-layer weights after training, shape ``(hidden[0], 784)``."""
 
 
-def _check_seeds(seeds: object) -> tuple[int, ...]:
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise TypeError(f"seeds must be an iterable of ints, got {seeds!r}")
-    checked = tuple(_check_int("seed", s, low=0) for s in seeds)  # type: ignore[union-attr]
-    if not checked:
-        raise ValueError("seeds must name at least one seed")
-    return checked
-
-
 @_one_thread
 def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, value: float | None = None,
                    hidden: tuple[int, ...] = (32, 32), steps: int = 100, lr: float = 0.1, batch: int = 64,
@@ -678,19 +633,16 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
     Raises:
         ValueError / TypeError: naming the bad argument and the allowed values.
     """
-    if scheme not in INIT_SCHEMES:
-        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
-    seeds = _check_seeds(seeds)
+    check_choice("scheme", scheme, INIT_SCHEMES)
+    seeds = check_ints("seeds", seeds, minimum=0)
     if value is not None:
-        value = _check_number("value", value)
-    steps = _check_int("steps", steps, low=1)
-    lr = _check_number("lr", lr, low=0.0)
-    batch = _check_int("batch", batch, low=1)
-    train_images = _check_int("train_images", train_images, low=batch, high=MNIST_TRAIN_SIZE)
-    eval_images = _check_int("eval_images", eval_images, low=1, high=MNIST_TRAIN_SIZE)
-    if (not isinstance(hidden, tuple) or not hidden
-            or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)):
-        raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
+        value = check_real("value", value)
+    steps = check_int("steps", steps, minimum=1)
+    lr = check_real("lr", lr, minimum=0.0, min_inclusive=False)
+    batch = check_int("batch", batch, minimum=1)
+    train_images = check_int("train_images", train_images, minimum=batch, maximum=MNIST_TRAIN_SIZE)
+    eval_images = check_int("eval_images", eval_images, minimum=1, maximum=MNIST_TRAIN_SIZE)
+    hidden = check_ints("hidden", hidden, minimum=1)
     n_seeds = len(seeds)
     sizes = [IN_FEATURES, *hidden, N_CLASSES]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -766,12 +718,12 @@ def drift_log_slopes(gain: float = 2.0, width: int = 100, depth: int = 50, netwo
     Returns:
         Shape ``(networks,)``: one slope per network.
     """
-    gain = _check_number("gain", gain, low=0.0)
-    width = _check_int("width", width, low=1)
-    depth = _check_int("depth", depth, low=2)
-    networks = _check_int("networks", networks, low=1)
-    batch = _check_int("batch", batch, low=1, high=MNIST_TRAIN_SIZE)
-    generator = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=2)
+    networks = check_int("networks", networks, minimum=1)
+    batch = check_int("batch", batch, minimum=1, maximum=MNIST_TRAIN_SIZE)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     x, _ = mnist_batch(batch)
     z = x.expand(networks, -1, -1)
     log_norms = np.empty((depth, networks))
@@ -812,9 +764,9 @@ def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
     (while ``Var(relu(h))`` is smaller); Leaky ReLU's ``(1 + a^2) / 2``; one ReLU layer with
     ``Var(W) = 2 / n`` keeps the second moment; tanh and sigmoid slopes at 0.
     """
-    n = _check_int("n", n, low=1)
-    samples = _check_int("samples", samples, low=2)
-    gen = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    n = check_int("n", n, minimum=1)
+    samples = check_int("samples", samples, minimum=2)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     d = torch.float64
     checks: list[VarianceCheck] = []
     # 1. linear layer, Gaussian inputs, Var(w) = 1/n
@@ -874,13 +826,12 @@ def torch_init_mlp(init: str = "default", depth: int = 50, width: int = 100, act
     ``nn.init.xavier_normal_`` (``Var = 2 / (n_in + n_out)``), biases 0.  The seed is used
     through a private generator (the global one is left alone).
     """
-    if init not in TORCH_INITS:
-        raise ValueError(f"init must be one of {TORCH_INITS}, got {init!r}")
-    depth = _check_int("depth", depth, low=1)
-    width = _check_int("width", width, low=1)
-    activation = _check_activation(activation)
-    bias = _check_bool("bias", bias)
-    gen = torch.Generator().manual_seed(_check_int("seed", seed, low=0))
+    check_choice("init", init, TORCH_INITS)
+    depth = check_int("depth", depth, minimum=1)
+    width = check_int("width", width, minimum=1)
+    activation = check_choice("activation", activation, ACTIVATIONS)
+    bias = check_bool("bias", bias)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     sizes = [IN_FEATURES] + [width] * depth
     blocks: list[nn.Module] = []
     linears = []
