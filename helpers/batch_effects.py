@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.training import error_rate, single_thread, train
+from helpers.validation import check_choice, check_int, check_ints, check_probability
 
 NORM_KINDS = ("batch", "group", "layer", "none")
 
@@ -39,11 +40,9 @@ def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.M
     Raises:
         ValueError: for an unknown ``kind`` or ``dims``, or ``groups`` that does not divide ``channels``.
     """
-    if kind not in NORM_KINDS:
-        raise ValueError(f"kind must be one of {NORM_KINDS}, got {kind!r}")
-    if dims not in (1, 2):
-        raise ValueError(f"dims must be 1 or 2, got {dims!r}")
-    if kind == "group" and (groups < 1 or channels % groups):
+    check_choice("kind", kind, NORM_KINDS)
+    check_choice("dims", dims, (1, 2))
+    if kind == "group" and channels % check_int("groups", groups, minimum=1):
         raise ValueError(f"groups must divide channels ({channels}), got {groups}")
     if kind == "batch":
         return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
@@ -93,12 +92,11 @@ def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 
         ValueError: for a ``kind`` not in :data:`CNN_KINDS`, a ``width`` that is not a positive multiple of 4
             or a ``hidden`` that is negative or not a multiple of 4.
     """
-    if kind not in CNN_KINDS:
-        raise ValueError(f"kind must be one of {CNN_KINDS}, got {kind!r}")
-    if width < 4 or width % 4:
+    check_choice("kind", kind, CNN_KINDS)
+    if check_int("width", width) < 4 or width % 4:
         raise ValueError(f"width must be a positive multiple of 4, got {width}")
     conv_kind, fc_kind = _layer_kinds(kind)
-    if hidden < 0 or hidden % 4:
+    if check_int("hidden", hidden) < 0 or hidden % 4:
         raise ValueError(f"hidden must be 0 or a positive multiple of 4, got {hidden}")
     torch.manual_seed(seed)
     layers: list[nn.Module] = [
@@ -140,7 +138,7 @@ def train_cnn(
     Raises:
         ValueError: if ``examples`` < ``batch_size`` (and as :func:`helpers.training.train`).
     """
-    if examples < batch_size:
+    if check_int("examples", examples, minimum=1) < batch_size:
         raise ValueError(f"examples must be >= batch_size ({batch_size}), got {examples}")
     model = small_cnn(kind, width=width, hidden=hidden, seed=seed)
     steps = examples // batch_size
@@ -164,8 +162,7 @@ def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     Raises:
         ValueError: if ``batch_size`` is not in [1, len(x)].
     """
-    if not 1 <= batch_size <= x.shape[0]:
-        raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+    check_int("batch_size", batch_size, minimum=1, maximum=x.shape[0])
     clone = copy.deepcopy(model).train()
     correct = total = 0
     with single_thread():
@@ -224,11 +221,12 @@ def batch_size_sweep(
     Raises:
         ValueError: for a kind not in :data:`CNN_KINDS`, or empty kinds, batch sizes or seeds.
     """
-    if not kinds or not batch_sizes or not seeds:
-        raise ValueError("kinds, batch_sizes and seeds must not be empty")
+    if not kinds:
+        raise ValueError(f"kinds must hold at least one of {CNN_KINDS}, got none")
     for kind in kinds:
-        if kind not in CNN_KINDS:
-            raise ValueError(f"kinds must be taken from {CNN_KINDS}, got {kind!r}")
+        check_choice("every value in kinds", kind, CNN_KINDS)
+    check_ints("batch_sizes", batch_sizes, minimum=1)
+    check_ints("seeds", seeds, minimum=0)
     errors = np.zeros((len(kinds), len(batch_sizes), len(seeds)))
     for j, b in enumerate(batch_sizes):
         stack = StackedCNN([k for k in kinds for _ in seeds], [s for _ in kinds for s in seeds],
@@ -244,8 +242,7 @@ def running_mean_trace(batch_means: np.ndarray, momentum: float, start: float = 
     Raises:
         ValueError: if ``momentum`` is not in [0, 1].
     """
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    check_probability("momentum", momentum)
     out = np.empty(len(batch_means))
     r = start
     for k, m in enumerate(batch_means):
@@ -275,8 +272,7 @@ class StackedCNN(nn.Module):
         if not kinds or len(kinds) != len(seeds):
             raise ValueError(f"kinds and seeds must be non-empty and of equal length, got {len(kinds)} and {len(seeds)}")
         for kind in kinds:
-            if kind not in CNN_KINDS:
-                raise ValueError(f"kinds must be taken from {CNN_KINDS}, got {kind!r}")
+            check_choice("every value in kinds", kind, CNN_KINDS)
         if hidden <= 0:
             raise ValueError(f"hidden must be a positive multiple of 4, got {hidden}")
         nets = [small_cnn(k, width=width, hidden=hidden, seed=s) for k, s in zip(kinds, seeds)]
@@ -337,8 +333,7 @@ class StackedCNN(nn.Module):
 
     def network(self, i: int) -> nn.Sequential:
         """Network ``i`` as an ordinary :func:`small_cnn` (a copy, with its running statistics)."""
-        if not 0 <= i < len(self.kinds):
-            raise ValueError(f"i must be in [0, {len(self.kinds) - 1}], got {i}")
+        i = check_int("i", i, minimum=0, maximum=len(self.kinds) - 1)
         kind, w, hid = self.kinds[i], self.width, self.hidden
         net = small_cnn(kind, width=w, hidden=hid, seed=self.seeds[i]).train(self.training)
         run = next(r for r, (a, b, _) in enumerate(self.runs) if a <= i < b)
@@ -380,9 +375,8 @@ def train_stack(
     Raises:
         ValueError: if ``batch_size`` is not in [1, len(x)] or ``examples`` < ``batch_size``.
     """
-    if not 1 <= batch_size <= x.shape[0]:
-        raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
-    if examples < batch_size:
+    check_int("batch_size", batch_size, minimum=1, maximum=x.shape[0])
+    if check_int("examples", examples, minimum=1) < batch_size:
         raise ValueError(f"examples must be >= batch_size ({batch_size}), got {examples}")
     steps, per_epoch = examples // batch_size, x.shape[0] // batch_size
     generators = [torch.Generator().manual_seed(s) for s in stack.seeds]
@@ -420,8 +414,7 @@ def stack_accuracy(stack: StackedCNN, x: torch.Tensor, y: torch.Tensor, batch_si
     if batch_size is None:
         model, batch_size = stack.eval(), x.shape[0]
     else:
-        if not 1 <= batch_size <= x.shape[0]:
-            raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+        check_int("batch_size", batch_size, minimum=1, maximum=x.shape[0])
         model = copy.deepcopy(stack).train()
     correct = torch.zeros(len(stack.kinds))
     total = 0

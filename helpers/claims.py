@@ -19,13 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.validation import check_int
+from helpers.validation import check_int, is_real
 
 __all__ = ["SeedSummary", "expect", "seed_summary"]
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    """``value`` as a float: a real number or a 0-d tensor/array holding one; ±inf is allowed
+    (a measurement may overflow), NaN is not."""
+    if not is_real(value):
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d torch/NumPy value
             return _number(name, value.item())  # type: ignore[union-attr]
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
