@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -74,6 +75,16 @@ def predicted_norms(start: float, growth: float, steps: int) -> np.ndarray:
     steps = check_int("steps", steps, minimum=1)
     with np.errstate(over="ignore", under="ignore"):
         return start * growth ** np.arange(steps, dtype=np.float64)
+
+
+@lru_cache(maxsize=256)
+def cached_product_norms(s: float, n: int, dtype: str, scaled: bool, steps: int) -> np.ndarray:
+    """:func:`repeated_product_norms` for a dtype given by name (a key of :data:`DTYPES`),
+    cached and read-only: revisiting a setting of notebook 02's panel costs nothing."""
+    norms = repeated_product_norms(s, n=n, steps=steps, scale_by_sqrt_n=scaled,
+                                   dtype=DTYPES[check_choice("dtype", dtype, tuple(DTYPES))])
+    norms.setflags(write=False)
+    return norms
 
 
 def norm_range(n: int, dtype: torch.dtype) -> tuple[float, float]:

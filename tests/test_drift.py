@@ -120,6 +120,16 @@ def test_predicted_growth_is_s_root_n_or_s() -> None:
         predicted_growth(1.0, 4, 1)  # type: ignore[arg-type]
 
 
+def test_cached_product_norms() -> None:
+    from helpers.drift import cached_product_norms
+
+    norms = cached_product_norms(1.5, 8, "float32", False, 10)
+    np.testing.assert_array_equal(norms, repeated_product_norms(1.5, n=8, steps=10, dtype=torch.float32))
+    assert cached_product_norms(1.5, 8, "float32", False, 10) is norms and not norms.flags.writeable
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        cached_product_norms(1.5, 8, "int8", False, 10)
+
+
 def test_predicted_norms_and_norm_range() -> None:
     np.testing.assert_allclose(predicted_norms(3.0, 2.0, 4), [3.0, 6.0, 12.0, 24.0])
     assert predicted_norms(1.0, 1e10, 40)[-1] == math.inf  # past float64: inf, no warning

@@ -147,7 +147,7 @@ class BrowseView:
     """
 
     def __init__(self, grid: Mapping[RunKey, RunResult]) -> None:
-        self.norms = [n for n in NORMS if any(k[0] == n for k in grid)]
+        self.variants = [n for n in NORMS if any(k[0] == n for k in grid)]
         cells = sorted({k[:3] for k in grid}, key=lambda c: (NORMS.index(c[0]), c[1], c[2]))
         fig, axes = new_figure(1, 2, figsize=(9.0, 3.4))
         self.figure: Figure = fig
@@ -174,7 +174,7 @@ class BrowseView:
             self._residuals[cell] = (summary.residual_init, summary.residual_final)
             self._seeds[cell] = summary.seeds
         self._lines = {}
-        for norm in self.norms:
+        for norm in self.variants:
             style = variant_style(norm)
             steps, mid = self._stats[next(c for c in cells if c[0] == norm)]
             (self._lines[norm],) = left.plot(steps, mid, color=style["color"],
@@ -226,7 +226,7 @@ class BrowseView:
         for band in self._shown:
             band.set_visible(False)  # type: ignore[attr-defined]
         self._shown = []
-        for i, other in enumerate(self.norms):
+        for i, other in enumerate(self.variants):
             other_cell = (other, lr, warmup)
             line = self._lines[other]
             selected = other == norm

@@ -3,6 +3,13 @@
 Each module ``helpers.widgets.<concept>`` builds :class:`~helpers.widgets.panel.Panel`
 objects and lists its panel factories in a module-level ``PANELS`` dict, so tests and the
 benchmark harness can find every panel with :func:`all_panels`.
+
+Every panel's ``update(figure, **controls) -> str`` lives here, in its concept's module: a
+module-level ``update_<panel>`` function, or ``make_<panel>_update(...)`` returning one when
+it works over data prepared once (a weight bank, standardized inputs, trained runs).  An
+update asks the compute module (``helpers.<concept>``) for the numbers, hands them to the
+drawing function ``helpers.plots.<concept>.update_*_figure`` (which only changes artists)
+and formats the readout line.
 """
 
 from __future__ import annotations

@@ -1,22 +1,21 @@
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
 
 import ipywidgets as widgets
-import numpy as np
 from matplotlib.figure import Figure
 
 from helpers.drift import (
     DTYPES,
     NORMS,
     RescaledProfiles,
+    cached_product_norms,
     first_nonfinite_step,
     growth_per_step,
     norm_range,
     predicted_growth,
     predicted_norms,
-    repeated_product_norms,
 )
 from helpers.plots.drift import (
     product_panel_figure,
@@ -32,18 +31,9 @@ PRODUCT_STEPS = 60
 PANEL_BATCH = 128
 
 
-@functools.lru_cache(maxsize=256)
-def _product_norms(s: float, n: int, dtype: str, scaled: bool) -> np.ndarray:
-    """The panel's repeated product for one setting (cached: revisiting a setting is free)."""
-    norms = repeated_product_norms(s, n=n, steps=PRODUCT_STEPS, scale_by_sqrt_n=scaled,
-                                   dtype=DTYPES[dtype])
-    norms.setflags(write=False)
-    return norms
-
-
 def update_product(fig: Figure, s: float, n: int, dtype: str, scaled: bool) -> str:
     """Redraw the repeated-product panel; returns the measured growth and where it breaks."""
-    norms = _product_norms(float(s), int(n), str(dtype), bool(scaled))
+    norms = cached_product_norms(float(s), int(n), str(dtype), bool(scaled), PRODUCT_STEPS)
     predicted = predicted_growth(s, n, scaled)
     update_product_figure(fig, norms, predicted_norms(norms[0], predicted, len(norms)),
                           norm_range(n, DTYPES[dtype]), s=s, n=n, dtype_name=dtype, scaled=scaled)
@@ -83,7 +73,7 @@ def profile_panel(gain: float = 2.0, depth: int = 50, norm: str = "none") -> Pan
                  title="Deep ReLU MLP at init: move c with and without a normalization layer.")
 
 
-def make_profile_update(profiles: RescaledProfiles):  # type: ignore[no-untyped-def]
+def make_profile_update(profiles: RescaledProfiles) -> Callable[..., str]:
     """The profile panel's ``update(figure, gain, depth, norm) -> str`` over ``profiles``."""
 
     def update(fig: Figure, gain: float, depth: int, norm: str) -> str:

@@ -41,15 +41,15 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
     grid = tiny_grid() if grid is None else dict(grid)
     if not grid:
         raise ValueError("grid must hold at least one run")
-    norms = [n for n in NORMS if any(k[0] == n for k in grid)]
+    variants = [n for n in NORMS if any(k[0] == n for k in grid)]
     lrs = sorted({k[1] for k in grid})
     warmups = sorted({k[2] for k in grid})
-    missing = [(n, lr, w) for n in norms for lr in lrs for w in warmups
+    missing = [(n, lr, w) for n in variants for lr in lrs for w in warmups
                if not any(k[:3] == (n, lr, w) for k in grid)]
     if missing:
         raise ValueError(f"grid must hold every (norm, lr, warmup) combination; missing {missing}")
     controls = {
-        "norm": widgets.Dropdown(options=[(LABELS[n], n) for n in norms], value=norms[0],
+        "norm": widgets.Dropdown(options=[(LABELS[n], n) for n in variants], value=variants[0],
                                  description="LayerNorm"),
         "lr": widgets.SelectionSlider(options=[(f"{lr:g}", lr) for lr in lrs], value=lrs[-1],
                                       description="learning rate", continuous_update=False),
