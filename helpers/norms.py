@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from helpers.validation import check_int, check_ints, check_probability, check_real, check_tensor, is_int
+from helpers.validation import check_choice, check_int, check_ints, check_probability, check_real, check_tensor, is_int
 
 ShapeLike = int | Sequence[int] | torch.Size
 
@@ -396,6 +396,36 @@ def panel_inputs(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
         "Gaussian N(2, 2²)": rng.normal(2.0, 2.0, size=n),
         "skewed (exponential)": rng.exponential(2.0, size=n),
     }
+
+
+# -- which values share one mean and variance (the GroupNorm paper's Figure 2) ------------
+#: The four methods of the GroupNorm paper's Figure 2, in its order.
+CUBE_METHODS = ("Batch Norm", "Layer Norm", "Instance Norm", "Group Norm")
+
+
+def normalization_set(method: str, n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> np.ndarray:
+    """Boolean mask of shape ``(n, c, hw)``: the values that share one mean and variance
+    with the value at (example 0, channel 0, position 0), for ``method`` in :data:`CUBE_METHODS`.
+
+    Raises:
+        TypeError: for sizes that are not ints.
+        ValueError: for an unknown method, sizes < 1 or ``groups`` not dividing ``c``.
+    """
+    check_choice("method", method, CUBE_METHODS)
+    n, c, hw = (check_int(name, v, minimum=1) for name, v in (("n", n), ("c", c), ("hw", hw)))
+    if c % check_int("groups", groups, minimum=1):
+        raise ValueError(f"groups must divide c ({c}), got {groups}")
+    mask = np.zeros((n, c, hw), dtype=bool)
+    if method == "Batch Norm":
+        mask[:, 0, :] = True
+    elif method == "Layer Norm":
+        mask[0, :, :] = True
+    elif method == "Instance Norm":
+        mask[0, 0, :] = True
+    else:
+        mask[0, : c // groups, :] = True
+    return mask
+
 
 
 # -- the gamma/beta panel of notebook 03 --------------------------------------------------------

@@ -286,12 +286,12 @@ from helpers.widgets.norms import gamma_beta_panel  # noqa: E402
 
 
 def test_norm_sets_shapes_and_sizes() -> None:
-    sizes = {m: int(P.norm_sets(m, n=4, c=6, hw=5, groups=3).sum()) for m in P.CUBE_METHODS}
+    sizes = {m: int(N.normalization_set(m, n=4, c=6, hw=5, groups=3).sum()) for m in N.CUBE_METHODS}
     assert sizes == {"Batch Norm": 20, "Layer Norm": 30, "Instance Norm": 5, "Group Norm": 10}
     with pytest.raises(ValueError, match="method must be one of"):
-        P.norm_sets("Weight Norm")
+        N.normalization_set("Weight Norm")
     with pytest.raises(ValueError, match="groups must divide c"):
-        P.norm_sets("Group Norm", c=6, groups=4)
+        N.normalization_set("Group Norm", c=6, groups=4)
 
 
 def test_static_figures_build() -> None:

@@ -9,35 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from helpers.norms import LayerNormOutput
+from helpers.norms import CUBE_METHODS, LayerNormOutput, normalization_set
 from helpers.plots import color, label_axes, new_figure
-
-#: The four methods of the GroupNorm paper's Figure 2, in its order.
-CUBE_METHODS = ("Batch Norm", "Layer Norm", "Instance Norm", "Group Norm")
-
-
-def norm_sets(method: str, n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> np.ndarray:
-    """Boolean mask of shape ``(n, c, hw)``: the values that share one mean and variance
-    with the value at (example 0, channel 0, position 0), for ``method`` in :data:`CUBE_METHODS`.
-
-    Raises:
-        ValueError: for an unknown method or ``groups`` not dividing ``c``.
-    """
-    if method not in CUBE_METHODS:
-        raise ValueError(f"method must be one of {CUBE_METHODS}, got {method!r}")
-    if groups < 1 or c % groups:
-        raise ValueError(f"groups must divide c ({c}), got {groups}")
-    mask = np.zeros((n, c, hw), dtype=bool)
-    if method == "Batch Norm":
-        mask[:, 0, :] = True
-    elif method == "Layer Norm":
-        mask[0, :, :] = True
-    elif method == "Instance Norm":
-        mask[0, 0, :] = True
-    else:
-        mask[0, : c // groups, :] = True
-    return mask
-
 
 def norm_cube_figure(n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> Figure:
     """The GroupNorm paper's Figure 2: the N x C x (H·W) activation tensor drawn as a cube,
@@ -45,7 +18,7 @@ def norm_cube_figure(n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> Fi
     fig = Figure(figsize=(11.0, 3.4), layout="constrained")
     for k, method in enumerate(CUBE_METHODS):
         ax = fig.add_subplot(1, 4, k + 1, projection="3d")
-        mask = norm_sets(method, n, c, hw, groups)
+        mask = normalization_set(method, n, c, hw, groups)
         # voxel axes: x = N (examples), y = C (channels), z = H·W (positions)
         faces = np.empty(mask.shape, dtype=object)
         faces[mask] = color(0)
