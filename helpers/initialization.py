@@ -13,12 +13,10 @@ panels do not re-read and re-verify the data file on every redraw; it returns fr
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,19 +37,6 @@ LEAKY_SLOPE = 0.01
 IN_FEATURES = 784
 N_CLASSES = 10
 MNIST_TRAIN_SIZE = 60_000
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _one_thread(function: _F) -> _F:
-    """Run ``function`` on one torch thread (:func:`helpers.training.single_thread`): at these
-    sizes several threads only add overhead, and one thread fixes the order of float sums."""
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with single_thread():
-            return function(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------
@@ -311,7 +296,7 @@ def forward_norms(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
     return norms
 
 
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: int = 256, seed: int = 0) -> float:
     """How sure the untrained :func:`make_mlp` ReLU network is: the mean over the first ``batch``
     MNIST images of its largest softmax probability (0.1 for a uniform guess over 10 classes,
@@ -328,7 +313,7 @@ def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: 
     return float(probs.max(dim=1).values.mean())
 
 
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def norm_profile(
     gain: float,
     depth: int = 50,
@@ -616,7 +601,7 @@ class SymmetryStudy:
     """Seed ``seeds[0]``'s first-layer weights after training, shape ``(hidden[0], 784)``."""
 
 
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, value: float | None = None,
                    hidden: tuple[int, ...] = (32, 32), steps: int = 100, lr: float = 0.1, batch: int = 64,
                    train_images: int = 2048, eval_images: int = 512) -> SymmetryStudy:
@@ -704,7 +689,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
 # --------------------------------------------------------------------------------------
 # section 2: the finite-width drift, over many networks at once
 # --------------------------------------------------------------------------------------
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def drift_log_slopes(gain: float = 2.0, width: int = 100, depth: int = 50, networks: int = 40,
                      batch: int = 32, seed: int = 0) -> np.ndarray:
     """Per-layer slope of ``ln ||Z_i||`` for ``networks`` independent bias-free ReLU MLPs.
@@ -754,7 +739,7 @@ class VarianceCheck:
         return self.measured / self.predicted
 
 
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
                     negative_slope: float = 0.1) -> list[VarianceCheck]:
     """Measure each step of the Kaiming/Xavier derivation against its prediction.
@@ -886,7 +871,7 @@ def kaiming_reinit(model: nn.Module, generator: torch.Generator) -> nn.Module:
     return model
 
 
-@_one_thread
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Activation and gradient norms per hidden block of a :func:`make_mlp`-shaped model on MNIST."""
     x, y = mnist_batch(batch)
