@@ -906,6 +906,45 @@ def runs_of(grid: Mapping[RunKey, RunResult], norm: str, lr: float, warmup: int)
 
 
 @dataclass(frozen=True)
+class SeedBand:
+    """The spread over seeds of a curve (:func:`seed_band`): one value per point."""
+
+    low: np.ndarray
+    """Minimum over seeds."""
+    median: np.ndarray
+    """Median over seeds."""
+    high: np.ndarray
+    """Maximum over seeds."""
+
+
+def seed_band(curves: Sequence[np.ndarray] | np.ndarray) -> SeedBand:
+    """Minimum, median and maximum over seeds of ``curves`` (one row per seed, equal lengths).
+
+    Raises:
+        ValueError: for no curves or curves of different lengths.
+    """
+    if len(curves) == 0:
+        raise ValueError("curves must hold at least one curve, got none")
+    rows = np.stack([np.asarray(c, dtype=np.float64) for c in curves])
+    return SeedBand(rows.min(0), np.median(rows, 0), rows.max(0))
+
+
+def residual_band(runs: Sequence[RunResult], when: str) -> SeedBand | None:
+    """The residual-stream norm per depth over seeds, ``"init"`` (every run) or ``"final"``
+    (only the runs that learned: the others' final norms describe no trained model);
+    ``None`` if no run qualifies.
+
+    Raises:
+        ValueError: for a ``when`` other than ``"init"`` or ``"final"``.
+    """
+    check_choice("when", when, ("init", "final"))
+    kept = runs if when == "init" else [r for r in runs if learned(r)]
+    if not kept:
+        return None
+    return seed_band([r.residual_init if when == "init" else r.residual_final for r in kept])
+
+
+@dataclass(frozen=True)
 class LossBand:
     """The moving-average training loss of several seeds (:func:`loss_band`)."""
 
@@ -964,11 +1003,12 @@ def cell_summary(runs: Sequence[RunResult]) -> CellSummary:
     """
     if not runs:
         raise ValueError("runs must hold at least one RunResult, got none")
-    init = np.median([r.residual_init for r in runs], 0)
-    kept = [r.residual_final for r in runs if learned(r)]
+    init = residual_band(runs, "init").median  # type: ignore[union-attr]
+    final = residual_band(runs, "final")
     return CellSummary(len(runs), float(np.median([np.nan_to_num(r.digit_accuracy) for r in runs])),
                        float(np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])),
-                       len(kept), init, np.median(kept, 0) if kept else np.full_like(init, np.nan))
+                       sum(learned(r) for r in runs), init,
+                       final.median if final is not None else np.full_like(init, np.nan))
 
 
 def diverged(run: RunResult, factor: float = 2.0) -> bool:

@@ -34,11 +34,13 @@ from helpers.transformer import (
     layernorm_positions,
     loss_band,
     pytorch_layer_difference,
+    residual_band,
     residual_norms,
     reversal_task,
     run_grid,
     run_sweep,
     runs_of,
+    seed_band,
     sequence_loss,
     stability_table,
     summarize,
@@ -294,6 +296,21 @@ def test_cell_summary_counts_the_runs_that_learned() -> None:
     assert np.isnan(cell_summary(runs[1:]).residual_final).all()
     with pytest.raises(ValueError, match="runs must hold at least one"):
         cell_summary([])
+
+
+def test_seed_band_and_residual_band() -> None:
+    band = seed_band([np.array([1.0, 5.0]), np.array([3.0, 2.0]), np.array([2.0, 9.0])])
+    np.testing.assert_array_equal(band.low, [1.0, 2.0])
+    np.testing.assert_array_equal(band.median, [2.0, 5.0])
+    np.testing.assert_array_equal(band.high, [3.0, 9.0])
+    with pytest.raises(ValueError, match="curves must hold at least one"):
+        seed_band([])
+    runs = [_run(0, [1.0], 1.0, 10.0), _run(1, [1.0], 0.0, 1000.0)]
+    np.testing.assert_array_equal(residual_band(runs, "init").median, np.ones(3))
+    np.testing.assert_array_equal(residual_band(runs, "final").high, np.full(3, 10.0))  # the run that learned
+    assert residual_band(runs[1:], "final") is None
+    with pytest.raises(ValueError, match="when must be one of"):
+        residual_band(runs, "middle")
 
 
 def test_browse_panel_with_a_precomputed_grid() -> None:

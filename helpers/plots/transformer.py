@@ -19,7 +19,9 @@ from helpers.transformer import (
     cell_summary,
     learned,
     loss_band,
+    residual_band,
     runs_of,
+    seed_band,
     stability_table,
 )
 
@@ -111,15 +113,15 @@ def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: i
     for ax, when in zip(axes[0], ("init", "final")):
         for norm in norms:
             runs = runs_of(grid, norm, lr, warmup)
-            kept = runs if when == "init" else [r for r in runs if learned(r)]
-            if not kept:
+            band = residual_band(runs, when)
+            if band is None:
                 continue
-            curves = np.stack([r.residual_init if when == "init" else r.residual_final for r in kept])
-            mean = np.median(curves, 0)
+            mean = band.median
+            kept = len(runs) if when == "init" else sum(learned(r) for r in runs)
             style = variant_style(norm)
-            ax.fill_between(np.arange(len(mean)), curves.min(0), curves.max(0), color=style["color"],
+            ax.fill_between(np.arange(len(mean)), band.low, band.high, color=style["color"],
                             alpha=0.2, linewidth=0)
-            ax.plot(np.arange(len(mean)), mean, label=f"{LABELS[norm]} ({len(kept)}/{len(runs)} runs)",
+            ax.plot(np.arange(len(mean)), mean, label=f"{LABELS[norm]} ({kept}/{len(runs)} runs)",
                     **style)
         if d_model:
             ax.axhline(np.sqrt(d_model), color=color(7), linewidth=1, linestyle="-.",
@@ -300,13 +302,12 @@ def early_steps_figure(runs: Mapping[str, Sequence[EarlySteps]], lr: float) -> F
               ("grad_norm", "‖gradient‖ (log scale)", "Gradient norm"))
     for ax, (name, ylabel, title) in zip(axes[0], panels):
         for norm, seeds in runs.items():
-            values = np.stack([getattr(r, name) for r in seeds])
-            if name == "entropy":
-                values = values[:, :, -1]
-            steps = np.arange(values.shape[1]) + (0 if name == "entropy" else 1)
+            band = seed_band([getattr(r, name)[:, -1] if name == "entropy" else getattr(r, name)
+                              for r in seeds])
+            steps = np.arange(len(band.median)) + (0 if name == "entropy" else 1)
             style = variant_style(norm)
-            ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.2, linewidth=0)
-            ax.plot(steps, np.median(values, 0), label=f"{LABELS[norm]} ({len(seeds)} seeds)", **style)
+            ax.fill_between(steps, band.low, band.high, color=style["color"], alpha=0.2, linewidth=0)
+            ax.plot(steps, band.median, label=f"{LABELS[norm]} ({len(seeds)} seeds)", **style)
         if name in ("logit_change", "grad_norm"):
             ax.set_yscale("log")
         label_axes(ax, title=f"{title}, lr {lr:g}", xlabel="training step", ylabel=ylabel)
