@@ -8,20 +8,22 @@ quantity, and checks it in a short collapsed *check* cell::
 which prints one ``✓`` line, or raises ``AssertionError`` naming the claim and the value, so a
 wrong claim cannot pass the tests.  Results of training or random draws are summarised over
 seeds with :func:`seed_summary` (median and range), and claims are checked on every seed with
-``expect(summary.min, ...)`` / ``expect(summary.max, ...)`` or on the median.
+``expect(summary.min, ...)`` / ``expect(summary.max, ...)`` or on the median.  Curves
+(one per seed) are summarised point by point with :func:`seed_band` (minimum, median, maximum),
+which the figures draw as a line and a shaded band.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from helpers.validation import check_int, is_real
 
-__all__ = ["SeedSummary", "expect", "seed_summary"]
+__all__ = ["SeedBand", "SeedSummary", "expect", "seed_band", "seed_summary"]
 
 
 def _number(name: str, value: object) -> float:
@@ -131,3 +133,27 @@ def seed_summary(values: Iterable[object], min_seeds: int = 5) -> SeedSummary:
     if len(numbers) < min_seeds:
         raise ValueError(f"values must hold at least min_seeds={min_seeds} results, got {len(numbers)}")
     return SeedSummary(numbers)
+
+
+@dataclass(frozen=True)
+class SeedBand:
+    """The spread over seeds of a curve (:func:`seed_band`): one value per point."""
+
+    low: np.ndarray
+    """Minimum over seeds."""
+    median: np.ndarray
+    """Median over seeds."""
+    high: np.ndarray
+    """Maximum over seeds."""
+
+
+def seed_band(curves: Sequence[np.ndarray] | np.ndarray) -> SeedBand:
+    """Minimum, median and maximum over seeds of ``curves`` (one row per seed, equal lengths).
+
+    Raises:
+        ValueError: for no curves or curves of different lengths.
+    """
+    if len(curves) == 0:
+        raise ValueError("curves must hold at least one curve, got none")
+    rows = np.stack([np.asarray(c, dtype=np.float64) for c in curves])
+    return SeedBand(rows.min(0), np.median(rows, 0), rows.max(0))

@@ -639,6 +639,29 @@ def drift_study(
         act_norms_final=batched_activation_norms(model, probe))
 
 
+def smoothed_losses(losses: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The moving average over ``window`` steps of every seed's training loss.
+
+    ``losses`` is ``[steps, seeds]``; a ``nan`` or ``inf`` loss (a diverged run) counts as
+    ln 10, the loss of guessing a digit uniformly, so a diverged run reads as not learning.
+    The window shrinks to the number of steps if that is smaller.
+
+    Returns:
+        ``(steps, smooth)``: the step at the end of each window, ``[points]``, and the averages,
+        ``[seeds, points]``.
+
+    Raises:
+        ValueError: if ``losses`` is not 2-D with at least one step, or ``window`` < 1.
+    """
+    losses = np.nan_to_num(np.asarray(losses, dtype=np.float64), nan=math.log(10), posinf=math.log(10))
+    if losses.ndim != 2 or losses.shape[0] < 1:
+        raise ValueError(f"losses must be 2-D [steps, seeds] with at least one step, got shape {losses.shape}")
+    w = min(check_int("window", window, minimum=1), losses.shape[0])
+    kernel = np.ones(w) / w
+    smooth = np.stack([np.convolve(losses[:, k], kernel, mode="valid") for k in range(losses.shape[1])])
+    return np.arange(w - 1, losses.shape[0]), smooth
+
+
 def rms_over_std(values: torch.Tensor, dim: int) -> torch.Tensor:
     """``sqrt(mean(v²)) / std(v)`` along ``dim`` (population std): how much larger the scale a
     normalization layer divides by would be if it did not subtract the mean."""

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from helpers.claims import SeedBand, seed_band
 from helpers.training import TrainingRun, single_thread, train, warmup_lr
 from helpers.validation import check_choice, check_int, check_ints, check_positive, check_reals
 
@@ -903,30 +904,6 @@ def learned(run: RunResult, threshold: float = LEARNED_SEQUENCE_ACCURACY) -> boo
 def runs_of(grid: Mapping[RunKey, RunResult], norm: str, lr: float, warmup: int) -> list[RunResult]:
     """The runs of one grid cell ``(norm, lr, warmup)`` (all seeds), in seed order."""
     return [grid[k] for k in sorted(grid) if k[:3] == (norm, lr, warmup)]
-
-
-@dataclass(frozen=True)
-class SeedBand:
-    """The spread over seeds of a curve (:func:`seed_band`): one value per point."""
-
-    low: np.ndarray
-    """Minimum over seeds."""
-    median: np.ndarray
-    """Median over seeds."""
-    high: np.ndarray
-    """Maximum over seeds."""
-
-
-def seed_band(curves: Sequence[np.ndarray] | np.ndarray) -> SeedBand:
-    """Minimum, median and maximum over seeds of ``curves`` (one row per seed, equal lengths).
-
-    Raises:
-        ValueError: for no curves or curves of different lengths.
-    """
-    if len(curves) == 0:
-        raise ValueError("curves must hold at least one curve, got none")
-    rows = np.stack([np.asarray(c, dtype=np.float64) for c in curves])
-    return SeedBand(rows.min(0), np.median(rows, 0), rows.max(0))
 
 
 def residual_band(runs: Sequence[RunResult], when: str) -> SeedBand | None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.claims import expect, seed_summary
+from helpers.claims import expect, seed_band, seed_summary
 
 
 def test_expect_prints_a_check_line_and_returns_the_value(capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,3 +58,14 @@ def test_seed_summary_median_and_range() -> None:
 def test_seed_summary_rejects_bad_arguments(values: list, kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         seed_summary(values, **kwargs)
+
+
+def test_seed_band_is_min_median_max_per_point() -> None:
+    band = seed_band([np.array([1.0, 5.0]), np.array([3.0, 2.0]), np.array([2.0, 9.0])])
+    np.testing.assert_array_equal(band.low, [1.0, 2.0])
+    np.testing.assert_array_equal(band.median, [2.0, 5.0])
+    np.testing.assert_array_equal(band.high, [3.0, 9.0])
+    with pytest.raises(ValueError, match="curves must hold at least one"):
+        seed_band([])
+    with pytest.raises(ValueError):
+        seed_band([np.ones(2), np.ones(3)])  # curves of different lengths

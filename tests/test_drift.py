@@ -120,6 +120,21 @@ def test_predicted_growth_is_s_root_n_or_s() -> None:
         predicted_growth(1.0, 4, 1)  # type: ignore[arg-type]
 
 
+def test_smoothed_losses() -> None:
+    from helpers.drift import smoothed_losses
+
+    losses = np.array([[1.0, 2.0], [3.0, np.nan], [5.0, 2.0], [7.0, np.inf]])
+    steps, smooth = smoothed_losses(losses, 2)
+    np.testing.assert_array_equal(steps, [1, 2, 3])
+    ln10 = math.log(10)
+    np.testing.assert_allclose(smooth, [[2.0, 4.0, 6.0], [(2 + ln10) / 2, (ln10 + 2) / 2, (2 + ln10) / 2]])
+    assert smoothed_losses(losses, 50)[1].shape == (2, 1)  # the window shrinks to the run
+    with pytest.raises(ValueError, match="window must be an int >= 1"):
+        smoothed_losses(losses, 0)
+    with pytest.raises(ValueError, match="losses must be 2-D"):
+        smoothed_losses(np.ones(3), 2)
+
+
 def test_cached_product_norms() -> None:
     from helpers.drift import cached_product_norms
 

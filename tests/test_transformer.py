@@ -40,7 +40,6 @@ from helpers.transformer import (
     run_grid,
     run_sweep,
     runs_of,
-    seed_band,
     sequence_loss,
     stability_table,
     summarize,
@@ -298,13 +297,7 @@ def test_cell_summary_counts_the_runs_that_learned() -> None:
         cell_summary([])
 
 
-def test_seed_band_and_residual_band() -> None:
-    band = seed_band([np.array([1.0, 5.0]), np.array([3.0, 2.0]), np.array([2.0, 9.0])])
-    np.testing.assert_array_equal(band.low, [1.0, 2.0])
-    np.testing.assert_array_equal(band.median, [2.0, 5.0])
-    np.testing.assert_array_equal(band.high, [3.0, 9.0])
-    with pytest.raises(ValueError, match="curves must hold at least one"):
-        seed_band([])
+def test_residual_band() -> None:
     runs = [_run(0, [1.0], 1.0, 10.0), _run(1, [1.0], 0.0, 1000.0)]
     np.testing.assert_array_equal(residual_band(runs, "init").median, np.ones(3))
     np.testing.assert_array_equal(residual_band(runs, "final").high, np.full(3, 10.0))  # the run that learned

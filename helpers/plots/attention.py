@@ -25,6 +25,7 @@ from helpers.attention import (
     temperature_row,
 )
 from helpers.attention_training import ScalingComparison
+from helpers.claims import seed_band
 from helpers.plots import artist, color, freeze_layout, label_axes, new_figure
 
 #: Fixed tick positions of the panel (no tick search on a redraw).
@@ -181,11 +182,10 @@ def training_figure(*comparisons: ScalingComparison) -> Figure:
         n = len(comparison.seeds)
         for i, (scaled, name, style) in enumerate(((True, "scaled: QKᵀ/√d", "-"),
                                                    (False, "unscaled: QKᵀ", "--"))):
-            curves = comparison.losses[head, scaled]
-            ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=color(i), alpha=0.2,
+            band = seed_band(comparison.losses[head, scaled])
+            ax.fill_between(steps, band.low, band.high, color=color(i), alpha=0.2,
                             lw=0, label=f"{name}, range over {n} seeds")
-            ax.plot(steps, np.median(curves, axis=0), style, color=color(i), lw=2,
-                    label=f"{name}, median")
+            ax.plot(steps, band.median, style, color=color(i), lw=2, label=f"{name}, median")
         ax.set_ylim(0, None)
         label_axes(ax, title=f"Head size d = {head}", xlabel="training step (batch of 16 new examples)",
                    ylabel="cross-entropy loss (nats)")

@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from helpers.drift import DriftStudy, growth_per_step, predicted_growth
+from helpers.claims import seed_band
+from helpers.drift import DriftStudy, growth_per_step, predicted_growth, smoothed_losses
 from helpers.plots import artist, color, freeze_layout, label_axes, new_figure, set_limits
 
 LINESTYLES = ("-", "--", "-.", ":")
@@ -228,8 +229,9 @@ def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_ac
 def _band(ax: Axes, x: np.ndarray, rows: np.ndarray, i: int, label: str, marker: bool = True) -> None:
     """The median over seeds (``rows``: ``[seeds, len(x)]``) as a line, min–max shaded."""
     style = _style(i) if marker else {"color": color(i), "linestyle": LINESTYLES[i % 4]}
-    ax.fill_between(x, rows.min(axis=0), rows.max(axis=0), color=color(i), alpha=0.2, linewidth=0)
-    ax.plot(x, np.median(rows, axis=0), label=label, **style)
+    band = seed_band(rows)
+    ax.fill_between(x, band.low, band.high, color=color(i), alpha=0.2, linewidth=0)
+    ax.plot(x, band.median, label=label, **style)
 
 
 def study_weights_figure(study: DriftStudy) -> Figure:
@@ -317,11 +319,8 @@ def loss_bands_figure(curves: Mapping[str, np.ndarray], window: int = 20) -> Fig
     fig, axes = new_figure(figsize=(8.5, 4.2))
     ax = axes[0, 0]
     for i, (label, losses) in enumerate(curves.items()):
-        losses = np.nan_to_num(np.asarray(losses, dtype=float), nan=math.log(10), posinf=math.log(10))
-        w = min(window, losses.shape[0])
-        kernel = np.ones(w) / w
-        smooth = np.stack([np.convolve(losses[:, k], kernel, mode="valid") for k in range(losses.shape[1])])
-        _band(ax, np.arange(w - 1, losses.shape[0]), smooth, i, label)
+        steps, smooth = smoothed_losses(losses, window)
+        _band(ax, steps, smooth, i, label)
     ax.axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 ≈ 2.30 (uniform guess)")
     ax.set_ylim(0, 2.6)
     label_axes(ax, title=f"Training loss (moving average over {window} steps; median, range shaded)",
