@@ -9,19 +9,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
+from helpers.claims import seed_band
 from helpers.plots import color, freeze_layout, label_axes, new_figure
 from helpers.transformer import (
     NORMS,
+    CellSummary,
     EarlySteps,
     RunKey,
     RunResult,
-    CellSummary,
     cell_summary,
     learned,
     loss_band,
     residual_band,
     runs_of,
-    seed_band,
     stability_table,
 )
 
