@@ -207,7 +207,7 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
 # --------------------------------------------------------------------------------------
 # Normalization layers: the BatchNorm version of the norm profile
 # --------------------------------------------------------------------------------------
-NORMS = ("none", "layernorm", "batchnorm")
+NORMALIZATIONS = ("none", "layernorm", "batchnorm")
 
 
 def make_normed_mlp(gain: float, norm: str = "none", depth: int = 50, width: int = 100,
@@ -222,7 +222,7 @@ def make_normed_mlp(gain: float, norm: str = "none", depth: int = 50, width: int
     Raises:
         ValueError: for an unknown ``norm`` (make_mlp validates the rest).
     """
-    check_choice("norm", norm, NORMS)
+    check_choice("norm", norm, NORMALIZATIONS)
     model = make_mlp(gain, depth, width, "relu", norm == "layernorm", seed)
     if norm == "batchnorm":
         for block in _blocks(model):
@@ -276,7 +276,7 @@ class RescaledProfiles:
         """
         gain = round(check_positive("gain", gain), 6)
         depth = check_int("depth", depth, minimum=1)
-        check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, NORMALIZATIONS)
         key = (gain, depth, norm)
         if key not in self._profiles:
             model, current = self._models.get((depth, norm)) or (
@@ -295,7 +295,7 @@ class RescaledProfiles:
     def reference(self, depth: int, norm: str, gain: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """:func:`normed_profile` at ``gain`` for ``(depth, norm)`` on the same batch (cached)."""
         key = (check_positive("gain", gain), check_int("depth", depth, minimum=1),
-               check_choice("norm", norm, NORMS))
+               check_choice("norm", norm, NORMALIZATIONS))
         if key not in self._references:
             self._references[key] = normed_profile(gain, norm, depth=depth, width=self.width,
                                                    batch=self.batch)
@@ -305,7 +305,7 @@ class RescaledProfiles:
 # --------------------------------------------------------------------------------------
 # Many networks at once: S deep MLPs as one batched model (torch.bmm)
 # --------------------------------------------------------------------------------------
-BATCHED_NORMS = ("none", "layernorm")
+BATCHED_NORMALIZATIONS = ("none", "layernorm")
 
 
 def _check_members(gains: object, seeds: object) -> tuple[tuple[float, ...], tuple[int, ...]]:
@@ -340,7 +340,7 @@ class BatchedMLP(nn.Module):
                  norm: str = "none", residual: bool = False) -> None:
         super().__init__()
         gains_t, seeds_t = _check_members(gains, seeds)
-        check_choice("norm", norm, BATCHED_NORMS)
+        check_choice("norm", norm, BATCHED_NORMALIZATIONS)
         residual = check_bool("residual", residual)
         self.gains, self.seeds, self.norm, self.residual = gains_t, seeds_t, norm, residual
         members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t)]

@@ -151,7 +151,7 @@ def update_product_figure(fig: Figure, norms: np.ndarray, predicted: np.ndarray,
 # --------------------------------------------------------------------------------------
 # Normalization layers
 # --------------------------------------------------------------------------------------
-NORM_TITLES = {"none": "no normalization", "layernorm": "LayerNorm after each layer",
+NORMALIZATION_TITLES = {"none": "no normalization", "layernorm": "LayerNorm after each layer",
                "batchnorm": "BatchNorm after each layer"}
 
 
@@ -169,7 +169,7 @@ def normed_profiles_figure(profiles: Mapping[str, Mapping[float, tuple[np.ndarra
             axes[1, col].plot(layers, grad, label=f"c = {c:g}", **_style(i))
         for row, what in ((0, "activation norm ‖z_i‖₂"), (1, "gradient norm ‖∂L/∂W_i‖_F")):
             axes[row, col].set_yscale("log")
-            label_axes(axes[row, col], title=NORM_TITLES.get(norm, norm),
+            label_axes(axes[row, col], title=NORMALIZATION_TITLES.get(norm, norm),
                        xlabel="hidden layer", ylabel=f"{what} (log scale)")
             axes[row, col].legend(fontsize=8)
     fig.suptitle("50-layer ReLU MLP at init, W ~ N(0, c/n), 256 MNIST images")
@@ -217,7 +217,7 @@ def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_ac
         line.set_data(layers, shown)
         line.set_label(f"c = {gain:g}")
         set_limits(ax, x=(0, len(act) + 1), y=_log_limits(np.concatenate([shown, ref])))
-        ax.title.set_text(f"{what.split(' ')[0]} norms, {NORM_TITLES[norm]}")
+        ax.title.set_text(f"{what.split(' ')[0]} norms, {NORMALIZATION_TITLES[norm]}")
         ax.legend(fontsize=8, loc="best")
 
 
@@ -300,9 +300,9 @@ def backward_growth_figure(factors: Mapping[str, np.ndarray], ratios: Mapping[st
     ax = axes[0, 0]
     for i, (norm, rows) in enumerate(factors.items()):
         layers = np.arange(1, rows.shape[1] + 1)
-        _band(ax, layers, rows, i, f"{NORM_TITLES.get(norm, norm)}: gradient growth per layer")
+        _band(ax, layers, rows, i, f"{NORMALIZATION_TITLES.get(norm, norm)}: gradient growth per layer")
         ax.plot(layers, np.median(ratios[norm], axis=0), color=color(i), linestyle="--",
-                label=f"{NORM_TITLES.get(norm, norm)}: RMS / std of the normalization input")
+                label=f"{NORMALIZATION_TITLES.get(norm, norm)}: RMS / std of the normalization input")
     ax.axhline(math.sqrt(math.pi / (math.pi - 1)), color="0.4", linestyle=":",
                label="√(π/(π−1)) ≈ 1.21 (ReLU of a Gaussian)")
     ax.set_ylim(0.8, 1.8)

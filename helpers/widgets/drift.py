@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from helpers.drift import (
     DTYPES,
-    NORMS,
+    NORMALIZATIONS,
     RescaledProfiles,
     cached_product_norms,
     first_nonfinite_step,
@@ -91,7 +91,7 @@ def _profile_controls(gain: float, depth: int, norm: str) -> dict[str, widgets.V
                                     continuous_update=False),
         "depth": widgets.IntSlider(value=depth, min=10, max=100, step=10, description="depth",
                                    continuous_update=False),
-        "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm layer"),
+        "norm": widgets.ToggleButtons(options=list(NORMALIZATIONS), value=norm, description="norm layer"),
     }
     return controls
 
