@@ -287,7 +287,7 @@ def temperature_row(d: int, temperature: float, scaled: bool) -> TemperatureRow:
     stats = row_stats(logits[None, :], temperature)
     probs = torch.softmax(logits / temperature, dim=-1).sort(descending=True).values.numpy()
     entropy, max_prob = float(stats.entropy[0]), float(stats.max_prob[0])
-    return TemperatureRow(logits.numpy(), probs, entropy, max_prob, row_regime(entropy, max_prob, PANEL_N))
+    return TemperatureRow(logits.numpy().copy(), probs, entropy, max_prob, row_regime(entropy, max_prob, PANEL_N))
 
 
 @dataclass(frozen=True)
