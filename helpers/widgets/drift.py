@@ -1,3 +1,6 @@
+"""Notebook 02's panels: (a) the repeated product for any s, n and dtype; (b) the norm
+profile of the deep MLP for any gain c, depth and normalization layer."""
+
 from __future__ import annotations
 
 import math
