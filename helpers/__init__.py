@@ -2,9 +2,15 @@
 
 The package is organised after the lecture concepts it serves:
 
-- compute modules (``helpers.data``, ``helpers.initialization``, ``helpers.drift``,
-  ``helpers.norms``, ``helpers.attention``, ``helpers.gpt2``, ``helpers.transformer``,
-  ``helpers.training``) return numbers and arrays and never draw;
+- compute modules return numbers and arrays and never draw: ``helpers.data``,
+  ``helpers.initialization`` (the MLPs and their profiles at initialization) with
+  ``helpers.initialization_theory`` (the infinite-width predictions) and
+  ``helpers.initialization_symmetry`` (training from symmetric initializations),
+  ``helpers.drift``, ``helpers.norms``, ``helpers.batch_effects``, ``helpers.attention``,
+  ``helpers.attention_training``, ``helpers.gpt2`` (the LayerNorm parameters' statistics) with
+  ``helpers.gpt2_hub`` (loading them), ``helpers.transformer`` (the model and the task) with
+  ``helpers.transformer_runs`` (training runs and their statistics), ``helpers.training``,
+  ``helpers.claims`` and ``helpers.validation`` (the argument checks every module uses);
 - ``helpers.plots.<concept>`` draws what the compute modules return;
 - ``helpers.widgets.<concept>`` wires sliders to the plotting functions.
 

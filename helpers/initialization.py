@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from helpers.data import load_mnist
 from helpers.training import single_thread
-from helpers.validation import check_bool, check_choice, check_int, check_ints, check_real
+from helpers.validation import check_bool, check_choice, check_int, check_real
 
 #: Activations accepted by :func:`make_mlp` and :func:`norm_profile`.
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
@@ -79,32 +79,6 @@ def kaiming_normal(fan_in: int, fan_out: int, generator: torch.Generator) -> tor
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     return torch.randn(fan_out, fan_in, generator=generator) * math.sqrt(2.0 / fan_in)
-
-
-def relu_second_moments(second_moment_in: float, gain: float, depth: int) -> torch.Tensor:
-    """The predicted second moment ``E[z_i^2]`` of every hidden layer of a bias-free ReLU MLP.
-
-    With ``Var(W) = gain / n_in`` a unit's pre-activation has variance ``gain * E[z_{i-1}^2]``
-    (``n_in`` terms of variance ``gain / n_in`` times the input's second moment) and ReLU keeps
-    half of that: ``E[z_i^2] = (gain / 2) E[z_{i-1}^2]``, so ``E[z_i^2] = m_in (gain / 2)^i``.
-
-    Args:
-        second_moment_in: ``E[x^2]`` of the input (>= 0).
-        gain: the ``c`` in ``Var(W) = c / n_in`` (> 0).
-        depth: number of hidden layers (>= 1).
-
-    Returns:
-        float64 tensor of shape ``(depth,)``; entry ``i - 1`` is layer ``i`` (the input is not
-        an entry).
-
-    Raises:
-        TypeError / ValueError: naming the bad argument and the allowed values.
-    """
-    m_in = check_real("second_moment_in", second_moment_in, minimum=0.0)
-    gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
-    depth = check_int("depth", depth, minimum=1)
-    layers = torch.arange(1, depth + 1, dtype=torch.float64)
-    return m_in * (gain / 2.0) ** layers
 
 
 def _drawn(weight_init: WeightInit, n_in: int, n_out: int, generator: torch.Generator) -> torch.Tensor:
@@ -357,111 +331,6 @@ def norm_profile(
                        input_norm=float(x.norm(dim=1).mean()), loss=loss)
 
 
-
-# --------------------------------------------------------------------------------------
-# theory: the mean-field (infinite-width) prediction of the activation norms
-# --------------------------------------------------------------------------------------
-_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(61)
-_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()  # E[f(z)], z ~ N(0, 1)
-
-
-def activation_numpy(activation: str, h: np.ndarray, negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
-    """The activation applied to a NumPy array (same definitions as :func:`activation_module`)."""
-    activation = check_choice("activation", activation, ACTIVATIONS)
-    if activation == "relu":
-        return np.maximum(h, 0.0)
-    if activation == "leaky_relu":
-        return np.where(h > 0, h, negative_slope * h)
-    if activation == "tanh":
-        return np.tanh(h)
-    if activation == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * h))
-    return h
-
-
-def second_moment(activation: str, variance: np.ndarray | float,
-                  negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
-    """``E[phi(h)^2]`` for ``h ~ N(0, variance)``, by Gauss-Hermite quadrature (exact for
-    the piecewise-linear activations: ``variance / 2`` for ReLU)."""
-    variance = np.asarray(variance, dtype=np.float64)
-    activation = check_choice("activation", activation, ACTIVATIONS)
-    if activation == "relu":
-        return variance / 2.0
-    if activation == "leaky_relu":
-        return variance * (1.0 + negative_slope**2) / 2.0
-    if activation == "linear":
-        return variance.copy()
-    h = np.sqrt(variance)[..., None] * _HERMITE_NODES
-    return (activation_numpy(activation, h) ** 2) @ _HERMITE_WEIGHTS
-
-
-def stable_gain(activation: str, negative_slope: float = LEAKY_SLOPE) -> float:
-    """The gain ``c`` that keeps the second moment of small signals constant from layer to layer.
-
-    ``1 / (E[phi(h)^2] / Var h)`` near ``h = 0``: 2 for ReLU (Kaiming/He), ``2 / (1 + a^2)`` for
-    Leaky ReLU with slope ``a``, 1 for linear and tanh (Xavier/Glorot's ``1 / n_in``), 16 for the
-    sigmoid's slope 1/4 (its non-zero mean 1/2 makes it blow up the signal anyway).
-    """
-    activation = check_choice("activation", activation, ACTIVATIONS)
-    negative_slope = check_real("negative_slope", negative_slope, minimum=0.0, maximum=1.0)
-    return {"relu": 2.0, "leaky_relu": 2.0 / (1.0 + negative_slope**2), "linear": 1.0,
-            "tanh": 1.0, "sigmoid": 16.0}[activation]
-
-
-def theory_norms(
-    gain: float,
-    depth: int,
-    width: int,
-    activation: str = "relu",
-    input_sq_norms: np.ndarray | None = None,
-    *,
-    in_features: int = IN_FEATURES,
-    negative_slope: float = LEAKY_SLOPE,
-) -> np.ndarray:
-    """Infinite-width prediction of the mean activation norm ``||Z_i||_2`` of every hidden layer.
-
-    For one input ``x``, unit ``j`` of layer 1 is ``h_j = W_j . x ~ N(0, q_1)`` with
-    ``q_1 = gain ||x||^2 / n_in`` (central limit theorem); the layer's output has
-    ``E||Z_1||^2 = width E[phi(h)^2]`` and the next layer's pre-activations have variance
-    ``q_2 = gain E[phi(h)^2]``, and so on.  For ReLU this is exactly a factor ``sqrt(gain / 2)``
-    per layer on the norm.  The result averages ``sqrt(E||Z_i||^2)`` over the inputs.
-
-    Args:
-        input_sq_norms: ``||x||^2`` of each input; default: the first 256 MNIST training images.
-    """
-    gain, depth, width, activation, _, _, negative_slope = _check_common(
-        gain, depth, width, activation, False, 0, negative_slope)
-    if input_sq_norms is None:
-        x, _ = mnist_batch(256)
-        input_sq_norms = (x.double() ** 2).sum(dim=1).numpy()
-    q = gain * np.asarray(input_sq_norms, dtype=np.float64) / in_features
-    norms = np.empty(depth)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(depth):
-            m = second_moment(activation, q, negative_slope)
-            norms[i] = np.mean(np.sqrt(width * m))
-            q = gain * m
-    return norms
-
-
-def relu_theory_norms(gain: float, depth: int, width: int, input_norm: float,
-                      in_features: int = IN_FEATURES) -> np.ndarray:
-    """The ReLU prediction in closed form: ``||Z_i|| = ||x|| sqrt(width / n_in) (gain / 2)^(i / 2)``."""
-    layers = np.arange(1, depth + 1)
-    return input_norm * math.sqrt(width / in_features) * (gain / 2.0) ** (layers / 2.0)
-
-
-def finite_width_log_slope(gain: float, width: int) -> float:
-    """Expected per-layer change of ``ln ||Z_i||`` for a ReLU net of finite ``width``.
-
-    The squared norm is multiplied at each layer by ``R = (gain / n) sum_j relu(g_j)^2`` with
-    ``g_j ~ N(0, 1)``: ``E[R] = gain / 2`` but ``Var R / E[R]^2 = 5 / n``, so to second order
-    ``E[ln R] = ln(gain / 2) - 5 / (2 n)``: the typical norm drifts down by ``5 / (4 n)`` per layer
-    relative to the infinite-width slope ``ln(gain / 2) / 2``.
-    """
-    return 0.5 * math.log(gain / 2.0) - 5.0 / (4.0 * width)
-
-
 # --------------------------------------------------------------------------------------
 # a fast profile for interactive panels: weights from a bank, manual backward
 # --------------------------------------------------------------------------------------
@@ -571,122 +440,6 @@ def fast_profile(
 
 
 # --------------------------------------------------------------------------------------
-# section 1: zero and constant initialization
-# --------------------------------------------------------------------------------------
-INIT_SCHEMES = ("zero", "constant", "random")
-
-
-@dataclass(frozen=True)
-class SymmetryStudy:
-    """Several copies of a small MLP trained from one initialization scheme, one per seed."""
-
-    scheme: str
-    seeds: tuple[int, ...]
-    losses: np.ndarray
-    """Training loss of each seed's minibatch before each step, shape ``(seeds, steps)``."""
-    first_grad_norms: np.ndarray
-    """Frobenius norm of each weight matrix's gradient at step 0, shape ``(seeds, layers)``
-    (the last column is the output layer)."""
-    largest_change: np.ndarray
-    """``max |W_after - W_before|`` over the entries of each matrix, shape ``(seeds, layers)``."""
-    alive: np.ndarray
-    """Per hidden layer after training: the fraction of its units whose ReLU output is > 0 for
-    at least one evaluation image, shape ``(seeds, hidden layers)``."""
-    spread: np.ndarray
-    """Per hidden layer after training: ``max_j ||W[j] - W[0]|| / mean_j ||W[j]||`` (0 = every
-    unit a copy of unit 1; 0 for an all-zero matrix), shape ``(seeds, hidden layers)``."""
-    eval_loss: np.ndarray
-    """Cross-entropy after training on the evaluation images, shape ``(seeds,)``."""
-    first_layer: np.ndarray
-    """Seed ``seeds[0]``'s first-layer weights after training, shape ``(hidden[0], 784)``."""
-
-
-@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
-def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, value: float | None = None,
-                   hidden: tuple[int, ...] = (32, 32), steps: int = 100, lr: float = 0.1, batch: int = 64,
-                   train_images: int = 2048, eval_images: int = 512) -> SymmetryStudy:
-    """Train a bias-free ReLU MLP 784 -> hidden -> 10 with minibatch SGD from ``scheme``, once per seed.
-
-    ``"zero"``: every weight 0.  ``"constant"``: every weight of a layer equal to ``value``
-    (default ``1 / n_in``, so each unit starts as the mean of its inputs and, with MNIST's
-    non-negative pixels, every ReLU starts active).  ``"random"``: Kaiming ``N(0, 2 / n_in)``.
-    Seed ``s`` sets the order in which the first ``train_images`` MNIST training images are
-    visited (and, for ``"random"``, the weights).  All seeds train at once as one batched
-    model (``torch.bmm`` on stacked weights).  Units are evaluated on the first
-    ``eval_images`` training images.
-
-    Raises:
-        ValueError / TypeError: naming the bad argument and the allowed values.
-    """
-    check_choice("scheme", scheme, INIT_SCHEMES)
-    seeds = check_ints("seeds", seeds, minimum=0)
-    if value is not None:
-        value = check_real("value", value)
-    steps = check_int("steps", steps, minimum=1)
-    lr = check_real("lr", lr, minimum=0.0, min_inclusive=False)
-    batch = check_int("batch", batch, minimum=1)
-    train_images = check_int("train_images", train_images, minimum=batch, maximum=MNIST_TRAIN_SIZE)
-    eval_images = check_int("eval_images", eval_images, minimum=1, maximum=MNIST_TRAIN_SIZE)
-    hidden = check_ints("hidden", hidden, minimum=1)
-    n_seeds = len(seeds)
-    sizes = [IN_FEATURES, *hidden, N_CLASSES]
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
-    weights = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        if scheme == "zero":
-            w = torch.zeros(n_seeds, n_out, n_in)
-        elif scheme == "constant":
-            w = torch.full((n_seeds, n_out, n_in), 1.0 / n_in if value is None else value)
-        else:
-            w = torch.stack([torch.randn(n_out, n_in, generator=g) for g in generators]) * math.sqrt(2.0 / n_in)
-        weights.append(w.requires_grad_(True))
-    before = [w.detach().clone() for w in weights]
-    x_all, y_all = mnist_batch(max(train_images, eval_images))
-    x_train, y_train = x_all[:train_images], y_all[:train_images]
-    orders = [torch.randperm(train_images, generator=torch.Generator().manual_seed(10_000 + s)) for s in seeds]
-    per_epoch = train_images // batch
-    losses = np.empty((n_seeds, steps))
-    first = np.empty((n_seeds, len(weights)))
-
-    def forward(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        z, outs = x, []
-        for w in weights[:-1]:
-            z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
-            outs.append(z)
-        return torch.bmm(z, weights[-1].transpose(1, 2)), outs
-
-    for step in range(steps):
-        start = (step % per_epoch) * batch
-        idx = torch.stack([order[start:start + batch] for order in orders])
-        logits, _ = forward(x_train[idx])
-        loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_train[idx].reshape(-1),
-                               reduction="none").reshape(n_seeds, batch).mean(dim=1)
-        grads = torch.autograd.grad(loss.sum(), weights)  # each seed's loss depends on its own weights only
-        losses[:, step] = loss.detach().numpy()
-        if step == 0:
-            first = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).numpy()
-        with torch.no_grad():
-            for w, g in zip(weights, grads):
-                w -= lr * g
-    with torch.no_grad():
-        x_eval, y_eval = x_all[:eval_images], y_all[:eval_images]
-        logits, outs = forward(x_eval.expand(n_seeds, -1, -1))
-        eval_loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_eval.repeat(n_seeds),
-                                    reduction="none").reshape(n_seeds, -1).mean(dim=1).numpy()
-        alive = torch.stack([(z > 0).any(dim=1).double().mean(dim=1) for z in outs], dim=1).numpy()
-        change = torch.stack([(w - b).abs().flatten(1).max(dim=1).values for w, b in zip(weights, before)],
-                             dim=1).numpy()
-        spread = []
-        for w in weights[:-1]:
-            rows = w.double().norm(dim=2).mean(dim=1)
-            diff = (w - w[:, :1]).double().norm(dim=2).max(dim=1).values
-            spread.append(torch.where(rows > 0, diff / rows.clamp_min(1e-300), torch.zeros_like(diff)))
-        spread_arr = torch.stack(spread, dim=1).numpy()
-    return SymmetryStudy(scheme, seeds, losses, first, change.astype(np.float64), alive, spread_arr,
-                         eval_loss.astype(np.float64), weights[0][0].detach().numpy().copy())
-
-
-# --------------------------------------------------------------------------------------
 # section 2: the finite-width drift, over many networks at once
 # --------------------------------------------------------------------------------------
 @single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
@@ -698,7 +451,8 @@ def drift_log_slopes(gain: float = 2.0, width: int = 100, depth: int = 50, netwo
     layers of ``width`` units) and sees the first ``batch`` MNIST images; the slope is the
     least-squares fit of the mean ``ln ||Z_i||_2`` against ``i``.  All networks run at once as
     one batched forward pass; their weights are drawn layer by layer from one generator seeded
-    with ``seed``.  Compare with :func:`finite_width_log_slope`.
+    with ``seed``.  Compare with
+    :func:`helpers.initialization_theory.finite_width_log_slope`.
 
     Returns:
         Shape ``(networks,)``: one slope per network.
@@ -878,11 +632,11 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
     act, grad, _ = profile_model(model, x, y)
     return act, grad
 
+
 __all__ = [
-    "ACTIVATIONS", "INIT_SCHEMES", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "SymmetryStudy",
-    "VarianceCheck", "WeightBank", "WeightInit", "activation_module", "activation_numpy", "fast_profile",
-    "drift_log_slopes", "finite_width_log_slope", "forward_norms", "hidden_weights", "kaiming_normal", "kaiming_reinit",
-    "make_mlp", "mean_top_probability", "mnist_batch", "model_profile",
-    "norm_profile", "profile_model", "relu_second_moments", "relu_theory_norms", "second_moment", "stable_gain",
-    "symmetry_study", "theory_norms", "torch_init_mlp", "variance_checks",
+    "ACTIVATIONS", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "VarianceCheck", "WeightBank",
+    "WeightInit", "activation_module", "fast_profile", "drift_log_slopes", "forward_norms",
+    "hidden_weights", "kaiming_normal", "kaiming_reinit", "make_mlp", "mean_top_probability",
+    "mnist_batch", "model_profile", "norm_profile", "profile_model", "torch_init_mlp",
+    "variance_checks",
 ]

@@ -10,6 +10,7 @@ import torch
 
 from helpers import check
 from helpers import initialization as init
+from helpers import initialization_theory
 
 
 def _stub(*args, **kwargs):
@@ -97,7 +98,7 @@ RIGHT_MOMENTS = _moments(lambda c: c / 2)
 
 
 @pytest.mark.parametrize("answer", [
-    init.relu_second_moments,
+    initialization_theory.relu_second_moments,
     RIGHT_MOMENTS,
     _moments(lambda c: c / 2, dtype=torch.float32),
     lambda m, c, d: torch.tensor([m * (c / 2) ** i for i in range(1, d + 1)]),
@@ -131,7 +132,7 @@ def test_relu_second_moments_an_answer_that_raises_and_the_stub():
     assert not result.passed and result.message.startswith("your function raised TypeError")
     stub = check.relu_second_moments.feedback(_stub)
     assert not stub.passed and not stub.written
-    assert check.relu_second_moments.reference is init.relu_second_moments
+    assert check.relu_second_moments.reference is initialization_theory.relu_second_moments
 
 
 # ------------------------------------------------------------------ kaiming_reinit

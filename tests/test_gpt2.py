@@ -14,17 +14,18 @@ import numpy as np
 import pytest
 
 from helpers import gpt2
+from helpers import gpt2_hub
 from helpers.data import DATA_DIR_ENV, DATA_FILES, DataFileError, data_dir, sha256_of
 from helpers.plots import gpt2 as gpt2_plots
 from helpers.widgets.gpt2 import layernorm_panel
 
 REPO = Path(__file__).resolve().parent.parent
-SNAPSHOT_SHA256 = DATA_FILES[gpt2.SNAPSHOT_NAME].sha256
+SNAPSHOT_SHA256 = DATA_FILES[gpt2_hub.SNAPSHOT_NAME].sha256
 
 
 @pytest.fixture(scope="module")
 def params() -> dict[str, np.ndarray]:
-    return gpt2.load_layernorm_params("snapshot")
+    return gpt2_hub.load_layernorm_params("snapshot")
 
 
 @pytest.fixture
@@ -56,21 +57,21 @@ def test_snapshot_known_values(params: dict[str, np.ndarray]) -> None:
 
 
 def test_corrupted_snapshot_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: None) -> None:
-    bad = tmp_path / gpt2.SNAPSHOT_NAME
-    shutil.copy(data_dir() / gpt2.SNAPSHOT_NAME, bad)
+    bad = tmp_path / gpt2_hub.SNAPSHOT_NAME
+    shutil.copy(data_dir() / gpt2_hub.SNAPSHOT_NAME, bad)
     raw = bytearray(bad.read_bytes())
     raw[-200] ^= 0xFF  # flip one byte inside the last array
     bad.write_bytes(bytes(raw))
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     for source in ("snapshot", "auto"):  # auto falls back to the snapshot, which is refused too
         with pytest.raises(DataFileError, match="corrupted"):
-            gpt2.load_layernorm_params(source)
+            gpt2_hub.load_layernorm_params(source)
 
 
 def test_missing_snapshot_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(DataFileError, match="missing"):
-        gpt2.load_layernorm_params("snapshot")
+        gpt2_hub.load_layernorm_params("snapshot")
 
 
 def test_validate_params_names_the_problem(params: dict[str, np.ndarray]) -> None:
@@ -90,7 +91,7 @@ def test_validate_params_names_the_problem(params: dict[str, np.ndarray]) -> Non
 
 def test_save_params_round_trip(params: dict[str, np.ndarray], tmp_path: Path) -> None:
     path = tmp_path / "export.npz"
-    digest = gpt2.save_params(params, path)
+    digest = gpt2_hub.save_params(params, path)
     assert digest == sha256_of(path)
     # the export format reproduces the shipped snapshot byte for byte
     assert digest == SNAPSHOT_SHA256
@@ -105,7 +106,7 @@ def test_save_params_round_trip(params: dict[str, np.ndarray], tmp_path: Path) -
 
 def test_unknown_source_raises_value_error() -> None:
     with pytest.raises(ValueError, match=r"source must be one of \('auto', 'hub', 'snapshot'\), got 'web'"):
-        gpt2.load_layernorm_params("web")
+        gpt2_hub.load_layernorm_params("web")
 
 
 def _no_connection(*args: object, **kwargs: object) -> socket.socket:
@@ -115,8 +116,8 @@ def _no_connection(*args: object, **kwargs: object) -> socket.socket:
 def test_auto_offline_uses_the_snapshot_at_once_and_says_why(
     offline: None, params: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gpt2.socket, "create_connection", _no_connection)
-    loaded = gpt2.load_layernorm_params_with_source("auto")
+    monkeypatch.setattr(gpt2_hub.socket, "create_connection", _no_connection)
+    loaded = gpt2_hub.load_layernorm_params_with_source("auto")
     assert loaded.source == "snapshot"
     assert "HF_HUB_OFFLINE=1" in loaded.reason
     for key in gpt2.param_keys():
@@ -124,9 +125,9 @@ def test_auto_offline_uses_the_snapshot_at_once_and_says_why(
 
 
 def test_hub_offline_fails_at_once_with_a_clear_message(offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gpt2.socket, "create_connection", _no_connection)
-    with pytest.raises(gpt2.HubUnavailableError, match="hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"):
-        gpt2.load_layernorm_params("hub")
+    monkeypatch.setattr(gpt2_hub.socket, "create_connection", _no_connection)
+    with pytest.raises(gpt2_hub.HubUnavailableError, match="hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"):
+        gpt2_hub.load_layernorm_params("hub")
 
 
 def test_probe_is_bounded_when_the_network_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,14 +144,14 @@ def test_probe_is_bounded_when_the_network_hangs(monkeypatch: pytest.MonkeyPatch
         release.wait(timeout=10)
         raise OSError("unreachable")
 
-    monkeypatch.setattr(gpt2.socket, "create_connection", hang)
+    monkeypatch.setattr(gpt2_hub.socket, "create_connection", hang)
     try:
-        reason = gpt2.probe_hub(timeout=0.2)
+        reason = gpt2_hub.probe_hub(timeout=0.2)
         assert reason == "no answer from huggingface.co:443 within 0.2 s"
         assert len(calls) == 1, "one attempt, no retries"
-        with pytest.raises(gpt2.HubUnavailableError, match="no answer from huggingface.co:443"):
-            gpt2.load_layernorm_params_with_source("hub", timeout=0.2)
-        loaded = gpt2.load_layernorm_params_with_source("auto", timeout=0.2)
+        with pytest.raises(gpt2_hub.HubUnavailableError, match="no answer from huggingface.co:443"):
+            gpt2_hub.load_layernorm_params_with_source("hub", timeout=0.2)
+        loaded = gpt2_hub.load_layernorm_params_with_source("auto", timeout=0.2)
         assert loaded.source == "snapshot" and "no answer" in loaded.reason
         assert len(calls) == 3, "one attempt per load, no retries"
     finally:
@@ -164,22 +165,22 @@ def test_probe_reports_a_refused_connection(monkeypatch: pytest.MonkeyPatch) -> 
     def refuse(*args: object, **kwargs: object) -> socket.socket:
         raise ConnectionRefusedError("refused")
 
-    monkeypatch.setattr(gpt2.socket, "create_connection", refuse)
-    assert gpt2.probe_hub(timeout=1.0) == "cannot connect to huggingface.co:443 (ConnectionRefusedError: refused)"
+    monkeypatch.setattr(gpt2_hub.socket, "create_connection", refuse)
+    assert gpt2_hub.probe_hub(timeout=1.0) == "cannot connect to huggingface.co:443 (ConnectionRefusedError: refused)"
 
 
 def test_probe_validates_timeout() -> None:
     for bad in (0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="timeout must be a finite number > 0"):
-            gpt2.probe_hub(timeout=bad)
+            gpt2_hub.probe_hub(timeout=bad)
     for bad in ("3", True, None):
         with pytest.raises(TypeError, match="timeout must be a finite number > 0"):
-            gpt2.probe_hub(timeout=bad)  # type: ignore[arg-type]
+            gpt2_hub.probe_hub(timeout=bad)  # type: ignore[arg-type]
 
 
 def test_offline_path_never_imports_transformers() -> None:
     code = (
-        "import sys, helpers.gpt2 as g; r = g.load_layernorm_params_with_source('auto'); "
+        "import sys, helpers.gpt2_hub as g; r = g.load_layernorm_params_with_source('auto'); "
         "print(r.source, 'transformers' in sys.modules)"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -191,7 +192,7 @@ def test_offline_path_never_imports_transformers() -> None:
 def test_export_command_fails_cleanly_offline(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     target = tmp_path / "out.npz"
-    out = subprocess.run([sys.executable, "-m", "helpers.gpt2", "export", str(target)], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "helpers.gpt2_hub", "export", str(target)], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "error: the Hugging Face hub is not reachable: HF_HUB_OFFLINE=1 is set" in out.stderr
@@ -200,14 +201,14 @@ def test_export_command_fails_cleanly_offline(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_hub_matches_snapshot(params: dict[str, np.ndarray], tmp_path: Path) -> None:
-    reason = gpt2.probe_hub()
+    reason = gpt2_hub.probe_hub()
     if reason is not None:
         pytest.skip(f"the Hugging Face hub is not reachable ({reason}); the snapshot cannot be compared")
-    loaded = gpt2.load_layernorm_params_with_source("hub")
+    loaded = gpt2_hub.load_layernorm_params_with_source("hub")
     assert loaded.source == "hub"
     for key in gpt2.param_keys():
         np.testing.assert_allclose(loaded.params[key], params[key], rtol=0, atol=1e-6, err_msg=key)
-    digest = gpt2.save_params(loaded.params, tmp_path / "hub.npz")
+    digest = gpt2_hub.save_params(loaded.params, tmp_path / "hub.npz")
     assert len(digest) == 64
 
 
@@ -400,12 +401,12 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, params: dict[str, np.ndarray]):
     _FakeGPT2Model.state = {f"transformer.{k}": torch.from_numpy(v.copy()) for k, v in params.items()}
     _FakeGPT2Model.state["transformer.wte.weight"] = torch.zeros(3, 768)
     monkeypatch.setitem(sys.modules, "transformers", module)
-    monkeypatch.setattr(gpt2, "probe_hub", lambda **kwargs: None)
+    monkeypatch.setattr(gpt2_hub, "probe_hub", lambda **kwargs: None)
     return _FakeGPT2Model
 
 
 def test_hub_path_pins_the_revision_and_reads_the_layernorms(fake_hub, params: dict[str, np.ndarray]) -> None:
-    loaded = gpt2.load_layernorm_params_with_source("auto")
+    loaded = gpt2_hub.load_layernorm_params_with_source("auto")
     assert loaded.source == "hub" and loaded.reason == "the hub was reachable"
     (args, kwargs), = fake_hub.calls
     assert args == ("openai-community/gpt2",)
@@ -418,9 +419,9 @@ def test_hub_path_pins_the_revision_and_reads_the_layernorms(fake_hub, params: d
 
 def test_failed_download_is_wrapped_and_auto_falls_back(fake_hub) -> None:
     fake_hub.fail = RuntimeError("connection reset")
-    with pytest.raises(gpt2.HubUnavailableError, match="failed: RuntimeError: connection reset"):
-        gpt2.load_layernorm_params("hub")
-    loaded = gpt2.load_layernorm_params_with_source("auto")
+    with pytest.raises(gpt2_hub.HubUnavailableError, match="failed: RuntimeError: connection reset"):
+        gpt2_hub.load_layernorm_params("hub")
+    loaded = gpt2_hub.load_layernorm_params_with_source("auto")
     assert loaded.source == "snapshot" and "connection reset" in loaded.reason
 
 

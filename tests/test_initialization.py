@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from helpers import initialization as init
+from helpers import initialization_symmetry
+from helpers import initialization_theory
 from helpers.initialization import norm_profile
 
 
@@ -170,35 +172,35 @@ def test_theory_relu_closed_form_and_mean_field():
     x, _ = init.mnist_batch(64)
     sq = (x.double() ** 2).sum(dim=1).numpy()
     for c in (1.0, 2.0, 3.0):
-        mf = init.theory_norms(c, 30, 100, "relu", sq)
+        mf = initialization_theory.theory_norms(c, 30, 100, "relu", sq)
         ratios = mf[1:] / mf[:-1]
         np.testing.assert_allclose(ratios, math.sqrt(c / 2), rtol=1e-12)
     # linear: sqrt(c); leaky: sqrt(c (1 + a^2) / 2)
-    lin = init.theory_norms(1.5, 5, 50, "linear", sq)
+    lin = initialization_theory.theory_norms(1.5, 5, 50, "linear", sq)
     np.testing.assert_allclose(lin[1:] / lin[:-1], math.sqrt(1.5), rtol=1e-12)
     # quadrature agrees with the closed form for a smooth check: E[tanh(h)^2] <= Var h
-    assert np.all(init.second_moment("tanh", np.array([0.01, 1.0, 9.0])) < [0.01, 1.0, 9.0])
-    assert init.second_moment("sigmoid", 1e-12) == pytest.approx(0.25, rel=1e-6)
-    assert init.stable_gain("leaky_relu", 0.1) == pytest.approx(2 / 1.01)
+    assert np.all(initialization_theory.second_moment("tanh", np.array([0.01, 1.0, 9.0])) < [0.01, 1.0, 9.0])
+    assert initialization_theory.second_moment("sigmoid", 1e-12) == pytest.approx(0.25, rel=1e-6)
+    assert initialization_theory.stable_gain("leaky_relu", 0.1) == pytest.approx(2 / 1.01)
 
 
 def test_theory_matches_measurement_at_large_width():
     p = norm_profile(1.5, depth=10, width=512, activation="tanh", batch=64)
     x, _ = init.mnist_batch(64)
-    th = init.theory_norms(1.5, 10, 512, "tanh", (x.double() ** 2).sum(dim=1).numpy())
+    th = initialization_theory.theory_norms(1.5, 10, 512, "tanh", (x.double() ** 2).sum(dim=1).numpy())
     np.testing.assert_allclose(p.activation_norms, th, rtol=0.1)
 
 
 def test_finite_width_slope():
-    assert init.finite_width_log_slope(2.0, 100) == pytest.approx(-0.0125)
-    assert init.finite_width_log_slope(1.0, 1_000_000) == pytest.approx(0.5 * math.log(0.5), abs=1e-5)
+    assert initialization_theory.finite_width_log_slope(2.0, 100) == pytest.approx(-0.0125)
+    assert initialization_theory.finite_width_log_slope(1.0, 1_000_000) == pytest.approx(0.5 * math.log(0.5), abs=1e-5)
 
 
 # ------------------------------------------------------------------ sections 1, 3, 5
 @pytest.fixture(scope="module")
 def symmetry():
-    return {scheme: init.symmetry_study(scheme, seeds=(0, 1, 2), steps=30, train_images=512, eval_images=128)
-            for scheme in init.INIT_SCHEMES}
+    return {scheme: initialization_symmetry.symmetry_study(scheme, seeds=(0, 1, 2), steps=30, train_images=512, eval_images=128)
+            for scheme in initialization_symmetry.INIT_SCHEMES}
 
 
 def test_zero_init_never_moves(symmetry):
@@ -228,7 +230,7 @@ def test_random_init_units_differ_and_learn(symmetry):
 
 def test_constant_value_and_dead_units():
     # a large constant with a large step kills the second hidden layer: the old, confounded demo
-    big = init.symmetry_study("constant", seeds=(0,), value=0.05, steps=20, lr=0.1, train_images=256)
+    big = initialization_symmetry.symmetry_study("constant", seeds=(0,), value=0.05, steps=20, lr=0.1, train_images=256)
     assert big.alive[0, 1] == 0.0
 
 
@@ -245,14 +247,14 @@ def test_constant_value_and_dead_units():
 ])
 def test_symmetry_study_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
-        init.symmetry_study(**kwargs)
+        initialization_symmetry.symmetry_study(**kwargs)
 
 
 def test_drift_log_slopes():
     slopes = init.drift_log_slopes(2.0, width=100, depth=50, networks=40, batch=16)
     assert slopes.shape == (40,) and len(set(slopes.round(8))) == 40
     se = slopes.std(ddof=1) / math.sqrt(40)
-    assert abs(slopes.mean() - init.finite_width_log_slope(2.0, 100)) < 3 * se
+    assert abs(slopes.mean() - initialization_theory.finite_width_log_slope(2.0, 100)) < 3 * se
     assert slopes.mean() + 2 * se < 0
     # the infinite-width slope of the gain dominates away from c = 2
     assert abs(init.drift_log_slopes(1.0, width=100, networks=4).mean() - 0.5 * math.log(0.5)) < 0.05
@@ -394,10 +396,10 @@ def test_kaiming_normal_bad_arguments(args, error, name):
 
 
 def test_relu_second_moments_values():
-    m = init.relu_second_moments(0.5, 3.0, 4)
+    m = initialization_theory.relu_second_moments(0.5, 3.0, 4)
     assert m.dtype == torch.float64 and m.shape == (4,)
     np.testing.assert_allclose(m.numpy(), [0.75, 1.125, 1.6875, 2.53125])
-    np.testing.assert_allclose(init.relu_second_moments(0.11, 2.0, 50).numpy(), 0.11)
+    np.testing.assert_allclose(initialization_theory.relu_second_moments(0.11, 2.0, 50).numpy(), 0.11)
 
 
 def test_relu_second_moments_predicts_wide_networks():
@@ -409,7 +411,7 @@ def test_relu_second_moments_predicts_wide_networks():
         w = torch.stack([init.kaiming_normal(500, 500, g) for _ in range(16)]).double() * math.sqrt(3.0 / 2)
         z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
         measured.append(float(z.pow(2).mean()))
-    predicted = init.relu_second_moments(float(x.pow(2).mean()), 3.0, 3).numpy()
+    predicted = initialization_theory.relu_second_moments(float(x.pow(2).mean()), 3.0, 3).numpy()
     # one network's factor per layer fluctuates by sqrt(5/500) = 10 %; 16 networks: 2.5 %
     np.testing.assert_allclose(measured, predicted, rtol=0.15)  # forgetting the 1/2 is 2x per layer
 
@@ -423,7 +425,7 @@ def test_relu_second_moments_predicts_wide_networks():
 ])
 def test_relu_second_moments_bad_arguments(args, error, name):
     with pytest.raises(error, match=name):
-        init.relu_second_moments(*args)
+        initialization_theory.relu_second_moments(*args)
 
 
 def test_make_mlp_weight_init_scales_the_draw_by_sqrt_gain_over_2():

@@ -4,7 +4,7 @@ and the RMS/std ratio behind the gradient growth under LayerNorm/BatchNorm.
 * :data:`relu_stack_norms` — the mean activation norm of every layer of a Linear+ReLU stack
   (reference :func:`helpers.drift.relu_stack_norms`);
 * :data:`predicted_relu_norms` — the infinite-width prediction of those norms,
-  ``‖x‖·√(width/n_in)·(c/2)^(l/2)`` (reference :func:`helpers.initialization.relu_theory_norms`);
+  ``‖x‖·√(width/n_in)·(c/2)^(l/2)`` (reference :func:`helpers.initialization_theory.relu_theory_norms`);
 * :data:`rms_std_ratio` — ``RMS(v)/std(v)`` along a dimension (reference
   :func:`helpers.drift.rms_over_std`).
 """
@@ -19,7 +19,7 @@ import torch
 
 from helpers import drift
 from helpers.check.feedback import Exercise, compare
-from helpers.initialization import relu_theory_norms
+from helpers.initialization_theory import relu_theory_norms
 
 __all__ = ["predicted_relu_norms", "relu_stack_norms", "rms_std_ratio"]
 
@@ -140,7 +140,7 @@ relu_stack_norms = Exercise(
 def _reference_predicted_relu_norms(gain: float, depth: int, width: int, input_norm: float,
                                     n_in: int) -> torch.Tensor:
     """``‖x‖·√(width/n_in)·(gain/2)^(l/2)`` for l = 1..depth
-    (``helpers.initialization.relu_theory_norms``), as a float64 tensor."""
+    (``helpers.initialization_theory.relu_theory_norms``), as a float64 tensor."""
     return torch.from_numpy(relu_theory_norms(gain, depth, width, input_norm, in_features=n_in))
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from helpers import initialization
+from helpers import initialization_theory
 from helpers.check.feedback import Exercise, compare
 
 __all__ = ["kaiming_normal", "kaiming_reinit", "relu_second_moments"]
@@ -122,7 +123,7 @@ _RELU_VARIANCE_FRACTION = 0.5 - 1.0 / (2.0 * math.pi)
 
 def _diagnose_relu_second_moments(student: Callable[..., Any]) -> str | None:
     for m_in, gain, depth in SECOND_MOMENT_SETTINGS:
-        expected = initialization.relu_second_moments(m_in, gain, depth)
+        expected = initialization_theory.relu_second_moments(m_in, gain, depth)
         layers = torch.arange(1, depth + 1, dtype=torch.float64)
         actual = student(m_in, gain, depth)
         if isinstance(actual, torch.Tensor) and tuple(actual.shape) == (depth + 1,) \
@@ -160,7 +161,7 @@ def _diagnose_relu_second_moments(student: Callable[..., Any]) -> str | None:
 relu_second_moments = Exercise(
     name="relu_second_moments",
     checked="E[z_i²] = m_in · (gain / 2)^i for layers i = 1 … depth, at two settings.",
-    reference=initialization.relu_second_moments,
+    reference=initialization_theory.relu_second_moments,
     diagnose=_diagnose_relu_second_moments,
 )
 

@@ -11,8 +11,8 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.claims import seed_band
 from helpers.plots import color, freeze_layout, label_axes, new_figure
-from helpers.transformer import (
-    NORMS,
+from helpers.transformer import NORMS
+from helpers.transformer_runs import (
     CellSummary,
     EarlySteps,
     RunKey,
@@ -26,7 +26,7 @@ from helpers.transformer import (
 )
 
 __all__ = ["LABELS", "BrowseView", "early_steps_figure", "gradient_norms_figure", "loss_curves_figure",
-           "residual_norms_figure", "runs_of", "stability_figure", "variant_style"]
+           "residual_norms_figure", "stability_figure", "variant_style"]
 
 LABELS = {"post": "post-LN (original)", "pre": "pre-LN (GPT-2)", "none": "no LN"}
 STYLES = {"post": ("-", "o"), "pre": ("--", "s"), "none": (":", "^")}

@@ -8,7 +8,8 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from helpers.gpt2 import GROUPS, N_LAYERS, load_layernorm_params, parameter_histogram, validate_params
+from helpers.gpt2 import GROUPS, N_LAYERS, parameter_histogram, validate_params
+from helpers.gpt2_hub import load_layernorm_params
 from helpers.plots.gpt2 import layernorm_histogram_figure, update_layernorm_histogram
 from helpers.widgets.panel import Panel
 
@@ -34,7 +35,7 @@ def layernorm_panel(params: dict[str, np.ndarray] | None = None) -> Panel:
     """Choose a LayerNorm (block and ln_1 / ln_2 / ln_f), γ or β, the bins and log-y.
 
     Args:
-        params: the 50 LayerNorm arrays (e.g. from :func:`helpers.gpt2.load_layernorm_params`);
+        params: the 50 LayerNorm arrays (e.g. from :func:`helpers.gpt2_hub.load_layernorm_params`);
             ``None`` reads the verified snapshot (never the network).
     """
     params = validate_params(load_layernorm_params("snapshot") if params is None else params)

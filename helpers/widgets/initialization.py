@@ -18,13 +18,8 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from helpers.initialization import (
-    ACTIVATIONS,
-    WeightBank,
-    fast_profile,
-    mnist_batch,
-    theory_norms,
-)
+from helpers.initialization import ACTIVATIONS, WeightBank, fast_profile, mnist_batch
+from helpers.initialization_theory import theory_norms
 from helpers.plots.initialization import slider_figure, update_slider_figure
 from helpers.training import single_thread
 from helpers.widgets.panel import Panel

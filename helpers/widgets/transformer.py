@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 import ipywidgets as widgets
 
 from helpers.plots.transformer import LABELS, BrowseView
-from helpers.transformer import NORMS, RunKey, RunResult, TrainingSetup, run_grid
+from helpers.transformer import NORMS
+from helpers.transformer_runs import RunKey, RunResult, TrainingSetup, run_grid
 from helpers.widgets.panel import Panel
 
 #: A grid small enough to train in about a second: what the panel shows when it is given
@@ -30,8 +31,8 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
     """Browse precomputed runs: loss curves (seed bands) and residual-stream norms.
 
     Args:
-        grid: runs from :func:`helpers.transformer.run_sweep` or
-            :func:`helpers.transformer.run_grid`, keyed
+        grid: runs from :func:`helpers.transformer_runs.run_sweep` or
+            :func:`helpers.transformer_runs.run_grid`, keyed
             ``(norm, lr, warmup_steps, seed)``; every (norm, lr, warm-up) combination of
             the values present must have been trained.  ``None`` trains :func:`tiny_grid`.
 

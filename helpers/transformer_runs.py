@@ -1,0 +1,552 @@
+"""Training the tiny Transformers of notebook 06 and reading their runs.
+
+* :class:`TrainingSetup`, :func:`train_variant`, :func:`run_grid`, :func:`run_sweep`: one run per
+  (LayerNorm placement, learning rate, warm-up, seed), on the digit-reversal task of
+  :mod:`helpers.transformer`;
+* :func:`train_batched`: many runs as one batched model (``torch.func``) with a batched Adam;
+* :func:`early_steps`: the first steps of one run, measured step by step;
+* :func:`learned`, :func:`diverged`, :func:`stability_table`, :func:`largest_stable_lr`,
+  :func:`runs_of`, :func:`loss_band`, :func:`cell_summary`, :func:`summarize`: what the runs did,
+  over seeds.
+
+The model, the task and the measurements at initialization are :mod:`helpers.transformer`;
+drawing is :mod:`helpers.plots.transformer`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.claims import SeedBand, seed_band
+from helpers.training import TrainingRun, single_thread, train, warmup_lr
+from helpers.transformer import (
+    NORMS,
+    N_DIGITS,
+    CausalSelfAttention,
+    ReversalTask,
+    TinyTransformer,
+    accuracy,
+    residual_norms,
+    reversal_task,
+    sequence_loss,
+)
+from helpers.validation import check_choice, check_int, check_ints, check_reals
+
+
+# ---------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """One training run of one variant: its settings, curves and final scores."""
+
+    norm: str
+    lr: float
+    warmup_steps: int
+    seed: int
+    losses: np.ndarray
+    """Training loss of every step (``nan`` after a divergence)."""
+    learning_rates: np.ndarray
+    digit_accuracy: float
+    """Fraction of answer digits right on held-out sequences."""
+    sequence_accuracy: float
+    """Fraction of held-out sequences reversed without a mistake."""
+    residual_init: np.ndarray
+    """:func:`residual_norms` before training."""
+    residual_final: np.ndarray
+    """:func:`residual_norms` after training."""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def oscillation(self, window: int = 20) -> float:
+        """How jagged the loss curve is: mean |loss - its moving average| over the last half."""
+        half = self.losses[len(self.losses) // 2 :]
+        window = min(window, len(half))
+        if window < 1 or not np.isfinite(half).all():
+            return float("nan")
+        smooth = np.convolve(half, np.ones(window) / window, mode="valid")
+        return float(np.mean(np.abs(half[window - 1 :] - smooth)))
+
+    def steps_to(self, threshold: float, window: int = 10) -> int | None:
+        """First step at which the ``window``-step moving-average loss is below ``threshold``."""
+        if len(self.losses) < window:
+            return None
+        smooth = np.convolve(np.nan_to_num(self.losses, nan=np.inf), np.ones(window) / window, mode="valid")
+        below = np.nonzero(smooth < threshold)[0]
+        return int(below[0] + window - 1) if below.size else None
+
+
+@dataclass
+class TrainingSetup:
+    """The fixed part of every run: data, model size and schedule."""
+
+    n_layers: int = 3
+    d_model: int = 64
+    n_heads: int = 4
+    length: int = 8
+    n_train: int = 4096
+    n_test: int = 512
+    batch_size: int = 32
+    steps: int = 150
+    data_seed: int = 0
+
+    def tasks(self) -> tuple[ReversalTask, ReversalTask]:
+        """(training set, held-out test set), disjoint seeds."""
+        return (reversal_task(self.n_train, self.length, seed=self.data_seed),
+                reversal_task(self.n_test, self.length, seed=self.data_seed + 1000))
+
+    def model(self, norm: str, seed: int) -> TinyTransformer:
+        return TinyTransformer(norm, n_layers=self.n_layers, d_model=self.d_model,
+                               n_heads=self.n_heads, max_len=2 * self.length, seed=seed)
+
+
+def train_variant(
+    norm: str,
+    *,
+    lr: float,
+    warmup_steps: int = 0,
+    seed: int = 0,
+    setup: TrainingSetup | None = None,
+    tasks: tuple[ReversalTask, ReversalTask] | None = None,
+) -> RunResult:
+    """Train one :class:`TinyTransformer` variant with Adam via :func:`helpers.training.train`.
+
+    Args:
+        norm: ``"post"``, ``"pre"`` or ``"none"``.
+        lr: peak learning rate; warmup_steps: linear warm-up length (0 for none).
+        seed: seeds the initial weights and the batch order.
+        setup: data/model/schedule settings (defaults: :class:`TrainingSetup`).
+        tasks: precomputed ``setup.tasks()`` to avoid regenerating the data.
+    """
+    check_choice("norm", norm, NORMS)
+    setup = TrainingSetup() if setup is None else setup
+    train_task, test_task = setup.tasks() if tasks is None else tasks
+    model = setup.model(norm, seed)
+    probe = test_task.tokens[:256]
+    epochs = max(1, math.ceil(setup.steps * setup.batch_size / train_task.tokens.shape[0]))
+    with single_thread():
+        residual_init = residual_norms(model, probe)
+        run: TrainingRun = train(model, train_task.tokens, train_task.targets, lr=lr, epochs=epochs,
+                                 batch_size=setup.batch_size, optimizer="adam",
+                                 warmup_steps=warmup_steps, max_steps=setup.steps,
+                                 loss_fn=sequence_loss, seed=seed, progress=False)
+        finite = bool(np.isfinite(run.losses).all())
+        if finite:
+            digit, sequence = accuracy(model, test_task)
+            residual_final = residual_norms(model, probe)
+    if not finite:
+        digit, sequence = float("nan"), float("nan")
+        residual_final = np.full_like(residual_init, np.nan)
+    return RunResult(norm, lr, warmup_steps, seed, run.losses, run.learning_rates,
+                     digit, sequence, residual_init, residual_final)
+
+
+RunKey = tuple[str, float, int, int]
+"""(norm, lr, warmup_steps, seed)."""
+
+
+def _grid_setup(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[int, ...],
+                seeds: tuple[int, ...], setup: TrainingSetup | None,
+                ) -> tuple[TrainingSetup, tuple[ReversalTask, ReversalTask]]:
+    """Validate a grid's settings; return the setup (default if ``None``) and its tasks."""
+    for norm in norms:
+        check_choice("norm", norm, NORMS)
+    check_reals("lrs", lrs)
+    check_ints("warmups", warmups, minimum=0)
+    check_ints("seeds", seeds, minimum=0)
+    setup = TrainingSetup() if setup is None else setup
+    return setup, setup.tasks()
+
+
+def run_grid(
+    norms: tuple[str, ...] = NORMS,
+    lrs: tuple[float, ...] = (1e-2,),
+    warmups: tuple[int, ...] = (0, 40),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    setup: TrainingSetup | None = None,
+) -> dict[RunKey, RunResult]:
+    """Every combination of the settings, trained with :func:`train_variant`.
+
+    Returns a dict keyed ``(norm, lr, warmup_steps, seed)``.
+    """
+    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
+    return {
+        (norm, lr, warmup, seed): train_variant(norm, lr=lr, warmup_steps=warmup, seed=seed,
+                                                setup=setup, tasks=tasks)
+        for norm in norms for lr in lrs for warmup in warmups for seed in seeds
+    }
+
+
+def summarize(grid: dict[RunKey, RunResult], norm: str, lr: float, warmup_steps: int) -> dict[str, float]:
+    """Mean over seeds of a grid cell: final loss (last 20 steps), accuracies, oscillation.
+
+    Diverged runs count as accuracy 0 and final loss ``nan``.
+    """
+    runs = [r for (n, l, w, _), r in grid.items() if (n, l, w) == (norm, lr, warmup_steps)]
+    if not runs:
+        raise ValueError(f"no runs in grid for norm={norm!r}, lr={lr}, warmup_steps={warmup_steps}")
+    final = [float(np.mean(r.losses[-20:])) for r in runs]
+    return {
+        "final_loss": float(np.mean(final)),
+        "digit_accuracy": float(np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])),
+        "sequence_accuracy": float(np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])),
+        "oscillation": float(np.mean([r.oscillation() for r in runs])),
+        "diverged": float(np.mean([not np.isfinite(r.losses).all() for r in runs])),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# many runs at once: one batched model (torch.func) with a batched Adam
+# ---------------------------------------------------------------------------------------
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+"""The defaults of :class:`torch.optim.Adam`, which :func:`train_batched` reproduces."""
+
+
+def _check_runs(lrs: object, seeds: object, warmups: object) -> tuple[list[float], list[int], list[int]]:
+    lr_list = list(check_reals("lrs", lrs))
+    seed_list = list(check_ints("seeds", seeds, minimum=0))
+    warmup_list = list(check_ints("warmups", warmups, minimum=0))
+    if not len(lr_list) == len(seed_list) == len(warmup_list):
+        raise ValueError(f"lrs, seeds and warmups must have the same length (one entry per run), "
+                         f"got {len(lr_list)}, {len(seed_list)} and {len(warmup_list)}")
+    return lr_list, seed_list, warmup_list
+
+
+def _batch_orders(seeds: list[int], n_train: int, batch_size: int, steps: int) -> torch.Tensor:
+    """The example indices of every step of every run, ``[runs, steps, batch]``.
+
+    The same order :func:`helpers.training.train` draws: one ``randperm`` per epoch from a
+    generator seeded with the run's seed, batches taken in order, the last partial batch dropped.
+    """
+    per_epoch = n_train // batch_size
+    orders = []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(seed)
+        batches: list[torch.Tensor] = []
+        while len(batches) < steps:
+            order = torch.randperm(n_train, generator=generator)
+            batches.extend(order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch))
+        orders.append(torch.stack(batches[:steps]))
+    return torch.stack(orders)
+
+
+def train_batched(
+    norm: str,
+    *,
+    lrs: list[float] | tuple[float, ...],
+    seeds: list[int] | tuple[int, ...],
+    warmups: list[int] | tuple[int, ...],
+    setup: TrainingSetup | None = None,
+    tasks: tuple[ReversalTask, ReversalTask] | None = None,
+) -> list[RunResult]:
+    """Train many runs of one variant at once, as ONE batched model; returns one result per run.
+
+    Run ``i`` is what :func:`train_variant` ``(norm, lr=lrs[i], warmup_steps=warmups[i],
+    seed=seeds[i])`` computes: the same initial weights, the same batch order, Adam with the
+    PyTorch defaults and linear warm-up.  The runs' weights are stacked with
+    :func:`torch.func.stack_module_state` and evaluated with ``vmap(functional_call)``;
+    a batched Adam (written here, one learning rate per run) updates them.  At these tiny
+    sizes this costs far less than the runs one after the other.  Runs are independent:
+    one that diverges to ``nan`` does not touch the others.
+
+    Raises:
+        TypeError/ValueError: for a bad ``norm`` or lists of different lengths or bad values.
+    """
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    check_choice("norm", norm, NORMS)
+    lr_list, seed_list, warmup_list = _check_runs(lrs, seeds, warmups)
+    setup = TrainingSetup() if setup is None else setup
+    train_task, test_task = setup.tasks() if tasks is None else tasks
+    models = [setup.model(norm, s) for s in seed_list]
+    probe = test_task.tokens[:256]
+    n_runs, steps = len(models), setup.steps
+    with single_thread():
+        residual_init = [residual_norms(m, probe) for m in models]
+        params, buffers = stack_module_state(models)
+        params = {k: v.detach().clone() for k, v in params.items()}
+        skeleton = copy.deepcopy(models[0]).to("meta")
+        for module in skeleton.modules():
+            if isinstance(module, CausalSelfAttention):
+                module.explicit = True  # the fused attention kernel has no vmap rule
+
+        def run_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
+                     tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return sequence_loss(functional_call(skeleton, (p, b), (tokens,)), targets)
+
+        batched_loss = vmap(run_loss)
+        orders = _batch_orders(seed_list, train_task.tokens.shape[0], setup.batch_size, steps)
+        peak = torch.tensor(lr_list)
+        ramp = torch.tensor(warmup_list, dtype=torch.float64)
+        first = {k: torch.zeros_like(v) for k, v in params.items()}
+        second = {k: torch.zeros_like(v) for k, v in params.items()}
+        (beta1, beta2), losses, rates = ADAM_BETAS, np.empty((n_runs, steps)), np.empty((n_runs, steps))
+        for step in range(steps):
+            index = orders[:, step]
+            factor = torch.where(ramp > 0, torch.clamp((step + 1) / ramp.clamp(min=1), max=1.0), 1.0)
+            rate = peak * factor.float()
+            for p in params.values():
+                p.requires_grad_(True)
+            loss = batched_loss(params, buffers, train_task.tokens[index], train_task.targets[index])
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            losses[:, step] = loss.detach().numpy()
+            rates[:, step] = [warmup_lr(step, lr, w) for lr, w in zip(lr_list, warmup_list)]
+            bias1, bias2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)
+            with torch.no_grad():
+                for (name, p), g in zip(params.items(), grads):
+                    first[name].mul_(beta1).add_(g, alpha=1 - beta1)
+                    second[name].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    denom = second[name].sqrt() / math.sqrt(bias2) + ADAM_EPS
+                    shape = (n_runs,) + (1,) * (p.dim() - 1)
+                    params[name] = p.detach() - (rate / bias1).view(shape) * first[name] / denom
+        losses[~np.isfinite(losses)] = np.nan
+        results = []
+        for i, model in enumerate(models):
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.copy_(params[name][i])
+            finite = bool(np.isfinite(losses[i]).all())
+            digit, sequence = accuracy(model, test_task) if finite else (float("nan"), float("nan"))
+            final = residual_norms(model, probe) if finite else np.full_like(residual_init[i], np.nan)
+            results.append(RunResult(norm, lr_list[i], warmup_list[i], seed_list[i], losses[i],
+                                     rates[i], digit, sequence, residual_init[i], final,
+                                     extra={"model": model}))
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# the first steps of training, step by step
+# ---------------------------------------------------------------------------------------
+@torch.no_grad()
+def attention_entropy(model: TinyTransformer, tokens: torch.Tensor) -> np.ndarray:
+    """Mean entropy (in nats) of every block's attention rows, averaged over heads and queries.
+
+    Shape ``(n_layers,)``.  A query at position t that spreads its attention evenly over its
+    t + 1 visible keys has entropy ln(t + 1); one that looks at a single key has entropy 0.
+    """
+    x = model.embed(tokens)
+    entropies = []
+    for block in model.blocks:
+        weights = block.attn.weights(x if block.norm == "post" else block.ln1(x))
+        entropies.append(float(-(weights * weights.clamp_min(1e-30).log()).sum(-1).mean()))
+        x = block(x)
+    return np.array(entropies)
+
+
+@dataclass
+class EarlySteps:
+    """What :func:`early_steps` records for one run, one row per step (after the step)."""
+
+    losses: np.ndarray
+    """Training loss of each step, ``(steps,)``."""
+    entropy: np.ndarray
+    """:func:`attention_entropy` on a fixed probe batch, ``(steps + 1, n_layers)`` (row 0: init)."""
+    logit_change: np.ndarray
+    """RMS change of the output logits on the probe batch caused by each step, ``(steps,)``."""
+    grad_norm: np.ndarray
+    """Norm of the whole gradient of each step, ``(steps,)``."""
+
+
+def early_steps(norm: str, *, lr: float, seed: int = 0, steps: int = 20, warmup_steps: int = 0,
+                setup: TrainingSetup | None = None,
+                tasks: tuple[ReversalTask, ReversalTask] | None = None) -> EarlySteps:
+    """Train ``steps`` steps like :func:`train_variant` and record each step's effect.
+
+    After every step: the attention entropy of each block, how much the output logits on a
+    fixed probe batch (64 held-out sequences) moved, and the gradient norm of that step.
+
+    Raises:
+        TypeError/ValueError: for a bad ``norm``, ``steps`` or ``lr``.
+    """
+    check_choice("norm", norm, NORMS)
+    check_int("steps", steps, minimum=1)
+    setup = TrainingSetup() if setup is None else setup
+    train_task, test_task = setup.tasks() if tasks is None else tasks
+    model = setup.model(norm, seed)
+    probe = test_task.tokens[:64]
+    record: dict[str, list] = {"entropy": [], "change": [], "grad": []}
+    with single_thread():
+        with torch.no_grad():
+            previous = [model(probe)]
+        record["entropy"].append(attention_entropy(model, probe))
+
+        def on_step(step: int, m: nn.Module) -> None:
+            grads = [p.grad for p in m.parameters() if p.grad is not None]
+            record["grad"].append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+            with torch.no_grad():
+                logits = m(probe)
+            record["change"].append(float((logits - previous[0]).pow(2).mean().sqrt()))
+            previous[0] = logits
+            record["entropy"].append(attention_entropy(m, probe))
+
+        epochs = max(1, math.ceil(steps * setup.batch_size / train_task.tokens.shape[0]))
+        run = train(model, train_task.tokens, train_task.targets, lr=lr, epochs=epochs,
+                    batch_size=setup.batch_size, optimizer="adam", warmup_steps=warmup_steps,
+                    max_steps=steps, loss_fn=sequence_loss, on_step=on_step, seed=seed, progress=False)
+    return EarlySteps(run.losses, np.stack(record["entropy"]), np.array(record["change"]),
+                      np.array(record["grad"]))
+
+
+# ---------------------------------------------------------------------------------------
+# the stability study: a learning-rate sweep, several seeds, with and without warm-up
+# ---------------------------------------------------------------------------------------
+LEARNED_SEQUENCE_ACCURACY = 0.5
+"""A run *learned* the task if its loss stayed finite and it reverses at least half of the
+held-out sequences without a mistake (guessing gets 10⁻⁶ of them)."""
+
+
+def run_sweep(
+    norms: tuple[str, ...] = NORMS,
+    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2),
+    warmups: tuple[int, ...] = (0, 30),
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    setup: TrainingSetup | None = None,
+) -> dict[RunKey, RunResult]:
+    """Every combination of the settings, each variant's runs trained as one batched model.
+
+    The same runs as :func:`run_grid` (keyed ``(norm, lr, warmup_steps, seed)``), computed
+    with :func:`train_batched`.
+    """
+    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
+    keys = [(lr, w, s) for lr in lrs for w in warmups for s in seeds]
+    grid: dict[RunKey, RunResult] = {}
+    for norm in norms:
+        results = train_batched(norm, lrs=[k[0] for k in keys], warmups=[k[1] for k in keys],
+                                seeds=[k[2] for k in keys], setup=setup, tasks=tasks)
+        for (lr, w, s), result in zip(keys, results):
+            result.extra.pop("model", None)  # keep the grid light
+            grid[(norm, lr, w, s)] = result
+    return grid
+
+
+def learned(run: RunResult, threshold: float = LEARNED_SEQUENCE_ACCURACY) -> bool:
+    """Whether ``run`` learned the task: finite losses and sequence accuracy >= ``threshold``."""
+    return bool(np.isfinite(run.losses).all() and run.sequence_accuracy >= threshold)
+
+
+def runs_of(grid: Mapping[RunKey, RunResult], norm: str, lr: float, warmup: int) -> list[RunResult]:
+    """The runs of one grid cell ``(norm, lr, warmup)`` (all seeds), in seed order."""
+    return [grid[k] for k in sorted(grid) if k[:3] == (norm, lr, warmup)]
+
+
+def residual_band(runs: Sequence[RunResult], when: str) -> SeedBand | None:
+    """The residual-stream norm per depth over seeds, ``"init"`` (every run) or ``"final"``
+    (only the runs that learned: the others' final norms describe no trained model);
+    ``None`` if no run qualifies.
+
+    Raises:
+        ValueError: for a ``when`` other than ``"init"`` or ``"final"``.
+    """
+    check_choice("when", when, ("init", "final"))
+    kept = runs if when == "init" else [r for r in runs if learned(r)]
+    if not kept:
+        return None
+    return seed_band([r.residual_init if when == "init" else r.residual_final for r in kept])
+
+
+@dataclass(frozen=True)
+class LossBand:
+    """The moving-average training loss of several seeds (:func:`loss_band`)."""
+
+    steps: np.ndarray
+    """The step at the centre of each moving-average window."""
+    low: np.ndarray
+    """Minimum over seeds (non-finite losses ignored)."""
+    median: np.ndarray
+    """Median over seeds."""
+    high: np.ndarray
+    """Maximum over seeds."""
+
+
+def loss_band(runs: Sequence[RunResult], smooth: int = 5) -> LossBand:
+    """Min, median and max over ``runs`` of their ``smooth``-step moving-average loss.
+
+    Raises:
+        ValueError: for no runs, or ``smooth`` < 1 or longer than the runs.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one RunResult, got none")
+    smooth = check_int("smooth", smooth, minimum=1, maximum=min(len(r.losses) for r in runs))
+    losses = np.stack([r.losses for r in runs])
+    losses = np.where(np.isfinite(losses), losses, np.nan)
+    kernel = np.ones(smooth) / smooth
+    smoothed = np.stack([np.convolve(row, kernel, mode="valid") for row in losses])
+    with np.errstate(all="ignore"):
+        low, mid, high = np.nanmin(smoothed, 0), np.nanmedian(smoothed, 0), np.nanmax(smoothed, 0)
+    return LossBand(np.arange(smoothed.shape[1]) + smooth // 2, low, mid, high)
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """What the runs of one grid cell achieved, over seeds (:func:`cell_summary`)."""
+
+    seeds: int
+    """The number of runs (seeds)."""
+    digit_accuracy: float
+    """Median over seeds of the digit accuracy (a diverged run counts 0)."""
+    sequence_accuracy: float
+    """Median over seeds of the whole-sequence accuracy (a diverged run counts 0)."""
+    learned: int
+    """How many runs learned the task (:func:`learned`)."""
+    residual_init: np.ndarray
+    """Median over seeds of the residual-stream norm per depth at initialization."""
+    residual_final: np.ndarray
+    """Median over the runs that learned of the residual-stream norm after training (``nan``
+    if none learned: the others' final norms say nothing about a trained model)."""
+
+
+def cell_summary(runs: Sequence[RunResult]) -> CellSummary:
+    """Medians over seeds of the accuracies of ``runs``, and how many learned.
+
+    Raises:
+        ValueError: for no runs.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one RunResult, got none")
+    init = residual_band(runs, "init").median  # type: ignore[union-attr]
+    final = residual_band(runs, "final")
+    return CellSummary(len(runs), float(np.median([np.nan_to_num(r.digit_accuracy) for r in runs])),
+                       float(np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])),
+                       sum(learned(r) for r in runs), init,
+                       final.median if final is not None else np.full_like(init, np.nan))
+
+
+def diverged(run: RunResult, factor: float = 2.0) -> bool:
+    """Whether ``run``'s loss blew up: ``nan``, or a final loss above ``factor`` × ln 10
+    (worse than guessing, which a collapsed run sits at)."""
+    if not np.isfinite(run.losses).all():
+        return True
+    return bool(np.mean(run.losses[-10:]) > factor * math.log(N_DIGITS))
+
+
+def stability_table(grid: dict[RunKey, RunResult], threshold: float = LEARNED_SEQUENCE_ACCURACY
+                    ) -> dict[tuple[str, int], dict[float, int]]:
+    """``{(norm, warmup): {lr: number of seeds that learned}}`` for every cell of ``grid``."""
+    table: dict[tuple[str, int], dict[float, int]] = {}
+    for (norm, lr, warmup, _), run in sorted(grid.items()):
+        cell = table.setdefault((norm, warmup), {})
+        cell[lr] = cell.get(lr, 0) + int(learned(run, threshold))
+    return table
+
+
+def largest_stable_lr(counts: dict[float, int], n_seeds: int, needed: int | None = None) -> float | None:
+    """The largest learning rate at which at least ``needed`` (default: all) seeds learned.
+
+    Raises:
+        ValueError: if ``needed`` is not between 1 and ``n_seeds``.
+    """
+    check_int("n_seeds", n_seeds, minimum=1)
+    needed = n_seeds if needed is None else needed
+    check_int("needed", needed, minimum=1)
+    if needed > n_seeds:
+        raise ValueError(f"needed must be <= n_seeds={n_seeds}, got {needed}")
+    stable = [lr for lr, count in counts.items() if count >= needed]
+    return max(stable) if stable else None
