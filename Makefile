@@ -14,10 +14,13 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 	@# and which floods slideshows with "Maximum call stack size exceeded" errors; JupyterLab's
 	@# built-in MathJax renders LaTeX in notebooks and RISE slides without it.
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/mathjax3-extension >/dev/null 2>&1
-	@# nbgrader (installed for `make student` and the grading tests) adds assignment and
-	@# formgrader menus to JupyterLab; the course's lab stays without them.  Instructors who
-	@# grade in the browser switch them back on (TEACHING.md, "Build-it-yourself exercises").
-	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	@# nbgrader (installed for `make student` and the grading tests) and the `notebook` package it
+	@# pulls in add JupyterLab extensions.  The RISE slideshow loads every installed extension,
+	@# disabled or not, and these two fail to load there (JavaScript errors, caught by
+	@# tests/test_browser.py), so their front-end files are removed and the nbgrader server
+	@# extensions switched off: the course's lab stays as it was.  Grading in the browser:
+	@# TEACHING.md, "Build-it-yourself exercises and grading".
+	rm -rf $(VENV)/share/jupyter/labextensions/@jupyter/nbgrader $(VENV)/share/jupyter/labextensions/@jupyter-notebook
 	for ext in formgrader validate_assignment assignment_list course_list; do \
 	  $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$ext >/dev/null 2>&1; done
 	@# The course's prebuilt extension (labextension/README.md): lets the RISE slideshow load
