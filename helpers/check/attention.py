@@ -17,16 +17,11 @@ from typing import Any
 import torch
 
 from helpers import attention as att
-from helpers.check.feedback import Exercise, compare
+from helpers.check.feedback import Exercise, compare, first_line
 
 __all__ = ["scaled_attention", "softmax", "softmax_jacobian"]
 
 _ATOL = 1e-6
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:160] if text else ""
 
 
 # -- softmax ---------------------------------------------------------------------------------
@@ -48,7 +43,7 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
     except RuntimeError as error:
         if "must match the size" not in str(error):
             raise
-        return (f"shapes do not broadcast ({_first_line(error)}): keep the reduced dim, "
+        return (f"shapes do not broadcast ({first_line(error)}): keep the reduced dim, "
                 "z.amax(dim=dim, keepdim=True) and e.sum(dim=dim, keepdim=True).")
     problem = compare("softmax(x)", out, expected, {
         "normalised over dim 0 (down the columns) instead of the last dim: each row "
@@ -179,7 +174,7 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
     except NotImplementedError:
         raise
     except RuntimeError as error:
-        return (f"your function raised RuntimeError ({_first_line(error)}) for q {list(q.shape)}, "
+        return (f"your function raised RuntimeError ({first_line(error)}) for q {list(q.shape)}, "
                 f"k {list(k.shape)}: the scores are Q Kᵀ ([{n_q}, {d}] @ [{d}, {n_k}]); was K transposed?")
     if isinstance(out, torch.Tensor) and tuple(out.shape) == (n_q, n_k):
         return (f"returned the attention weights [{n_q}, {n_k}]: the output is those weights "
@@ -197,7 +192,7 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
         raise
     except Exception as error:  # k.T on a 3-D tensor reverses every dim
         return (f"fails on a batch of shape {list(qb.shape)} ({type(error).__name__}: "
-                f"{_first_line(error)}): transpose the last two dims, k.transpose(-2, -1), not k.T.")
+                f"{first_line(error)}): transpose the last two dims, k.transpose(-2, -1), not k.T.")
     problem = compare(f"scaled_attention on a batch {list(qb.shape)}", out, att.manual_attention(qb, kb, vb), {}, atol=_ATOL)
     if problem:
         return problem + " Transpose only the last two dims of k and normalise over the last dim."

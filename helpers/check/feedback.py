@@ -24,13 +24,13 @@ comparing the student's output with the outputs those mistakes would give.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["Exercise", "Feedback", "compare", "first_mismatch", "grading", "not_close"]
+__all__ = ["Exercise", "Feedback", "compare", "first_line", "first_mismatch", "grading", "not_close"]
 
 #: The values of ``NBGRADER_EXECUTION`` under which a failure raises instead of falling back.
 GRADING_MODES = ("autograde", "validate")
@@ -88,9 +88,8 @@ class Exercise:
             return Feedback(self.name, False, "not written yet (it still raises NotImplementedError).",
                             written=False)
         except Exception as error:  # the student's code failed: say where, in one line
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
             return Feedback(self.name, False,
-                            f"your function raised {type(error).__name__}: {text}"[:300])
+                            f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
             return Feedback(self.name, True, self.checked)
         return Feedback(self.name, False, problem)
@@ -111,6 +110,12 @@ class Exercise:
         return self.reference
 
 
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 def not_close(actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float = 0.0) -> bool:
     """True when ``actual`` differs from ``expected`` (same shape) beyond the tolerances."""
     return not torch.allclose(actual.double(), expected.double(), atol=atol, rtol=rtol)
@@ -126,7 +131,8 @@ def first_mismatch(actual: torch.Tensor, expected: torch.Tensor, atol: float) ->
             f"(largest difference {diff.max().item():.2g})")
 
 
-def compare(what: str, actual: object, expected: torch.Tensor, mistakes: Mapping[str, torch.Tensor],
+def compare(what: str, actual: object, expected: torch.Tensor,
+            mistakes: Mapping[str, torch.Tensor] | Sequence[tuple[str, torch.Tensor]],
             atol: float = 1e-5) -> str | None:
     """Compare a student's output with the expected one; name the mistake if it is a known one.
 
@@ -134,8 +140,9 @@ def compare(what: str, actual: object, expected: torch.Tensor, mistakes: Mapping
         what: the output's name in the message ("the output", "dx").
         actual: what the student's function returned.
         expected: the right answer.
-        mistakes: message -> the output that mistake would give (same shape as ``expected``);
-            the first one ``actual`` matches is the diagnosis.
+        mistakes: message -> the output that mistake would give (same shape as ``expected``),
+            as a mapping or as (message, output) pairs (so that two variants of one mistake can
+            share a message); the first one ``actual`` matches is the diagnosis.
         atol: absolute tolerance of every comparison.
 
     Returns:
@@ -150,7 +157,8 @@ def compare(what: str, actual: object, expected: torch.Tensor, mistakes: Mapping
         return f"{what} contains NaN or inf."
     if not not_close(actual, expected, atol):
         return None
-    for message, wrong in mistakes.items():
+    pairs = mistakes.items() if isinstance(mistakes, Mapping) else mistakes
+    for message, wrong in pairs:
         if tuple(wrong.shape) == tuple(actual.shape) and not not_close(actual, wrong, atol):
             return message
     return f"{what} differs from the right answer {first_mismatch(actual, expected, atol)}."

@@ -9,7 +9,7 @@ The references are the course's own functions in :mod:`helpers.gpt2`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,21 +22,6 @@ __all__ = ["fold_layernorm", "int8_roundtrip", "robust_z"]
 
 #: The consistency constant of the outlier rule: 1.4826 × MAD = σ for normal data.
 MAD_TO_STD = 1.4826
-
-
-def _match(what: str, actual: object, expected: torch.Tensor,
-           mistakes: Sequence[tuple[str, torch.Tensor]], atol: float) -> str | None:
-    """:func:`compare`, with the typical mistakes as (message, output) pairs tried in order.
-
-    (A list rather than a dict, so that two variants of one mistake can share a message.)
-    """
-    problem = compare(what, actual, expected, {}, atol=atol)
-    if problem is None or not problem.startswith(f"{what} differs"):
-        return problem
-    for message, wrong in mistakes:
-        if compare(what, actual, wrong, {}, atol=atol) is None:
-            return message
-    return problem
 
 
 # -- robust z-scores ---------------------------------------------------------------------
@@ -115,7 +100,7 @@ def _diagnose_robust_z(student: Callable[..., Any]) -> str | None:
          "along the last dim.", _robust_z_variant(x, dim=None)),
         ("you returned |z|: keep the sign (values below the median get negative z).", expected.abs()),
     ]
-    return _match("the output", actual, expected, mistakes, atol=1e-9)
+    return compare("the output", actual, expected, mistakes, atol=1e-9)
 
 
 robust_z = Exercise(
@@ -181,7 +166,7 @@ def _diagnose_int8_roundtrip(student: Callable[..., Any]) -> str | None:
          _int8_variant(y, rounding="trunc")),
         ("ceil instead of round: round to the NEAREST integer (torch.round).", _int8_variant(y, rounding="ceil")),
     ]
-    return _match("the output", actual, expected, mistakes, atol=1e-9)
+    return compare("the output", actual, expected, mistakes, atol=1e-9)
 
 
 int8_roundtrip = Exercise(
@@ -256,8 +241,8 @@ def _diagnose_fold(student: Callable[..., Any]) -> str | None:
                     f"(out, in) = {(out, d)}.")
         expected_w, expected_b = _reference_fold(*inputs)
         weights, biases = _fold_mistakes(*inputs)
-        problem = _match("weight'", w_f, expected_w, weights, atol=1e-9) \
-            or _match("bias'", b_f, expected_b, biases, atol=1e-9)
+        problem = compare("weight'", w_f, expected_w, weights, atol=1e-9) \
+            or compare("bias'", b_f, expected_b, biases, atol=1e-9)
         if problem is not None:
             return problem
     return None
