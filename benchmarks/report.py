@@ -51,7 +51,7 @@ def loglog_slope(sizes: Sequence[float], times: Sequence[float]) -> float:
 
     NaN when fewer than two usable (positive) points.
     """
-    points = [(math.log(s), math.log(t)) for s, t in zip(sizes, times) if s > 0 and t > 0]
+    points = [(math.log(s), math.log(t)) for s, t in zip(sizes, times, strict=True) if s > 0 and t > 0]
     if len(points) < 2:
         return math.nan
     mx = sum(p[0] for p in points) / len(points)
@@ -325,7 +325,7 @@ def scaling_table(results: Sequence[ScalingResult]) -> str:
         if not r.available:
             rows.append([r.function, r.knob, r.fixed, f"not available ({r.note})", "–"])
             continue
-        pairs = ", ".join(f"{s} → {t:.3g}" for s, t in zip(r.sizes, r.times_ms))
+        pairs = ", ".join(f"{s} → {t:.3g}" for s, t in zip(r.sizes, r.times_ms, strict=True))
         rows.append([r.function, r.knob, r.fixed, pairs, _fmt(r.exponent, ".2f")])
     return markdown_table(header, rows)
 
@@ -455,7 +455,8 @@ def results_markdown(machine: dict[str, Any], date: str, options: dict[str, Any]
         "```",
         "",
         "Options: `--repeats N`, `--sweeps N`, `--notebooks PATTERN`, `--no-notebooks`, "
-        "`--no-panels`, `--no-scaling`, `--output DIR`, `--render-only` (rewrite this file from the JSON). The same numbers, for tools, are in "
+        "`--no-panels`, `--no-scaling`, `--output DIR`, `--render-only` (rewrite this file from the JSON). "
+        "The same numbers, for tools, are in "
         "`results.json` next to this file.",
         "",
     ])

@@ -29,8 +29,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from helpers.validation import (check_bool, check_int, check_ints, check_positive, check_probability,
-                                check_reals, check_tensor)
+from helpers.validation import (
+    check_bool,
+    check_int,
+    check_ints,
+    check_positive,
+    check_probability,
+    check_reals,
+    check_tensor,
+)
 
 #: A softmax row counts as "one-hot-like" when its largest probability is at least this.
 #: The one definition of the course's notebook 04: row statistics, figures and the panel use it.

@@ -270,12 +270,13 @@ class StackedCNN(nn.Module):
         super().__init__()
         kinds, seeds = tuple(kinds), tuple(seeds)
         if not kinds or len(kinds) != len(seeds):
-            raise ValueError(f"kinds and seeds must be non-empty and of equal length, got {len(kinds)} and {len(seeds)}")
+            raise ValueError(
+                f"kinds and seeds must be non-empty and of equal length, got {len(kinds)} and {len(seeds)}")
         for kind in kinds:
             check_choice("every value in kinds", kind, CNN_KINDS)
         if hidden <= 0:
             raise ValueError(f"hidden must be a positive multiple of 4, got {hidden}")
-        nets = [small_cnn(k, width=width, hidden=hidden, seed=s) for k, s in zip(kinds, seeds)]
+        nets = [small_cnn(k, width=width, hidden=hidden, seed=s) for k, s in zip(kinds, seeds, strict=True)]
         self.kinds, self.seeds, self.width, self.hidden = kinds, seeds, width, hidden
         s = len(kinds)
         self.conv1 = nn.Conv2d(s, s * width, 3, stride=2, padding=1, groups=s)
@@ -303,7 +304,7 @@ class StackedCNN(nn.Module):
             self.conv2.weight.copy_(torch.cat([n[4].weight for n in nets]))
             self.conv2.bias.copy_(torch.cat([n[4].bias for n in nets]))
             for norms, index in ((self.norm1, 2), (self.norm2, 5), (self.norm3, 9)):
-                for layer, (a, b, _) in zip(norms, self.runs):
+                for layer, (a, b, _) in zip(norms, self.runs, strict=True):
                     if not isinstance(layer, nn.Identity):
                         layer.weight.copy_(torch.cat([nets[i][index].weight for i in range(a, b)]))
                         layer.bias.copy_(torch.cat([nets[i][index].bias for i in range(a, b)]))
@@ -312,7 +313,7 @@ class StackedCNN(nn.Module):
         if len(self.runs) == 1:
             return layers[0](h)
         parts = [layer(h[:, a * per_network : b * per_network])
-                 for layer, (a, b, _) in zip(layers, self.runs)]
+                 for layer, (a, b, _) in zip(layers, self.runs, strict=True)]
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

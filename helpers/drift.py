@@ -29,8 +29,16 @@ from torch.nn import functional as F
 
 from helpers.initialization import make_mlp, mnist_batch, profile_model
 from helpers.training import single_thread, warmup_lr
-from helpers.validation import (check_bool, check_choice, check_int, check_ints, check_positive,
-                                check_real, check_reals, is_real)
+from helpers.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_ints,
+    check_positive,
+    check_real,
+    check_reals,
+    is_real,
+)
 
 #: The floating-point types :func:`repeated_product_norms` accepts.
 DTYPES: dict[str, torch.dtype] = {
@@ -343,7 +351,7 @@ class BatchedMLP(nn.Module):
         check_choice("norm", norm, BATCHED_NORMALIZATIONS)
         residual = check_bool("residual", residual)
         self.gains, self.seeds, self.norm, self.residual = gains_t, seeds_t, norm, residual
-        members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t)]
+        members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t, strict=True)]
         layers = [[block[0].weight for block in _blocks(m)] + [m[-1].weight] for m in members]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([member[i].detach().t() for member in layers]).contiguous())
@@ -388,7 +396,7 @@ class BatchedMLP(nn.Module):
         k = check_int("k", k, minimum=0, maximum=self.size - 1)
         model = make_normed_mlp(self.gains[k], self.norm, self.depth, self.width, self.seeds[k])
         with torch.no_grad():
-            for layer, w in zip([b[0] for b in _blocks(model)] + [model[-1]], self.weights):
+            for layer, w in zip([b[0] for b in _blocks(model)] + [model[-1]], self.weights, strict=True):
                 layer.weight.copy_(w[k].t())
         return model
 
@@ -505,7 +513,7 @@ def train_batched(
             grads = torch.autograd.grad(each.sum(), params)
             scale = (rates * warmup_lr(step, 1.0, warmup_steps)).view(-1, 1, 1)
             with torch.no_grad():
-                for p, g in zip(params, grads):
+                for p, g in zip(params, grads, strict=True):
                     p.sub_(scale * g)
             values = each.detach().double().numpy()
             losses[step] = np.where(np.isfinite(values), values, np.nan)
@@ -631,7 +639,7 @@ def drift_study(
                         track_every=track_every)
     change = np.stack([((w.detach().double() - w0.double()).flatten(1).norm(dim=1)
                         / w0.double().flatten(1).norm(dim=1)).numpy()
-                       for w, w0 in zip(list(model.weights)[:-1], initial)], axis=1)
+                       for w, w0 in zip(list(model.weights)[:-1], initial, strict=True)], axis=1)
     return DriftStudy(
         gains=np.array(member_gains), seeds=np.array(member_seeds), learning_rates=np.array(rates, dtype=float),
         run=run, weight_var_init=var_init, weight_var_final=batched_weight_variances(model),

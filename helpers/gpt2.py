@@ -20,7 +20,6 @@ import numpy as np
 
 from helpers.validation import check_choice, check_int, check_positive, check_probability
 
-
 KINDS = ("weight", "bias")
 GROUPS = ("ln_1", "ln_2", "ln_f")
 N_LAYERS = 12
@@ -196,7 +195,7 @@ def layernorm_stats(params: dict[str, np.ndarray], kind: str = "weight") -> list
             name, kind, float(r.mean()), float(np.median(r)), float(r.std()), float(r.min()),
             float(r.max()), fraction_in(r),
         )
-        for name, r in zip(layernorm_names(), rows)
+        for name, r in zip(layernorm_names(), rows, strict=True)
     ]
 
 

@@ -32,7 +32,6 @@ from helpers.data import load_npz, sha256_of
 from helpers.gpt2 import param_keys, validate_params
 from helpers.validation import check_choice, check_positive
 
-
 #: The Hugging Face model and the exact revision the course uses.
 HUB_MODEL_ID = "openai-community/gpt2"
 HUB_REVISION = "607a30d783dfa663caf39e06633721c8d4cfcd7e"

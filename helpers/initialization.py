@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -369,7 +370,7 @@ class WeightBank:
         """Hidden matrices ``W_1..W_depth`` and the final matrix, each scaled to ``N(0, gain / n_in)``."""
         ws, final = self.standard(depth, width)
         scales, final_scale = self.scales(gain, depth, width, self.first.shape[1])
-        return [w * s for w, s in zip(ws, scales)], final * final_scale
+        return [w * s for w, s in zip(ws, scales, strict=True)], final * final_scale
 
 
 def _derivative(activation: str, h: torch.Tensor, z: torch.Tensor, negative_slope: float) -> torch.Tensor | None:
@@ -416,7 +417,7 @@ def fast_profile(
     hs = []
     with torch.no_grad():
         z = x
-        for w, s in zip(weights, scales):
+        for w, s in zip(weights, scales, strict=True):
             h = (z @ w.T).mul_(s)
             z = module(h)
             hs.append(h)
@@ -574,7 +575,7 @@ def torch_init_mlp(init: str = "default", depth: int = 50, width: int = 100, act
     sizes = [IN_FEATURES] + [width] * depth
     blocks: list[nn.Module] = []
     linears = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in pairwise(sizes):
         lin = nn.Linear(n_in, n_out, bias=bias)
         linears.append(lin)
         blocks.append(nn.Sequential(lin, activation_module(activation)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -18,7 +19,6 @@ from torch.nn import functional as F
 from helpers.initialization import IN_FEATURES, MNIST_TRAIN_SIZE, N_CLASSES, mnist_batch
 from helpers.training import single_thread
 from helpers.validation import check_choice, check_int, check_ints, check_real
-
 
 # --------------------------------------------------------------------------------------
 # section 1: zero and constant initialization
@@ -82,7 +82,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
     sizes = [IN_FEATURES, *hidden, N_CLASSES]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     weights = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in pairwise(sizes):
         if scheme == "zero":
             w = torch.zeros(n_seeds, n_out, n_in)
         elif scheme == "constant":
@@ -116,7 +116,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
         if step == 0:
             first = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).numpy()
         with torch.no_grad():
-            for w, g in zip(weights, grads):
+            for w, g in zip(weights, grads, strict=True):
                 w -= lr * g
     with torch.no_grad():
         x_eval, y_eval = x_all[:eval_images], y_all[:eval_images]
@@ -124,7 +124,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
         eval_loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_eval.repeat(n_seeds),
                                     reduction="none").reshape(n_seeds, -1).mean(dim=1).numpy()
         alive = torch.stack([(z > 0).any(dim=1).double().mean(dim=1) for z in outs], dim=1).numpy()
-        change = torch.stack([(w - b).abs().flatten(1).max(dim=1).values for w, b in zip(weights, before)],
+        change = torch.stack([(w - b).abs().flatten(1).max(dim=1).values for w, b in zip(weights, before, strict=True)],
                              dim=1).numpy()
         spread = []
         for w in weights[:-1]:

@@ -159,4 +159,5 @@ def finite_width_log_slope(gain: float, width: int) -> float:
     return 0.5 * math.log(gain / 2.0) - 5.0 / (4.0 * width)
 
 
-__all__ = ["activation_numpy", "finite_width_log_slope", "relu_second_moments", "relu_theory_norms", "second_moment", "stable_gain", "theory_norms"]
+__all__ = ["activation_numpy", "finite_width_log_slope", "relu_second_moments", "relu_theory_norms", "second_moment",
+           "stable_gain", "theory_norms"]

@@ -26,8 +26,8 @@ from torch import nn
 from helpers.claims import SeedBand, seed_band
 from helpers.training import TrainingRun, single_thread, train, warmup_lr
 from helpers.transformer import (
-    NORMS,
     N_DIGITS,
+    NORMS,
     CausalSelfAttention,
     ReversalTask,
     TinyTransformer,
@@ -187,7 +187,7 @@ def summarize(grid: dict[RunKey, RunResult], norm: str, lr: float, warmup_steps:
 
     Diverged runs count as accuracy 0 and final loss ``nan``.
     """
-    runs = [r for (n, l, w, _), r in grid.items() if (n, l, w) == (norm, lr, warmup_steps)]
+    runs = [r for (n, rate, w, _), r in grid.items() if (n, rate, w) == (norm, lr, warmup_steps)]
     if not runs:
         raise ValueError(f"no runs in grid for norm={norm!r}, lr={lr}, warmup_steps={warmup_steps}")
     final = [float(np.mean(r.losses[-20:])) for r in runs]
@@ -298,10 +298,10 @@ def train_batched(
             loss = batched_loss(params, buffers, train_task.tokens[index], train_task.targets[index])
             grads = torch.autograd.grad(loss.sum(), list(params.values()))
             losses[:, step] = loss.detach().numpy()
-            rates[:, step] = [warmup_lr(step, lr, w) for lr, w in zip(lr_list, warmup_list)]
+            rates[:, step] = [warmup_lr(step, lr, w) for lr, w in zip(lr_list, warmup_list, strict=True)]
             bias1, bias2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)
             with torch.no_grad():
-                for (name, p), g in zip(params.items(), grads):
+                for (name, p), g in zip(params.items(), grads, strict=True):
                     first[name].mul_(beta1).add_(g, alpha=1 - beta1)
                     second[name].mul_(beta2).addcmul_(g, g, value=1 - beta2)
                     denom = second[name].sqrt() / math.sqrt(bias2) + ADAM_EPS
@@ -421,7 +421,7 @@ def run_sweep(
     for norm in norms:
         results = train_batched(norm, lrs=[k[0] for k in keys], warmups=[k[1] for k in keys],
                                 seeds=[k[2] for k in keys], setup=setup, tasks=tasks)
-        for (lr, w, s), result in zip(keys, results):
+        for (lr, w, s), result in zip(keys, results, strict=True):
             result.extra.pop("model", None)  # keep the grid light
             grid[(norm, lr, w, s)] = result
     return grid

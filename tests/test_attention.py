@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 from helpers.attention import (
     ONE_HOT_THRESHOLD,
+    PANEL_N,
+    PANEL_TEMPERATURES,
     UNIFORM_THRESHOLD,
     GradientScan,
     dot_product_variance,
@@ -20,21 +22,17 @@ from helpers.attention import (
     manual_attention,
     projected_logit_std,
     qk_scores,
-    regime_shares,
     random_qk,
+    regime_shares,
+    row_regime,
     row_stats,
     saturation_scale,
     saturation_sweep,
     softmax_entropy,
     softmax_jacobian,
+    softmax_raw_and_scaled,
     std_ratio_over_seeds,
     std_sweep,
-)
-from helpers.attention import (
-    PANEL_N,
-    PANEL_TEMPERATURES,
-    row_regime,
-    softmax_raw_and_scaled,
     temperature_curves,
     temperature_row,
 )
@@ -213,7 +211,8 @@ def test_saturation_scale_interpolates_the_crossing() -> None:
     assert math.isnan(saturation_scale(scan, 1e-9))
     real = gradient_vs_scale(np.logspace(-2, 2, 33), rows=100)
     s = saturation_scale(real)
-    assert 10 < s < 40 and real.grad_norm_median[np.argmin(np.abs(real.scales - 100))] < 0.01 * real.grad_norm_median.max()
+    at_100 = real.grad_norm_median[np.argmin(np.abs(real.scales - 100))]
+    assert 10 < s < 40 and at_100 < 0.01 * real.grad_norm_median.max()
 
 
 def test_gradient_scan_matches_explicit_jacobians() -> None:
@@ -328,7 +327,7 @@ def test_temperature_row_and_curves() -> None:
     lo, hi = curves.zone
     inside = (PANEL_TEMPERATURES >= lo) & (PANEL_TEMPERATURES <= hi)
     regimes = {row_regime(h * math.log(PANEL_N), p, PANEL_N)
-               for h, p in zip(curves.entropy_share[inside], curves.max_prob[inside])}
+               for h, p in zip(curves.entropy_share[inside], curves.max_prob[inside], strict=True)}
     assert regimes == {"Goldilocks zone"}
     assert temperature_curves(64, True) is curves  # cached
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
@@ -368,7 +367,7 @@ def test_regime_shares_follow_the_one_definition() -> None:
     assert shares == pytest.approx({"one-hot-like": 1 / 3, "Goldilocks zone": 1 / 3, "uniform-like": 1 / 3})
     # the panel classifies each row the same way
     stats = row_stats(scores)
-    regimes = [row_regime(h, p, n=2) for h, p in zip(stats.entropy, stats.max_prob)]
+    regimes = [row_regime(h, p, n=2) for h, p in zip(stats.entropy, stats.max_prob, strict=True)]
     assert regimes == ["one-hot-like", "uniform-like", "Goldilocks zone"]
     # a higher temperature moves every row towards uniform
     assert regime_shares(scores, temperature=100.0)["uniform-like"] == 1.0

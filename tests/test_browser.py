@@ -495,7 +495,7 @@ def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browse
         # an error box): wait for the panel images to appear.
         if outputs["widgetOutputs"]:
             page.wait_for_function(
-                f"() => document.querySelectorAll('.jp-Notebook img.widget-image').length > 0",
+                "() => document.querySelectorAll('.jp-Notebook img.widget-image').length > 0",
                 timeout=CONTROL_TIMEOUT_S * 1000,
             )
         panels = page.evaluate(JS_FIND_PANELS)
@@ -611,11 +611,12 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
         missing: list[str] = []
         errors: list[str] = []
         _block_external(page, "file:", blocked)
-        page.on("requestfailed", lambda request: missing.append(f"{request.url} ({request.failure})")
-                if request.url.startswith("file:") else None)
-        page.on("response", lambda response: missing.append(f"{response.url} (status {response.status})")
-                if response.status >= 400 else None)
-        page.on("pageerror", lambda error: errors.append(f"uncaught exception: {error}"))
+        # each page's listeners write to that page's lists (bound now, not looked up at call time)
+        page.on("requestfailed", lambda request, missing=missing: missing.append(
+            f"{request.url} ({request.failure})") if request.url.startswith("file:") else None)
+        page.on("response", lambda response, missing=missing: missing.append(
+            f"{response.url} (status {response.status})") if response.status >= 400 else None)
+        page.on("pageerror", lambda error, errors=errors: errors.append(f"uncaught exception: {error}"))
         try:
             page.goto(page_path.as_uri(), timeout=START_TIMEOUT_S * 1000)
             page.wait_for_load_state("load")

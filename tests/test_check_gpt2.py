@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import check, gpt2
-from helpers import gpt2_hub
+from helpers import check, gpt2, gpt2_hub
 
 C = 1.4826
 

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import check
+from helpers import check, initialization_theory
 from helpers import initialization as init
-from helpers import initialization_theory
 
 
 def _stub(*args, **kwargs):

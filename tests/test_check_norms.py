@@ -44,7 +44,8 @@ LN_MISTAKES = [
     (lambda x, g, b, eps=1e-5: _std(x, -1, eps) + b, "γ is not applied"),
     (lambda x, g, b, eps=1e-5: _std(x, -1, eps) * b + g, "γ and β swapped"),
     (lambda x, g, b, eps=1e-5: _std(x, 1, eps) * g + b, "normalised over dim 1 instead of the last dim"),
-    (lambda x, g, b, eps=1e-5: _std(x, tuple(range(1, x.dim())), eps) * g + b, "normalised over all dims but the first"),
+    (lambda x, g, b, eps=1e-5: _std(x, tuple(range(1, x.dim())), eps) * g + b,
+     "normalised over all dims but the first"),
     (lambda x, g, b, eps=1e-5: ln_right(x, g, b, eps)[..., :-1], "wrong shape"),
     (lambda x, g, b, eps=1e-5: ln_right(x, g, b, eps) + 1e-3, "differs from the right answer at [0, 0]"),
 ]
@@ -194,7 +195,8 @@ BN_MISTAKES = [
     (_bn(_dims, affine=False), "γ and β are not applied"),
     (_bn(lambda x: tuple(range(x.dim()))), "one mean and variance for the whole tensor"),
     (lambda x, g, b, eps=1e-5: bn_right(x, b, g, eps), "γ and β swapped"),
-    (lambda x, g, b, eps=1e-5: (x - x.mean(_dims(x), keepdim=True)) / (x.std(_dims(x), unbiased=False, keepdim=True) + eps)
+    (lambda x, g, b, eps=1e-5: (x - x.mean(_dims(x), keepdim=True))
+     / (x.std(_dims(x), unbiased=False, keepdim=True) + eps)
      * _per_channel(g, x) + _per_channel(b, x), "ε outside the root"),
     # right on (N, C), wrong on (N, C, H, W):
     (_bn(lambda x: 0), "normalised over the batch only (one mean per channel and position)"),

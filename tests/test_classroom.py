@@ -28,7 +28,10 @@ from benchmarks.classroom import processes, results, wire  # noqa: E402
 from benchmarks.classroom.hub import HubSettings, hub_config  # noqa: E402
 from benchmarks.classroom.results import RoundResult, StudentResult  # noqa: E402
 from benchmarks.classroom.run import (  # noqa: E402
-    export_course, heaviest_kernel_mib, parse_args, parse_sizes,
+    export_course,
+    heaviest_kernel_mib,
+    parse_args,
+    parse_sizes,
 )
 
 CLASSROOM_JSON = ROOT / "benchmarks" / "classroom.json"

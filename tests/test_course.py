@@ -266,7 +266,7 @@ def test_sync_rewrites_only_the_blocks_and_check_then_passes(tmp_path: Path) -> 
     assert readme_after.replace("[Norm growth]", "[Norm drift]") == readme_before, "only the row changed"
     nb = nbformat.read(root / "notebooks" / "00_start_here.ipynb", as_version=4)
     original = nbformat.read(ROOT / "notebooks" / "00_start_here.ipynb", as_version=4)
-    changed = [i for i, (a, b) in enumerate(zip(nb.cells, original.cells)) if a != b]
+    changed = [i for i, (a, b) in enumerate(zip(nb.cells, original.cells, strict=True)) if a != b]
     assert len(changed) == 1 and "Norm growth" in nb.cells[changed[0]].source
 
 

@@ -34,7 +34,7 @@ def test_batched_model_equals_its_members_outputs_and_gradients(norm: str) -> No
     assert logits.shape == (3, 16, 10)
     losses = torch.stack([F.cross_entropy(logits[k], y) for k in range(3)])
     grads = torch.autograd.grad(losses.sum(), list(model.parameters()))
-    for k, (g, s) in enumerate(zip(gains, seeds)):
+    for k, (g, s) in enumerate(zip(gains, seeds, strict=True)):
         ref = make_normed_mlp(g, norm, depth=6, width=20, seed=s)
         torch.testing.assert_close(logits[k], ref(x), rtol=1e-5, atol=1e-6)
         ref_grads = torch.autograd.grad(F.cross_entropy(ref(x), y), hidden_weights(ref) + [ref[-1].weight])

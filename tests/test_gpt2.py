@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import gpt2
-from helpers import gpt2_hub
+from helpers import gpt2, gpt2_hub
 from helpers.data import DATA_DIR_ENV, DATA_FILES, DataFileError, data_dir, sha256_of
 from helpers.plots import gpt2 as gpt2_plots
 from helpers.widgets.gpt2 import layernorm_panel
@@ -126,7 +125,8 @@ def test_auto_offline_uses_the_snapshot_at_once_and_says_why(
 
 def test_hub_offline_fails_at_once_with_a_clear_message(offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gpt2_hub.socket, "create_connection", _no_connection)
-    with pytest.raises(gpt2_hub.HubUnavailableError, match="hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"):
+    expected = "hub is not reachable: HF_HUB_OFFLINE=1 is set.*source='snapshot'"
+    with pytest.raises(gpt2_hub.HubUnavailableError, match=expected):
         gpt2_hub.load_layernorm_params("hub")
 
 
@@ -267,7 +267,7 @@ def test_gaussian_output_scale(params: dict[str, np.ndarray]) -> None:
     scale = gpt2.gaussian_output_scale(params, n=256)
     assert abs(scale.input_rms - 1) < 0.02
     np.testing.assert_allclose(scale.output_rms, scale.predicted_rms, rtol=0.03)
-    shrinks = [n for n, r in zip(scale.names, scale.output_rms) if r < 0.6]
+    shrinks = [n for n, r in zip(scale.names, scale.output_rms, strict=True) if r < 0.6]
     assert len(shrinks) == 23 and "ln_f" not in shrinks and "h.0.ln_2" not in shrinks
     with pytest.raises(ValueError, match="n must be an int >= 2"):
         gpt2.gaussian_output_scale(params, n=1)
@@ -375,13 +375,13 @@ class _FakeGPT2Model:
     state: dict = {}
 
     @classmethod
-    def from_pretrained(cls, *args: object, **kwargs: object) -> "_FakeGPT2Model":
+    def from_pretrained(cls, *args: object, **kwargs: object) -> _FakeGPT2Model:
         cls.calls.append((args, kwargs))
         if cls.fail is not None:
             raise cls.fail
         return cls()
 
-    def eval(self) -> "_FakeGPT2Model":
+    def eval(self) -> _FakeGPT2Model:
         return self
 
     def state_dict(self) -> dict:

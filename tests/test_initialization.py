@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from helpers import initialization as init
-from helpers import initialization_symmetry
-from helpers import initialization_theory
+from helpers import initialization_symmetry, initialization_theory
 from helpers.initialization import norm_profile
 
 
@@ -126,7 +125,7 @@ def test_make_mlp_structure_and_variance():
 def test_make_mlp_same_seed_same_weights():
     a = init.make_mlp(2.0, depth=3, width=8, seed=9)
     b = init.make_mlp(2.0, depth=3, width=8, seed=9)
-    for wa, wb in zip(a.parameters(), b.parameters()):
+    for wa, wb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(wa, wb)
 
 
@@ -199,7 +198,8 @@ def test_finite_width_slope():
 # ------------------------------------------------------------------ sections 1, 3, 5
 @pytest.fixture(scope="module")
 def symmetry():
-    return {scheme: initialization_symmetry.symmetry_study(scheme, seeds=(0, 1, 2), steps=30, train_images=512, eval_images=128)
+    return {scheme: initialization_symmetry.symmetry_study(scheme, seeds=(0, 1, 2), steps=30, train_images=512,
+                                                           eval_images=128)
             for scheme in initialization_symmetry.INIT_SCHEMES}
 
 
@@ -292,7 +292,7 @@ def test_torch_init_mlp():
     assert float(w.abs().max()) <= 1 / math.sqrt(200)
     kaiming = init.torch_init_mlp("kaiming_normal", depth=3, width=30, bias=True)
     same = init.make_mlp(2.0, depth=3, width=30)
-    for a, b in zip(init.hidden_weights(kaiming), init.hidden_weights(same)):
+    for a, b in zip(init.hidden_weights(kaiming), init.hidden_weights(same), strict=True):
         assert torch.equal(a, b)
     assert float(kaiming[0][0].bias.detach().abs().sum()) == 0
     with pytest.raises(ValueError, match="init"):
@@ -438,7 +438,7 @@ def test_make_mlp_weight_init_scales_the_draw_by_sqrt_gain_over_2():
     model = init.make_mlp(3.0, depth=3, width=20, seed=4, weight_init=sampler)
     assert calls == [(784, 20), (20, 20), (20, 20), (20, 10)]
     plain = init.make_mlp(3.0, depth=3, width=20, seed=4)
-    for a, b in zip(init.hidden_weights(model), init.hidden_weights(plain)):
+    for a, b in zip(init.hidden_weights(model), init.hidden_weights(plain), strict=True):
         torch.testing.assert_close(a, b)  # same draws, same variance 3 / n_in
 
 
@@ -464,7 +464,7 @@ def test_kaiming_reinit_reaches_nested_layers_and_zeroes_biases():
     w = linears[1].weight.detach()  # 300 x 300: 90,000 draws
     assert abs(float(w.var()) * 300 / 2 - 1) < 0.03  # the default's variance is 1/(3 n_in): 6x smaller
     reference = init.torch_init_mlp("kaiming_normal", depth=3, width=300, bias=True, seed=0)
-    for a, b in zip(linears, [m for m in reference.modules() if isinstance(m, torch.nn.Linear)]):
+    for a, b in zip(linears, [m for m in reference.modules() if isinstance(m, torch.nn.Linear)], strict=True):
         torch.testing.assert_close(a.weight, b.weight)  # the same draws as nn.init.kaiming_normal_
 
 

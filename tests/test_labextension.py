@@ -68,6 +68,6 @@ def test_installed_and_enabled_in_this_environment() -> None:
         capture_output=True, text=True, env=env, check=True,
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # drop colours
-    line = next((l for l in text.splitlines() if NAME in l), "")
+    line = next((row for row in text.splitlines() if NAME in row), "")
     assert "enabled" in line and "OK" in line, (
         f"{NAME} is not installed and enabled (run `make install`):\n{text}")

@@ -434,7 +434,7 @@ def test_stacked_cnn_equals_separate_networks(kinds) -> None:
     x = torch.rand(6, 784, generator=torch.Generator().manual_seed(0))
     seeds = tuple(range(len(kinds)))
     stack = BE.StackedCNN(kinds, seeds, width=4, hidden=8)
-    singles = [BE.small_cnn(kind, width=4, hidden=8, seed=seed) for kind, seed in zip(kinds, seeds)]
+    singles = [BE.small_cnn(kind, width=4, hidden=8, seed=seed) for kind, seed in zip(kinds, seeds, strict=True)]
     for mode in (True, False):          # train mode (updating the running statistics), then eval mode
         out = stack.train(mode)(x)
         assert out.shape == (len(kinds), 6, 10)
@@ -478,7 +478,8 @@ def test_stack_accuracy_modes_and_errors() -> None:
     assert all(torch.equal(before[k], v) for k, v in stack.state_dict().items())
     for i in range(2):
         assert acc[i] == pytest.approx(BE.train_mode_accuracy(stack.network(i), x, y, 8), abs=1e-6)
-        assert BE.stack_accuracy(stack, x, y)[i] == pytest.approx(BE.eval_mode_accuracy(stack.network(i), x, y), abs=1e-6)
+        eval_accuracy = BE.eval_mode_accuracy(stack.network(i), x, y)
+        assert BE.stack_accuracy(stack, x, y)[i] == pytest.approx(eval_accuracy, abs=1e-6)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         BE.stack_accuracy(stack, x, y, batch_size=1)     # torch refuses BatchNorm1d on one example
     conv_only = BE.StackedCNN(("batch-conv",), (0,), width=4, hidden=8)

@@ -29,7 +29,8 @@ def test_package_lists_agree() -> None:
     )
     from_requirements = _names((ROOT / "requirements.txt").read_text().splitlines())
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = [d for d in env["dependencies"] if isinstance(d, str) and d.split(">")[0].split("=")[0] not in {"python", "pip"}]
+    conda = [d for d in env["dependencies"]
+             if isinstance(d, str) and d.split(">")[0].split("=")[0] not in {"python", "pip"}]
     conda_to_pypi = {"pytorch": "torch"}
     from_conda = {conda_to_pypi.get(n, n) for n in _names(conda)}
     assert from_pyproject == from_requirements == from_conda
@@ -63,7 +64,8 @@ def _tracked_text_files() -> list[Path]:
 
 
 def test_no_unsafe_loading_in_code() -> None:
-    unsafe = re.compile(r"allow_pickle\s*=\s*True|trust_remote_code\s*=\s*True|pickle\.loads?\(|weights_only\s*=\s*False")
+    unsafe = re.compile(r"allow_pickle\s*=\s*True|trust_remote_code\s*=\s*True|pickle\.loads?\("
+                        r"|weights_only\s*=\s*False")
     for path in ROOT.joinpath("helpers").rglob("*.py"):
         assert not unsafe.search(path.read_text()), f"unsafe loading in {path.relative_to(ROOT)}"
 

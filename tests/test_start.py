@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.start import (BINS, density_histogram, gaussian_density, gaussian_samples, histogram_peak,
-                           peak_ratios)
+from helpers.start import BINS, density_histogram, gaussian_density, gaussian_samples, histogram_peak, peak_ratios
 
 
 def test_samples_are_seeded_and_scaled() -> None:

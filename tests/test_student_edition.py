@@ -66,7 +66,7 @@ def test_each_chapter_has_exercises_in_nbgraders_format(path):
     solutions, checks = _solution_cells(nb), _check_cells(nb)
     assert len(solutions) >= MIN_EXERCISES, f"{path.name}: {len(solutions)} build-it-yourself exercises"
     assert len(checks) == len(solutions), f"{path.name}: every solution cell needs one check cell"
-    for (i, solution), (j, checker, name) in zip(solutions, checks):
+    for (i, solution), (j, checker, name) in zip(solutions, checks, strict=True):
         meta, grade = solution.metadata["nbgrader"], checker.metadata.get("nbgrader", {})
         assert solution.cell_type == "code" and meta.get("grade") is False and meta.get("locked") is False
         assert re.search(rf"^def my_{name}\(", solution.source, re.MULTILINE), \
@@ -92,7 +92,7 @@ def test_grade_ids_are_unique_across_the_course():
 def test_the_student_edition_has_a_stub_for_every_solution_and_nothing_else_changed(path, edition):
     teacher, student = _read(path), _read(edition / path.name)
     assert len(student.cells) == len(teacher.cells)
-    for before, after in zip(teacher.cells, student.cells):
+    for before, after in zip(teacher.cells, student.cells, strict=True):
         assert not after.get("outputs"), "the student edition carries no outputs"
         if before.metadata.get("nbgrader", {}).get("solution"):
             stripped = [line.strip() for line in after.source.splitlines()]

@@ -10,16 +10,16 @@ from torch import nn
 from helpers.plots.transformer import (
     early_steps_figure,
     gradient_norms_figure,
-    stability_figure,
     loss_curves_figure,
     residual_norms_figure,
+    stability_figure,
 )
 from helpers.transformer import (
-    CausalSelfAttention,
     NORMS,
     SEP,
     VOCAB,
     Block,
+    CausalSelfAttention,
     TinyTransformer,
     accuracy,
     layer_gradient_norms,
@@ -30,8 +30,8 @@ from helpers.transformer import (
     sequence_loss,
 )
 from helpers.transformer_runs import (
-    TrainingSetup,
     RunResult,
+    TrainingSetup,
     attention_entropy,
     cell_summary,
     diverged,
@@ -127,7 +127,7 @@ def test_attention_is_causal() -> None:
 
 def test_same_seed_same_weights() -> None:
     a, b, c = (TinyTransformer("post", seed=s) for s in (3, 3, 4))
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert not torch.equal(a.head.weight, c.head.weight)
 
 
@@ -137,7 +137,7 @@ def test_task_is_deterministic_and_correct() -> None:
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.targets, b.targets)
     assert not torch.equal(a.tokens, reversal_task(50, length=5, seed=8).tokens)
     assert a.tokens.shape == (50, 10) and a.targets.shape == (50, 5) and a.length == 5
-    for tokens, target in zip(a.tokens.tolist(), a.targets.tolist()):
+    for tokens, target in zip(a.tokens.tolist(), a.targets.tolist(), strict=True):
         digits = tokens[:5]
         assert all(0 <= d <= 9 for d in digits)
         assert tokens[5] == SEP

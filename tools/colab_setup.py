@@ -17,7 +17,8 @@ What it does, in order:
    this folder already.
 
 Outdated requirements are upgraded too (with whatever they need, unpinned), and the output
-names every package replaced and says to restart the session: an upgrade of a package the kernel has imported needs a restart to take effect.
+names every package replaced and says to restart the session: an upgrade of a package the kernel has
+imported needs a restart to take effect.
 With the course's floors (which admit what Colab ships) that does not happen on Colab.
 
 From a notebook (what the setup cell does)::

@@ -247,8 +247,8 @@ def per_notebook_resources(course: Course, results: Mapping[str, Any]) -> str:
     lines = [
         f"From the latest `make bench` ({results.get('date', '?')}; {machine.get('cpu_model', '?')}, "
         f"{machine.get('logical_cores', '?')} cores, 1-minute load average {load} before the run; median "
-        f"of {repeats} runs of each notebook in a fresh kernel). The kernel CPU time is the work each student's \"Run all\" "
-        "adds to the server; the peak memory is the kernel's, with its children.",
+        f"of {repeats} runs of each notebook in a fresh kernel). The kernel CPU time is the work "
+        "each student's \"Run all\" adds to the server; the peak memory is the kernel's, with its children.",
         "",
         "| # | notebook | \"Run all\" alone | kernel CPU time | peak kernel memory |",
         "|---|---|---|---|---|",

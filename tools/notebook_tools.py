@@ -51,15 +51,21 @@ SETUP_TAG = "setup"
 SETUP_TEMPLATE = """\
 # Setup: works in JupyterLab and on Google Colab, where it first fetches the course and
 # installs only what Colab lacks (tools/colab_setup.py: no upgrades, so no restart).
+import os
+import runpy
+import subprocess
 import sys
+
 if "google.colab" in sys.modules:
-    import os, runpy, subprocess
     course = os.environ.get("{dir_variable}", "/content/course")
     if not os.path.isdir(course):
-        subprocess.run(["git", "clone", "-q", "--depth=1", "{url}", course], check=True)
+        url = "{url}"
+        subprocess.run(["git", "clone", "-q", "--depth=1", url, course], check=True)
     runpy.run_path(os.path.join(course, "tools", "colab_setup.py"))["install_missing"](course)
     sys.path.insert(0, course)
+
 import helpers
+
 device = helpers.setup_notebook(seed=0)"""
 
 #: The environment variable that moves the Colab clone away from ``/content/course`` (the

@@ -21,6 +21,7 @@ import struct
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import Any
 
 #: The messaging protocol version the messages claim.
@@ -155,9 +156,9 @@ def decode(frame: str | bytes) -> dict[str, Any]:
         if count < 1 or 4 * (count + 1) > len(data):
             raise ValueError(f"frame announces {count} parts, which do not fit {len(data)} bytes")
         offsets = list(struct.unpack_from(f"!{count}I", data, 4)) + [len(data)]
-        if offsets[0] < 4 * (count + 1) or any(b < a for a, b in zip(offsets, offsets[1:])):
+        if offsets[0] < 4 * (count + 1) or any(b < a for a, b in pairwise(offsets)):
             raise ValueError(f"frame offsets {offsets[:-1]} are not increasing within {len(data)} bytes")
-        parts = [data[a:b] for a, b in zip(offsets, offsets[1:])]
+        parts = [data[a:b] for a, b in pairwise(offsets)]
         message = json.loads(parts[0].decode("utf-8"))
         buffers = parts[1:]
     else:

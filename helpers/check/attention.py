@@ -193,7 +193,8 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
     except Exception as error:  # k.T on a 3-D tensor reverses every dim
         return (f"fails on a batch of shape {list(qb.shape)} ({type(error).__name__}: "
                 f"{first_line(error)}): transpose the last two dims, k.transpose(-2, -1), not k.T.")
-    problem = compare(f"scaled_attention on a batch {list(qb.shape)}", out, att.manual_attention(qb, kb, vb), {}, atol=_ATOL)
+    problem = compare(f"scaled_attention on a batch {list(qb.shape)}", out, att.manual_attention(qb, kb, vb), {},
+                      atol=_ATOL)
     if problem:
         return problem + " Transpose only the last two dims of k and normalise over the last dim."
 

@@ -228,7 +228,7 @@ def _diagnose_fold(student: Callable[..., Any]) -> str | None:
         inputs = _fold_inputs(out, d, seed)
         given = tuple(t.clone() for t in inputs)
         result = student(*given)
-        changed = [name for name, before, after in zip(("gamma", "beta", "weight", "bias"), inputs, given)
+        changed = [name for name, before, after in zip(("gamma", "beta", "weight", "bias"), inputs, given, strict=True)
                    if not torch.equal(before, after)]
         if changed:
             return (f"your function changed {' and '.join(changed)} in place: return new tensors "

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers import initialization
-from helpers import initialization_theory
+from helpers import initialization, initialization_theory
 from helpers.check.feedback import Exercise, compare
 
 __all__ = ["kaiming_normal", "kaiming_reinit", "relu_second_moments"]
@@ -90,7 +89,8 @@ def _diagnose_kaiming_normal(student: Callable[..., Any]) -> str | None:
         return (f"transposed: shape {shape} is (fan_in, fan_out); a weight matrix is (fan_out, fan_in) = "
                 f"{(FAN_OUT, FAN_IN)}, like nn.Linear's weight.")
     if shape != (FAN_OUT, FAN_IN):
-        return f"wrong shape: {shape} for fan_in = {FAN_IN}, fan_out = {FAN_OUT}; expected (fan_out, fan_in) = {(FAN_OUT, FAN_IN)}."
+        return (f"wrong shape: {shape} for fan_in = {FAN_IN}, fan_out = {FAN_OUT}; "
+                f"expected (fan_out, fan_in) = {(FAN_OUT, FAN_IN)}.")
     w = w.detach().double()
     if not bool(torch.isfinite(w).all()):
         return "the weights contain NaN or inf."
@@ -216,13 +216,13 @@ def _diagnose_kaiming_reinit(student: Callable[..., Any]) -> str | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if [(m.in_features, m.out_features) for m in linears] != [(400, 100), (100, 300), (300, 100)]:
         return "the returned model does not have the layers it was given: re-initialise them, do not replace them."
-    untouched = [name for (name, _), m in zip(_REINIT_LAYERS, linears) if bool((m.weight == 3.0).all())]
+    untouched = [name for (name, _), m in zip(_REINIT_LAYERS, linears, strict=True) if bool((m.weight == 3.0).all())]
     if untouched == [_REINIT_LAYERS[1][0]]:
         return ("the nn.Linear inside a nested nn.Sequential block was left as it was: loop over "
                 "model.modules() (every module, nested ones too), not over model (its top-level children).")
     if untouched:
         return f"{untouched[0]} was left as it was: re-initialise every nn.Linear, the output layer too."
-    for (name, _), m in zip(_REINIT_LAYERS, linears):
+    for (name, _), m in zip(_REINIT_LAYERS, linears, strict=True):
         if m.bias is None:
             continue
         if bool((m.bias == 1.0).all()):
@@ -235,7 +235,7 @@ def _diagnose_kaiming_reinit(student: Callable[..., Any]) -> str | None:
                 "(or use your kaiming_normal, which takes it).")
     if torch.equal(first, next(m for m in run(1).modules() if isinstance(m, nn.Linear)).weight.detach().double()):
         return "the same weights whatever the generator: draw from the generator you are given."
-    for index, ((name, fan_in), m) in enumerate(zip(_REINIT_LAYERS, linears)):
+    for index, ((name, fan_in), m) in enumerate(zip(_REINIT_LAYERS, linears, strict=True)):
         problem = _statistics_problem(m.weight.detach().double(), fan_in, f"{name}: ", named=index == 0)
         if problem is not None:
             return problem

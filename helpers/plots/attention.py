@@ -71,7 +71,7 @@ def saturation_figure(sweep: SaturationSweep) -> Figure:
         ("max_prob", "Mean largest probability", "max probability"),
         ("one_hot", "Share of one-hot-like rows", f"share of rows with max p ≥ {ONE_HOT_THRESHOLD:g}"),
     )
-    for ax, (field, title, ylabel) in zip(axes[0], panels):
+    for ax, (field, title, ylabel) in zip(axes[0], panels, strict=True):
         ax.plot(sweep.dims, getattr(sweep, f"{field}_raw"), "o-", color=color(1), label="QKᵀ (raw)")
         ax.plot(sweep.dims, getattr(sweep, f"{field}_scaled"), "^--", color=color(0), label="QKᵀ/√d")
         if field == "entropy":
@@ -177,7 +177,7 @@ def training_figure(*comparisons: ScalingComparison) -> Figure:
         raise TypeError("training_figure needs one or more ScalingComparison results")
     panels = [(c, head) for c in comparisons for head in c.head_sizes]
     fig, axes = new_figure(1, len(panels), figsize=(5.2 * len(panels), 3.8))
-    for ax, (comparison, head) in zip(axes[0], panels):
+    for ax, (comparison, head) in zip(axes[0], panels, strict=True):
         steps = np.arange(1, comparison.steps + 1)
         n = len(comparison.seeds)
         for i, (scaled, name, style) in enumerate(((True, "scaled: QKᵀ/√d", "-"),

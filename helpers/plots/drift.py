@@ -181,7 +181,7 @@ def profile_panel_figure() -> Figure:
     updates them in place. Each axis holds two lines: the c = 2 reference and the chosen gain."""
     fig, axes = new_figure(1, 2, figsize=(9.0, 3.4))
     _fixed_layout(fig, label_x=-0.19, left=0.1, right=0.98, bottom=0.15, top=0.9, wspace=0.36)
-    for ax, what in zip(axes[0], PROFILE_WHAT):
+    for ax, what in zip(axes[0], PROFILE_WHAT, strict=True):
         _few_log_ticks(ax, numticks=6)
         ax.plot([], [], color="0.5", linestyle="--", label="c = 2 (reference)")
         ax.plot([], [], color=color(0), marker="o", markevery=0.1, markersize=4, label="c")
@@ -210,7 +210,7 @@ def update_profile_figure(fig: Figure, act: np.ndarray, grad: np.ndarray, ref_ac
                           ref_grad: np.ndarray, gain: float, norm: str) -> None:
     """Redraw the profile panel in place: the chosen profile and the c = 2 reference (same depth, norm)."""
     layers = np.arange(1, len(act) + 1)
-    for ax, values, ref, what in zip(fig.axes[:2], (act, grad), (ref_act, ref_grad), PROFILE_WHAT):
+    for ax, values, ref, what in zip(fig.axes[:2], (act, grad), (ref_act, ref_grad), PROFILE_WHAT, strict=True):
         ref_line, line = ax.get_lines()[:2]
         shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
         ref_line.set_data(layers, ref)
@@ -280,7 +280,7 @@ def study_drift_figure(study: DriftStudy) -> Figure:
     gains = study.gain_values
     fig, axes = new_figure(1, len(gains), figsize=(4.0 * len(gains), 3.8), sharey=True)
     run = study.run
-    for ax, c in zip(axes[0], gains):
+    for ax, c in zip(axes[0], gains, strict=True):
         rows = study.members(c)
         for j, layer in enumerate(run.tracked_layers):
             _band(ax, run.tracked_steps, run.tracked_norms[:, rows, j].T, j, f"layer {layer}")

@@ -52,7 +52,7 @@ def _mark_init(ax, kind: str, label: bool = True) -> None:
 def all_values_histograms(params: dict[str, np.ndarray], bins: int = 120) -> Figure:
     """Histogram of all 19,200 γ values and all 19,200 β values (25 LayerNorms × 768), log-y."""
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.6))
-    for ax, kind, i in zip(axes[0], ("weight", "bias"), (0, 1)):
+    for ax, kind, i in zip(axes[0], ("weight", "bias"), (0, 1), strict=True):
         values = values_of(params, kind)
         ax.hist(values, bins=bins, color=color(i), alpha=0.8, label=f"all {values.size:,} values")
         if kind == "weight":
@@ -67,7 +67,7 @@ def all_values_histograms(params: dict[str, np.ndarray], bins: int = 120) -> Fig
 def group_histograms(params: dict[str, np.ndarray], bins: int = 80) -> Figure:
     """γ and β split by ln_1 (12 × 768), ln_2 (12 × 768) and ln_f (768): step histograms, log-y."""
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.6))
-    for ax, kind in zip(axes[0], ("weight", "bias")):
+    for ax, kind in zip(axes[0], ("weight", "bias"), strict=True):
         edges = _edges(values_of(params, kind), bins)
         for group in GROUPS:
             ls, c = GROUP_STYLE[group]
@@ -99,7 +99,7 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     lo, hi = np.percentile(values, [0.1, 99.9])
     edges = np.linspace(lo, hi, bins + 1)
     panels = list(range(N_LAYERS)) + ["final"]
-    for ax, layer in zip(axes.ravel(), panels):
+    for ax, layer in zip(axes.ravel(), panels, strict=True):
         groups = ("ln_f",) if layer == "final" else ("ln_1", "ln_2")
         shown = []
         for group in groups:
@@ -124,8 +124,8 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     symbol = KIND_LABEL[kind].split()[0]
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log scale)")
-    fig.supxlabel(f"{symbol} value (axis: the 0.1–99.9 % range of all 25 LayerNorms; values beyond it counted in the panels)",
-                  y=0.01)
+    fig.supxlabel(f"{symbol} value (axis: the 0.1–99.9 % range of all 25 LayerNorms; "
+                  "values beyond it counted in the panels)", y=0.01)
     fig.suptitle(f"{KIND_LABEL[kind]} per block; shaded: the lecture's [0.2, 0.4]" if kind == "weight"
                  else f"{KIND_LABEL[kind]} per block")
     return fig
@@ -146,7 +146,7 @@ def parameter_heatmaps(params: dict[str, np.ndarray], marked: list[int] | None =
     fig.colorbar(g_img, ax=axes[0, 0], label="|γ| (log colour scale)")
     fig.colorbar(b_img, ax=axes[1, 0], label="β (symlog colour scale)")
     ticks = list(range(0, len(names), 2)) + [len(names) - 1]
-    for ax, kind in zip(axes[:, 0], ("weight", "bias")):
+    for ax, kind in zip(axes[:, 0], ("weight", "bias"), strict=True):
         ax.set_yticks(ticks, [short_label(names[t]) for t in ticks], fontsize=7)
         if marked:
             ax.plot(marked, [-0.9] * len(marked), ls="none", marker="v", ms=6, color=color(5),

@@ -12,6 +12,7 @@ from matplotlib.patches import Patch
 from helpers.norms import CUBE_METHODS, LayerNormOutput, normalization_set
 from helpers.plots import color, label_axes, new_figure
 
+
 def norm_cube_figure(n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> Figure:
     """The GroupNorm paper's Figure 2: the N x C x (H·W) activation tensor drawn as a cube,
     four times, with the set of values one mean/variance is computed over shaded."""
@@ -44,7 +45,8 @@ def eps_placement_figure(stds: np.ndarray, inside: np.ndarray, outside: np.ndarr
     fig, axes = new_figure(figsize=(7.0, 3.8))
     ax = axes[0, 0]
     ax.plot(stds, inside, color=color(0), label=r"PyTorch: $(x-\mu)/\sqrt{\sigma^2+\varepsilon}$")
-    ax.plot(stds, outside, color=color(3), linestyle="--", label=r"the LayerNorm lecture: $(x-\mu)/(\sigma+\varepsilon)$")
+    ax.plot(stds, outside, color=color(3), linestyle="--",
+            label=r"the LayerNorm lecture: $(x-\mu)/(\sigma+\varepsilon)$")
     ax.axvline(np.sqrt(eps), color="grey", linestyle=":", label=r"$\sigma=\sqrt{\varepsilon}$")
     ax.axvline(eps, color="grey", linestyle="-.", label=r"$\sigma=\varepsilon$")
     ax.set_xscale("log")
@@ -126,7 +128,8 @@ def running_mean_figure(batch_means: np.ndarray, traces: Mapping[float, np.ndarr
     steps = np.arange(1, len(batch_means) + 1)
     ax.plot(steps, batch_means, color="grey", linestyle="none", marker=".", markersize=3, label="batch mean")
     for k, (momentum, trace) in enumerate(traces.items()):
-        ax.plot(steps, trace, color=color(k), linestyle=("-", "--", "-.")[k % 3], label=f"running mean, momentum {momentum:g}")
+        ax.plot(steps, trace, color=color(k), linestyle=("-", "--", "-.")[k % 3],
+                label=f"running mean, momentum {momentum:g}")
     ax.axhline(true_mean, color="black", linestyle=":", label=f"true mean {true_mean:g}")
     label_axes(ax, title="running_mean forgets its start at rate (1 − momentum) per step",
                xlabel="training step", ylabel="mean of one channel")

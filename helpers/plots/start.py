@@ -39,7 +39,7 @@ def update_gaussian_figure(fig: Figure, heights: np.ndarray, density: np.ndarray
     """Redraw :func:`gaussian_figure` in place: the histogram ``heights`` (one per bin of
     :data:`helpers.start.BINS`) and the ``density`` curve on :data:`GRID`."""
     ax = fig.axes[0]
-    for bar, height in zip(ax.patches, heights):
+    for bar, height in zip(ax.patches, heights, strict=True):
         bar.set_height(height)
     ax.lines[0].set_ydata(density)
     ax.get_legend().get_texts()[1].set_text(f"N(0, {sigma:.2f}²) density")

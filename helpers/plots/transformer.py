@@ -90,7 +90,7 @@ def loss_curves_figure(grid: Mapping[RunKey, RunResult], lr: float, warmups: Seq
     Lines are the median over seeds, bands the min–max over seeds (5-step moving average).
     """
     fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.8), sharey=True)
-    for ax, warmup in zip(axes[0], warmups):
+    for ax, warmup in zip(axes[0], warmups, strict=True):
         for norm in norms:
             runs = runs_of(grid, norm, lr, warmup)
             _band(ax, runs, norm, f"{LABELS[norm]} ({len(runs)} seeds)")
@@ -110,7 +110,7 @@ def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: i
     min–max; runs that did not learn are left out after training (the text reports them).
     """
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.8), sharey=True)
-    for ax, when in zip(axes[0], ("init", "final")):
+    for ax, when in zip(axes[0], ("init", "final"), strict=True):
         for norm in norms:
             runs = runs_of(grid, norm, lr, warmup)
             band = residual_band(runs, when)
@@ -276,8 +276,8 @@ def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NO
     warmups = sorted({k[2] for k in grid})
     n_seeds = len({k[3] for k in grid})
     fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.6), sharey=True)
-    for ax, warmup in zip(axes[0], warmups):
-        for offset, norm in zip((-0.06, 0.0, 0.06), norms):
+    for ax, warmup in zip(axes[0], warmups, strict=True):
+        for offset, norm in zip((-0.06, 0.0, 0.06), norms, strict=True):
             counts = table[(norm, warmup)]
             lrs = sorted(counts)
             ax.plot(np.array(lrs) * 10**offset, [counts[lr] for lr in lrs], label=LABELS[norm],
@@ -300,7 +300,7 @@ def early_steps_figure(runs: Mapping[str, Sequence[EarlySteps]], lr: float) -> F
               ("entropy", "attention entropy, last block (nats)", "Attention entropy"),
               ("logit_change", "RMS change of the logits (log scale)", "How far one step moves the logits"),
               ("grad_norm", "‖gradient‖ (log scale)", "Gradient norm"))
-    for ax, (name, ylabel, title) in zip(axes[0], panels):
+    for ax, (name, ylabel, title) in zip(axes[0], panels, strict=True):
         for norm, seeds in runs.items():
             band = seed_band([getattr(r, name)[:, -1] if name == "entropy" else getattr(r, name)
                               for r in seeds])
