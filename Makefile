@@ -49,6 +49,15 @@ chromium:
 test: install chromium  ## unit tests + strict nbval on every notebook + browser tests
 	$(PY) -m pytest tests notebooks $(PYTEST_NBVAL)
 
+# Lint: ruff with the rules in pyproject.toml ([tool.ruff]) over code and notebooks; the same
+# check runs in `make test` (tests/test_lint.py).  lint-fix applies ruff's safe fixes.
+.PHONY: lint lint-fix
+lint: install  ## ruff over helpers, tools, tests, benchmarks and the notebooks
+	$(PY) -m ruff check .
+
+lint-fix: install  ## apply ruff's safe fixes (import order and the like), then lint
+	$(PY) -m ruff check --fix .
+
 # The course in a Colab-like runtime (tests/colab/colab_check.py): a venv with Colab's versions
 # (tests/colab/colab-versions.txt), the setup cell's install logic run against a clone of HEAD,
 # pip asserted to install or upgrade nothing preinstalled, every notebook executed.  Temporary
