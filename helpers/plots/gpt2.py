@@ -99,7 +99,7 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     lo, hi = np.percentile(values, [0.1, 99.9])
     edges = np.linspace(lo, hi, bins + 1)
     panels = list(range(N_LAYERS)) + ["final"]
-    for ax, layer in zip(axes.ravel(), panels, strict=True):
+    for ax, layer in zip(axes.ravel()[:len(panels)], panels, strict=True):
         groups = ("ln_f",) if layer == "final" else ("ln_1", "ln_2")
         shown = []
         for group in groups:
