@@ -58,6 +58,12 @@ lint: install  ## ruff over helpers, tools, tests, benchmarks and the notebooks
 lint-fix: install  ## apply ruff's safe fixes (import order and the like), then lint
 	$(PY) -m ruff check --fix .
 
+# Type check: mypy over the course package with the settings in pyproject.toml ([tool.mypy]);
+# the same check runs in `make test` (tests/test_types.py).
+.PHONY: typecheck
+typecheck: install  ## mypy over helpers
+	$(PY) -m mypy
+
 # The course in a Colab-like runtime (tests/colab/colab_check.py): a venv with Colab's versions
 # (tests/colab/colab-versions.txt), the setup cell's install logic run against a clone of HEAD,
 # pip asserted to install or upgrade nothing preinstalled, every notebook executed.  Temporary

@@ -451,8 +451,8 @@ def gradient_vs_scale(scales: Sequence[float], n: int = 50, rows: int = 200, see
     jac = jacobian.mean(dim=1).tolist()
     grad = norms.mean(dim=1).tolist()
     med = norms.median(dim=1).values.tolist()
-    top = p.max(dim=-1).values.mean(dim=1).tolist()
-    return GradientScan(np.array(scales), np.array(jac), np.array(grad), np.array(med), np.array(top))
+    max_prob = p.max(dim=-1).values.mean(dim=1).tolist()
+    return GradientScan(np.array(scales), np.array(jac), np.array(grad), np.array(med), np.array(max_prob))
 
 
 # -- attention by hand -----------------------------------------------------------------------

@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 
 from helpers.training import single_thread, train
-from helpers.transformer import NORMS, TinyTransformer, reversal_task, sequence_loss
+from helpers.transformer import NORMS, Block, TinyTransformer, reversal_task, sequence_loss
 from helpers.validation import check_choice, check_int, check_ints, check_positive, check_tensor
 
 __all__ = ["ScalingComparison", "init_logit_std", "train_scaling_comparison"]
@@ -43,7 +44,7 @@ def init_logit_std(model: TinyTransformer, tokens: torch.Tensor) -> float:
     if not isinstance(model, TinyTransformer):
         raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
     check_tensor("tokens", tokens, ndim=2)
-    block = model.blocks[0]
+    block = cast(Block, model.blocks[0])  # nn.ModuleList holds the model's Blocks
     attn = block.attn
     x = block.ln1(model.embed(tokens))
     width = x.shape[-1]

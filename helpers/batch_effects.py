@@ -281,10 +281,12 @@ class StackedCNN(nn.Module):
         s = len(kinds)
         self.conv1 = nn.Conv2d(s, s * width, 3, stride=2, padding=1, groups=s)
         self.conv2 = nn.Conv2d(s * width, s * 2 * width, 3, stride=2, padding=1, groups=s)
-        self.fc_weight = nn.Parameter(torch.stack([n[8].weight.detach().T for n in nets]))
-        self.fc_bias = nn.Parameter(torch.stack([n[8].bias.detach()[None] for n in nets]))
-        self.out_weight = nn.Parameter(torch.stack([n[11].weight.detach().T for n in nets]))
-        self.out_bias = nn.Parameter(torch.stack([n[11].bias.detach()[None] for n in nets]))
+        # The networks' parameters by their state_dict names ("8.weight": layer 8's weight):
+        # get_parameter is typed (a Parameter, never None) where nets[i][8].weight is not.
+        self.fc_weight = nn.Parameter(torch.stack([n.get_parameter("8.weight").detach().T for n in nets]))
+        self.fc_bias = nn.Parameter(torch.stack([n.get_parameter("8.bias").detach()[None] for n in nets]))
+        self.out_weight = nn.Parameter(torch.stack([n.get_parameter("11.weight").detach().T for n in nets]))
+        self.out_bias = nn.Parameter(torch.stack([n.get_parameter("11.bias").detach()[None] for n in nets]))
         # runs of consecutive networks with the same kind share one normalization layer
         self.runs: list[tuple[int, int, str]] = []
         start = 0
@@ -299,15 +301,16 @@ class StackedCNN(nn.Module):
             self.norm2.append(_stacked_norm(conv_kind, b - a, 2 * width))
             self.norm3.append(_stacked_norm(fc_kind, b - a, hidden, dims=1))
         with torch.no_grad():
-            self.conv1.weight.copy_(torch.cat([n[1].weight for n in nets]))
-            self.conv1.bias.copy_(torch.cat([n[1].bias for n in nets]))
-            self.conv2.weight.copy_(torch.cat([n[4].weight for n in nets]))
-            self.conv2.bias.copy_(torch.cat([n[4].bias for n in nets]))
+            self.get_parameter("conv1.weight").copy_(torch.cat([n.get_parameter("1.weight") for n in nets]))
+            self.get_parameter("conv1.bias").copy_(torch.cat([n.get_parameter("1.bias") for n in nets]))
+            self.get_parameter("conv2.weight").copy_(torch.cat([n.get_parameter("4.weight") for n in nets]))
+            self.get_parameter("conv2.bias").copy_(torch.cat([n.get_parameter("4.bias") for n in nets]))
             for norms, index in ((self.norm1, 2), (self.norm2, 5), (self.norm3, 9)):
                 for layer, (a, b, _) in zip(norms, self.runs, strict=True):
                     if not isinstance(layer, nn.Identity):
-                        layer.weight.copy_(torch.cat([nets[i][index].weight for i in range(a, b)]))
-                        layer.bias.copy_(torch.cat([nets[i][index].bias for i in range(a, b)]))
+                        for name in ("weight", "bias"):
+                            layer.get_parameter(name).copy_(
+                                torch.cat([nets[i].get_parameter(f"{index}.{name}") for i in range(a, b)]))
 
     def _norm(self, layers: nn.ModuleList, h: torch.Tensor, per_network: int) -> torch.Tensor:
         if len(self.runs) == 1:
@@ -340,14 +343,15 @@ class StackedCNN(nn.Module):
         run = next(r for r, (a, b, _) in enumerate(self.runs) if a <= i < b)
         offset = i - self.runs[run][0]
         with torch.no_grad():
-            net[1].weight.copy_(self.conv1.weight[i * w : (i + 1) * w])
-            net[1].bias.copy_(self.conv1.bias[i * w : (i + 1) * w])
-            net[4].weight.copy_(self.conv2.weight[i * 2 * w : (i + 1) * 2 * w])
-            net[4].bias.copy_(self.conv2.bias[i * 2 * w : (i + 1) * 2 * w])
-            net[8].weight.copy_(self.fc_weight[i].T)
-            net[8].bias.copy_(self.fc_bias[i, 0])
-            net[11].weight.copy_(self.out_weight[i].T)
-            net[11].bias.copy_(self.out_bias[i, 0])
+            # parameters by their state_dict names, as in __init__
+            net.get_parameter("1.weight").copy_(self.get_parameter("conv1.weight")[i * w : (i + 1) * w])
+            net.get_parameter("1.bias").copy_(self.get_parameter("conv1.bias")[i * w : (i + 1) * w])
+            net.get_parameter("4.weight").copy_(self.get_parameter("conv2.weight")[i * 2 * w : (i + 1) * 2 * w])
+            net.get_parameter("4.bias").copy_(self.get_parameter("conv2.bias")[i * 2 * w : (i + 1) * 2 * w])
+            net.get_parameter("8.weight").copy_(self.fc_weight[i].T)
+            net.get_parameter("8.bias").copy_(self.fc_bias[i, 0])
+            net.get_parameter("11.weight").copy_(self.out_weight[i].T)
+            net.get_parameter("11.bias").copy_(self.out_bias[i, 0])
             for norms, index, c in ((self.norm1, 2, w), (self.norm2, 5, 2 * w), (self.norm3, 9, hid)):
                 layer, part = norms[run], slice(offset * c, (offset + 1) * c)
                 for name in ("weight", "bias", "running_mean", "running_var"):

@@ -31,7 +31,7 @@ def _number(name: str, value: object) -> float:
     (a measurement may overflow), NaN is not."""
     if not is_real(value):
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d torch/NumPy value
-            return _number(name, value.item())  # type: ignore[union-attr]
+            return _number(name, value.item())
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     number = float(value)
     if math.isnan(number):

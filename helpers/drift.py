@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import torch
@@ -205,11 +206,17 @@ def predicted_overflow_step(s: float, n: int, scale_by_sqrt_n: bool, dtype: torc
 # --------------------------------------------------------------------------------------
 
 
-def _blocks(model: nn.Module) -> list[nn.Module]:
+def _blocks(model: nn.Module) -> list[nn.Sequential]:
     """The hidden blocks of a :func:`helpers.initialization.make_mlp` network."""
     if not isinstance(model, nn.Sequential) or len(model) < 2:
         raise ValueError("model must be a make_mlp network: nn.Sequential of hidden blocks + a final nn.Linear")
-    return list(model)[:-1]
+    return cast("list[nn.Sequential]", list(model)[:-1])  # each: Linear, activation[, normalization]
+
+
+def _linears(model: nn.Sequential) -> list[nn.Linear]:
+    """The Linear layers of a :func:`helpers.initialization.make_mlp` network, in order: the
+    first layer of every hidden block, then the output layer."""
+    return cast("list[nn.Linear]", [block[0] for block in _blocks(model)] + [model[-1]])
 
 
 # --------------------------------------------------------------------------------------
@@ -274,7 +281,7 @@ class RescaledProfiles:
         self._x, self._y = mnist_batch(self.batch)
         self._models: dict[tuple[int, str], tuple[nn.Sequential, float]] = {}
         self._profiles: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._references: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._references: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def profile(self, gain: float, depth: int, norm: str) -> tuple[np.ndarray, np.ndarray]:
         """Activation and gradient norms per hidden layer for gain ``gain`` (cached).
@@ -352,7 +359,7 @@ class BatchedMLP(nn.Module):
         residual = check_bool("residual", residual)
         self.gains, self.seeds, self.norm, self.residual = gains_t, seeds_t, norm, residual
         members = [make_normed_mlp(g, norm, depth, width, s) for g, s in zip(gains_t, seeds_t, strict=True)]
-        layers = [[block[0].weight for block in _blocks(m)] + [m[-1].weight] for m in members]
+        layers = [[layer.weight for layer in _linears(m)] for m in members]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([member[i].detach().t() for member in layers]).contiguous())
             for i in range(depth + 1))
@@ -396,7 +403,7 @@ class BatchedMLP(nn.Module):
         k = check_int("k", k, minimum=0, maximum=self.size - 1)
         model = make_normed_mlp(self.gains[k], self.norm, self.depth, self.width, self.seeds[k])
         with torch.no_grad():
-            for layer, w in zip([b[0] for b in _blocks(model)] + [model[-1]], self.weights, strict=True):
+            for layer, w in zip(_linears(model), self.weights, strict=True):
                 layer.weight.copy_(w[k].t())
         return model
 

@@ -144,7 +144,8 @@ def load_hub_tokenizer(timeout: float = PROBE_TIMEOUT_S) -> Any:
         HubUnavailableError: when the hub is unreachable or the download fails.
     """
     _require_hub(timeout)
-    from transformers import GPT2TokenizerFast
+    # transformers 5 serves *TokenizerFast names from its lazy-import fallback, which its type declarations omit
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]
 
     try:
         return GPT2TokenizerFast.from_pretrained(HUB_MODEL_ID, revision=HUB_REVISION)
@@ -222,7 +223,8 @@ def save_params(params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> 
     checked = validate_params(params)
     path = Path(path)
     with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz"
-        np.savez(handle, **checked)
+        # mypy: a **dict[str, ndarray] might hold savez's allow_pickle: bool (these keys are the parameter names)
+        np.savez(handle, **checked)  # type: ignore[arg-type]
     return sha256_of(path)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 import torch
@@ -189,7 +190,8 @@ def make_mlp(
 
 def hidden_weights(model: nn.Sequential) -> list[torch.Tensor]:
     """The hidden weight matrices ``W_1 .. W_depth`` of a :func:`make_mlp` network."""
-    return [block[0].weight for block in list(model)[:-1]]
+    hidden = cast("list[nn.Sequential]", list(model)[:-1])  # each: Linear, activation[, LayerNorm]
+    return [cast(nn.Linear, block[0]).weight for block in hidden]
 
 
 # --------------------------------------------------------------------------------------

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import matplotlib as mpl
 from cycler import cycler
+
+if TYPE_CHECKING:  # the names of matplotlib's settings (recent matplotlib), for the type check only
+    from matplotlib.typing import RcKeyType
 
 #: Okabe & Ito (2008) colour-blind-safe palette, in the order plots use it.
 PALETTE: dict[str, str] = {
@@ -21,7 +26,7 @@ PALETTE: dict[str, str] = {
 COLORS: list[str] = list(PALETTE.values())
 
 #: rcParams applied by :func:`apply_style`.
-RC_PARAMS: dict[str, object] = {
+RC_PARAMS: dict[RcKeyType, Any] = {
     "axes.prop_cycle": cycler(color=COLORS),
     "figure.figsize": (8.0, 4.5),
     "figure.dpi": 100,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from helpers.validation import check_choice, check_int, check_positive
 
 OPTIMIZERS = ("sgd", "adam")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ModelT = TypeVar("ModelT", bound=nn.Module)  # train() hands its on_step hook the model it trains
 
 
 @dataclass
@@ -66,7 +68,7 @@ def warmup_lr(step: int, base_lr: float, warmup_steps: int) -> float:
 
 
 def train(
-    model: nn.Module,
+    model: ModelT,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -78,7 +80,7 @@ def train(
     warmup_steps: int = 0,
     max_steps: int | None = None,
     loss_fn: LossFn = F.cross_entropy,
-    on_step: Callable[[int, nn.Module], object] | None = None,
+    on_step: Callable[[int, ModelT], object] | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRun:
@@ -130,9 +132,9 @@ def train(
                            on_step=on_step, generator=generator, progress=progress)
 
 
-def _train_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
+def _train_loop(model: ModelT, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
                 total: int, epochs: int, batch_size: int, per_epoch: int, lr: float,
-                warmup_steps: int, loss_fn: LossFn, on_step: Callable[[int, nn.Module], object] | None,
+                warmup_steps: int, loss_fn: LossFn, on_step: Callable[[int, ModelT], object] | None,
                 generator: torch.Generator, progress: bool) -> TrainingRun:
     losses: list[float] = []
     rates: list[float] = []

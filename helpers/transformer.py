@@ -20,7 +20,9 @@ measurements at initialization.  Training runs and their statistics are
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -251,7 +253,7 @@ def layernorm_positions(model: TinyTransformer) -> list[str]:
     modules = dict(model.named_modules())
 
     def kind(node: fx.Node) -> str:
-        if node.op == "call_module":
+        if node.op == "call_module" and isinstance(node.target, str):  # the module's qualified name
             return node.target.rsplit(".", 1)[-1]
         return getattr(node.target, "__name__", node.op)
 
@@ -307,8 +309,10 @@ def pytorch_layer_difference(norm: str, *, d_model: int = 16, n_heads: int = 4, 
         reference.self_attn.in_proj_bias.copy_(block.attn.qkv.bias)
         reference.self_attn.out_proj.weight.copy_(block.attn.out.weight)
         reference.self_attn.out_proj.bias.copy_(block.attn.out.bias)
-        for ours, theirs in ((block.ffn[0], reference.linear1), (block.ffn[2], reference.linear2),
-                             (block.ln1, reference.norm1), (block.ln2, reference.norm2)):
+        linear1, linear2 = cast(nn.Linear, block.ffn[0]), cast(nn.Linear, block.ffn[2])
+        ln1, ln2 = cast(nn.LayerNorm, block.ln1), cast(nn.LayerNorm, block.ln2)  # norm is "pre" or "post"
+        for ours, theirs in ((linear1, reference.linear1), (linear2, reference.linear2),
+                             (ln1, reference.norm1), (ln2, reference.norm2)):
             theirs.weight.copy_(ours.weight)
             theirs.bias.copy_(ours.bias)
         x = torch.randn(4, 7, d_model, generator=generator)
@@ -457,14 +461,20 @@ def layer_gradient_norms(model: TinyTransformer, task: ReversalTask) -> dict[str
     with single_thread():
         sequence_loss(model(task.tokens), task.targets).backward()
 
-    def norm(params: list[torch.nn.Parameter]) -> float:
-        return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)))
+    def norm(params: Sequence[torch.Tensor]) -> float:
+        squares = []
+        for p in params:
+            if p.grad is None:
+                raise RuntimeError("a parameter of the model got no gradient from the loss")
+            squares.append((p.grad.double() ** 2).sum())
+        return float(torch.sqrt(cast(torch.Tensor, sum(squares))))  # a tensor: every part has parameters
 
+    blocks = cast("Sequence[Block]", model.blocks)  # nn.ModuleList holds the model's Blocks
     result = {
-        "attention": np.array([norm(list(b.attn.parameters())) for b in model.blocks]),
-        "ffn": np.array([norm(list(b.ffn.parameters())) for b in model.blocks]),
-        "ffn_w2": np.array([norm([b.ffn[2].weight]) for b in model.blocks]),
-        "block": np.array([norm(list(b.parameters())) for b in model.blocks]),
+        "attention": np.array([norm(list(b.attn.parameters())) for b in blocks]),
+        "ffn": np.array([norm(list(b.ffn.parameters())) for b in blocks]),
+        "ffn_w2": np.array([norm([cast(nn.Linear, b.ffn[2]).weight]) for b in blocks]),
+        "block": np.array([norm(list(b.parameters())) for b in blocks]),
         "embedding": np.array([norm(list(model.embeddings.parameters()))]),
         "head": np.array([norm(list(model.head.parameters()))]),
     }

@@ -18,16 +18,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
-from torch import nn
 
 from helpers.claims import SeedBand, seed_band
 from helpers.training import TrainingRun, single_thread, train, warmup_lr
 from helpers.transformer import (
     N_DIGITS,
     NORMS,
+    Block,
     CausalSelfAttention,
     ReversalTask,
     TinyTransformer,
@@ -334,7 +335,7 @@ def attention_entropy(model: TinyTransformer, tokens: torch.Tensor) -> np.ndarra
     """
     x = model.embed(tokens)
     entropies = []
-    for block in model.blocks:
+    for block in cast("Sequence[Block]", model.blocks):  # nn.ModuleList holds the model's Blocks
         weights = block.attn.weights(x if block.norm == "post" else block.ln1(x))
         entropies.append(float(-(weights * weights.clamp_min(1e-30).log()).sum(-1).mean()))
         x = block(x)
@@ -378,9 +379,9 @@ def early_steps(norm: str, *, lr: float, seed: int = 0, steps: int = 20, warmup_
             previous = [model(probe)]
         record["entropy"].append(attention_entropy(model, probe))
 
-        def on_step(step: int, m: nn.Module) -> None:
+        def on_step(step: int, m: TinyTransformer) -> None:
             grads = [p.grad for p in m.parameters() if p.grad is not None]
-            record["grad"].append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+            record["grad"].append(float(torch.sqrt(cast(torch.Tensor, sum((g.double() ** 2).sum() for g in grads)))))
             with torch.no_grad():
                 logits = m(probe)
             record["change"].append(float((logits - previous[0]).pow(2).mean().sqrt()))
@@ -511,7 +512,9 @@ def cell_summary(runs: Sequence[RunResult]) -> CellSummary:
     """
     if not runs:
         raise ValueError("runs must hold at least one RunResult, got none")
-    init = residual_band(runs, "init").median  # type: ignore[union-attr]
+    init_band = residual_band(runs, "init")
+    assert init_band is not None  # every run counts at initialization, and there is at least one
+    init = init_band.median
     final = residual_band(runs, "final")
     return CellSummary(len(runs), float(np.median([np.nan_to_num(r.digit_accuracy) for r in runs])),
                        float(np.median([np.nan_to_num(r.sequence_accuracy) for r in runs])),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -38,12 +38,12 @@ __all__ = [
 ]
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int | np.integer]:
     """Whether ``value`` is a Python or NumPy integer (not a bool)."""
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
-def is_real(value: object) -> bool:
+def is_real(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
     """Whether ``value`` is a Python or NumPy int or float (not a bool)."""
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
 
@@ -70,7 +70,7 @@ def check_int(name: str, value: object, *, minimum: int | None = None, maximum: 
     allowed = _range_text("an int", minimum, maximum)
     if not is_int(value):
         raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
-    number = int(value)  # type: ignore[call-overload]
+    number = int(value)
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise ValueError(f"{name} must be {allowed}, got {number}")
     return number
@@ -88,7 +88,7 @@ def check_real(name: str, value: object, *, minimum: float | None = None, maximu
                           max_inclusive=max_inclusive)
     if not is_real(value):
         raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     bad = not math.isfinite(number)
     if minimum is not None:
         bad = bad or (number < minimum if min_inclusive else number <= minimum)

@@ -103,7 +103,8 @@ class Exercise:
         result = self.feedback(student_fn)
         print(result)
         if result.passed:
-            return student_fn  # type: ignore[return-value]
+            assert callable(student_fn)  # feedback() raised TypeError otherwise
+            return student_fn
         if grading():
             raise AssertionError(str(result))
         print(f"  The cells below use the course's own {self.name} instead.")

@@ -116,7 +116,7 @@ robust_z = Exercise(
 
 def _reference_int8_roundtrip(y: torch.Tensor) -> torch.Tensor:
     """The course's int8 round trip, one absmax scale per row (:func:`helpers.gpt2.int8_roundtrip`)."""
-    return torch.from_numpy(gpt2.int8_roundtrip(y.detach().cpu())).to(y.dtype)
+    return torch.from_numpy(gpt2.int8_roundtrip(y.detach().cpu().numpy())).to(y.dtype)
 
 
 def _int8_inputs() -> torch.Tensor:

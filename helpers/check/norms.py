@@ -110,7 +110,9 @@ def _autograd_layer_norm(dout: torch.Tensor, x: torch.Tensor, gamma: torch.Tenso
     """dx, dγ, dβ of ``layer_norm(x) · dout`` by autograd (float64)."""
     x, gamma, beta = (t.detach().clone().requires_grad_() for t in (x, gamma, beta))
     torch.nn.functional.layer_norm(x, (x.shape[-1],), gamma, beta, eps).backward(dout)
-    return x.grad, gamma.grad, beta.grad  # type: ignore[return-value]
+    dx, dgamma, dbeta = x.grad, gamma.grad, beta.grad
+    assert dx is not None and dgamma is not None and dbeta is not None  # all three are inputs of the loss
+    return dx, dgamma, dbeta
 
 
 def _diagnose_layer_norm_backward(student: Callable[..., Any]) -> str | None:

@@ -29,7 +29,7 @@ def new_figure(
 ) -> tuple[Figure, np.ndarray]:
     """A new constrained-layout figure and its axes as a 2-D array (``squeeze=False``)."""
     if figsize is None:
-        figsize = RC_PARAMS["figure.figsize"]  # type: ignore[assignment]
+        figsize = RC_PARAMS["figure.figsize"]
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import StepPatch
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.attention import (
@@ -151,7 +153,7 @@ def update_temperature_figure(fig: Figure, row: TemperatureRow, curves: Temperat
     """Redraw :func:`temperature_figure` in place for the attention ``row`` at ``temperature``
     and its ``curves`` over the temperatures (both from :mod:`helpers.attention`)."""
     left, right = fig.axes[0], fig.axes[1]
-    left.patches[0].set_data(row.probs)
+    cast(StepPatch, left.patches[0]).set_data(row.probs)  # the ax.stairs bars
     left.set_title(f"d = {d}, T = {temperature:.3g}, {'÷√d' if scaled else 'no scaling'}: {row.regime}",
                    fontsize=11, y=1.0)  # a fixed y: no title placement search per redraw
     entropy_line, max_line, marker_h, marker_p = right.lines[:4]

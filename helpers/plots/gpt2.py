@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from matplotlib.colors import LogNorm, SymLogNorm
 from matplotlib.figure import Figure
@@ -98,7 +100,7 @@ def per_layer_histograms(params: dict[str, np.ndarray], kind: str = "weight", bi
     values = values_of(params, kind)
     lo, hi = np.percentile(values, [0.1, 99.9])
     edges = np.linspace(lo, hi, bins + 1)
-    panels = list(range(N_LAYERS)) + ["final"]
+    panels: list[int | Literal["final"]] = [*range(N_LAYERS), "final"]
     for ax, layer in zip(axes.ravel()[:len(panels)], panels, strict=True):
         groups = ("ln_f",) if layer == "final" else ("ln_1", "ln_2")
         shown = []
@@ -243,7 +245,8 @@ def update_layernorm_histogram(fig: Figure, hist: ParameterHistogram, *, log_y: 
     bars.set_color(color(0 if weight else 1))
     bars.set_label(f"{hist.name}.{hist.kind} (768 values, {len(hist.counts)} bins)")
     band.set_visible(weight)
-    band.set_label(band.get_label().lstrip("_") if weight else "_" + band.get_label().lstrip("_"))
+    label = str(band.get_label()).lstrip("_")  # the label it was drawn with (matplotlib stores a str)
+    band.set_label(label if weight else "_" + label)
     zero.set_visible(not weight)
     zero.set_label("_0" if weight else "0")
     span = float(hist.edges[-1] - hist.edges[0]) or 1.0

@@ -109,6 +109,7 @@ def units_figure(weights: Mapping[str, np.ndarray], *, units: int = 6,
             ax.set_yticks([])
             ax.grid(False)
             label_axes(ax, title=f"unit {j + 1}", xlabel="", ylabel=label if j == 0 else "", legend=False)
+        assert image is not None  # the figure has units >= 1 columns (new_figure raises otherwise)
         fig.colorbar(image, ax=list(axes[r]), shrink=0.8, label="weight")
     fig.suptitle(title)
     return fig

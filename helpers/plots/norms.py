@@ -4,10 +4,11 @@ LayerNorm on the lecture's matrices, gamma/beta, running statistics and batch-si
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, StepPatch
 
 from helpers.norms import CUBE_METHODS, LayerNormOutput, normalization_set
 from helpers.plots import color, label_axes, new_figure
@@ -98,7 +99,7 @@ def update_gamma_beta_figure(fig: Figure, output: LayerNormOutput, curve: np.nda
     :func:`helpers.norms.panel_output`, the normal ``curve`` with its mean and std on
     :data:`GRID`, and the output's mean line."""
     ax = fig.axes[0]
-    ax.patches[0].set_data(output.density, output.edges)
+    cast(StepPatch, ax.patches[0]).set_data(output.density, output.edges)  # the ax.stairs histogram
     ax.lines[0].set_data(GRID, curve)
     ax.lines[1].set_xdata([output.mean, output.mean])
     ax.set_ylim(0, 1.1 * max(output.density.max(), curve.max()))

@@ -5,8 +5,11 @@ The samples, the histogram's bins and the density come from :mod:`helpers.start`
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from helpers.plots import color, freeze_layout, label_axes, new_figure
 from helpers.start import BINS, N_SAMPLES, X_RANGE, density_histogram, gaussian_density, gaussian_samples
@@ -40,7 +43,9 @@ def update_gaussian_figure(fig: Figure, heights: np.ndarray, density: np.ndarray
     :data:`helpers.start.BINS`) and the ``density`` curve on :data:`GRID`."""
     ax = fig.axes[0]
     for bar, height in zip(ax.patches, heights, strict=True):
-        bar.set_height(height)
+        cast(Rectangle, bar).set_height(height)  # the histogram's bars
     ax.lines[0].set_ydata(density)
-    ax.get_legend().get_texts()[1].set_text(f"N(0, {sigma:.2f}²) density")
+    legend = ax.get_legend()
+    assert legend is not None, "fig must come from gaussian_figure(), which draws a legend"
+    legend.get_texts()[1].set_text(f"N(0, {sigma:.2f}²) density")
     ax.set_title(f"Samples of N(0, σ²) with σ = {sigma:.2f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
@@ -155,7 +156,7 @@ class BrowseView:
         self.figure: Figure = fig
         left, right = axes[0]
         self._stats: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._bands: dict[tuple[str, float, int], object] = {}
+        self._bands: dict[tuple[str, float, int], Artist] = {}
         self._residuals: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]] = {}
         #: What the runs of each (variant, lr, warm-up) cell achieved (for the readout).
         self.summaries: dict[tuple[str, float, int], CellSummary] = {}
@@ -207,7 +208,7 @@ class BrowseView:
             ax.yaxis.set_major_formatter(FixedFormatter([_decade(e) for e in exps]))
             ax.yaxis.set_minor_locator(NullLocator())
         self._left, self._right = left, right
-        self._shown: list[object] = []
+        self._shown: list[Artist] = []
         # Lay the figure out once (with the longest title), then freeze it: no relayout,
         # no title placement per redraw.
         longest = max(cells, key=lambda c: len(_title(*c)))
@@ -226,7 +227,7 @@ class BrowseView:
         if cell not in self._stats:
             raise ValueError(f"no precomputed runs for norm={norm!r}, lr={lr}, warmup={warmup}")
         for band in self._shown:
-            band.set_visible(False)  # type: ignore[attr-defined]
+            band.set_visible(False)
         self._shown = []
         for i, other in enumerate(self.variants):
             other_cell = (other, lr, warmup)
@@ -237,8 +238,8 @@ class BrowseView:
             line.set_alpha(1.0 if selected else 0.35)
             line.set_zorder(3 if selected else 2)
             band = self._bands[other_cell]
-            band.set_alpha(0.3 if selected else 0.08)  # type: ignore[attr-defined]
-            band.set_visible(True)  # type: ignore[attr-defined]
+            band.set_alpha(0.3 if selected else 0.08)
+            band.set_visible(True)
             self._shown.append(band)
             label = f"{LABELS[other]} ({self._seeds[other_cell]} seeds)" if selected else LABELS[other]
             self._left_legend.get_texts()[i].set_text(label)
