@@ -36,12 +36,14 @@ def test_batched_model_equals_its_members_outputs_and_gradients(norm: str) -> No
     grads = torch.autograd.grad(losses.sum(), list(model.parameters()))
     for k, (g, s) in enumerate(zip(gains, seeds, strict=True)):
         ref = make_normed_mlp(g, norm, depth=6, width=20, seed=s)
-        torch.testing.assert_close(logits[k], ref(x), rtol=1e-5, atol=1e-6)
+        # the batched products sum in another order than the member's, and 6 LayerNorms of width 20
+        # amplify that float32 rounding (1e-7) to ~1e-5; a wrong member would be off by > 0.1
+        torch.testing.assert_close(logits[k], ref(x), rtol=1e-4, atol=1e-4)
         ref_grads = torch.autograd.grad(F.cross_entropy(ref(x), y), hidden_weights(ref) + [ref[-1].weight])
         for layer, ref_grad in enumerate(ref_grads):
             torch.testing.assert_close(grads[layer][k].t(), ref_grad, rtol=1e-3,
                                        atol=1e-4 * float(ref_grad.abs().max()))
-        torch.testing.assert_close(model.member(k)(x), ref(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.member(k)(x), ref(x), rtol=1e-4, atol=1e-4)
 
 
 def test_batched_training_is_separate_sgd_runs() -> None:
