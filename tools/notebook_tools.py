@@ -179,7 +179,7 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> None:
 #: SSE4.1 code.  Left to themselves the libraries pick kernels by CPU (AVX2, AVX-512, vendor),
 #: whose rounding differs in the last bits; the longer trainings (50-layer networks,
 #: Transformers near their stability edge) amplify that into different printed numbers, so the
-#: stored outputs would match on one kind of CPU only.  It costs speed (about 1.5× here), so
+#: stored outputs would match on one kind of CPU only.  It costs speed (up to about 2× here), so
 #: ``make bench`` and learners run with the machine's own code paths; ``make test-colab`` runs
 #: every notebook that way too, checking that every claim also holds with other rounding.
 PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
