@@ -88,6 +88,22 @@ student: install  ## student edition (solutions replaced by stubs) in build/stud
 course: install  ## regenerate the tables from notebooks/course.toml
 	$(PY) -m tools.course
 
+# Studies (studies/): the long multi-seed experiments, run once and stored with their provenance
+# in data/studies, which the notebooks load.  `make studies` reruns them all (about 45 minutes
+# on 2 cores) and overwrites the stored results; `make studies-verify` reruns them into
+# build/studies-verify, leaves the stored arrays alone, checks every claim on the rerun and
+# records the outcome in each study's provenance; `make studies-check` checks that every
+# stored study is present, intact and current (fast).  One study: python -m studies run NAME.
+.PHONY: studies studies-verify studies-check
+studies: install  ## rerun every study and store its results in data/studies
+	$(PY) -m studies run all
+
+studies-verify: install  ## rerun every study into a scratch folder and check the claims on the rerun
+	$(PY) -m studies verify all
+
+studies-check: install  ## every stored study present, intact and current
+	$(PY) -m studies check
+
 notebooks: install  ## re-execute every notebook in place (deterministic)
 	$(PY) -m tools.notebook_tools execute notebooks/*.ipynb
 
