@@ -300,7 +300,7 @@ def save(study: Study, results: Results, *, seconds: float, device: str, quick: 
     directory = results_dir() if directory is None else Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     npz = directory / f"{study.name}.npz"
-    np.savez_compressed(npz, allow_pickle=False, **dict(results.arrays))
+    np.savez_compressed(npz, **dict(results.arrays))  # type: ignore[arg-type]  # numpy types **kwds as bool
     provenance = {
         "study": study.name,
         "title": study.title,
