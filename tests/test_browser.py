@@ -42,8 +42,6 @@ from typing import Any
 import nbformat
 import pytest
 
-from tools.notebook_tools import PINNED_NUMERICS
-
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,9 +149,8 @@ class LabServer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         env = {
-            # a learner's lab: the machine's own CPU code paths, not the pinned ones of nbval
-            # (nothing here is compared with stored outputs, and every claim must hold anyway)
-            **{name: value for name, value in os.environ.items() if name not in PINNED_NUMERICS},
+            # a learner's lab: the machine's own CPU code paths, as everywhere in the tests
+            **os.environ,
             "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(settings),

@@ -1,9 +1,11 @@
-"""The pinned CPU code paths (tools.notebook_tools.PINNED_NUMERICS): set for this test process by
-the repository's conftest.py (so also for nbval's kernels), used by ``make notebooks``, and in
-effect in torch."""
+"""The notebooks run with the machine's own CPU code paths: ``make notebooks`` (tools.notebook_tools
+``execute``) starts its kernels with the caller's environment, adding no variable that would
+choose torch's, MKL's or oneDNN's kernels, so a stored output is what a learner's lab computes on
+that machine (the outputs nbval compares are written so that they do not depend on it)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,30 +13,36 @@ import nbformat
 import torch
 
 from tools import notebook_tools
-from tools.notebook_tools import PINNED_NUMERICS, pin_numerics
 
-PROBE = "import os, torch\nprint({k: os.environ.get(k) for k in %r}, torch.backends.cpu.get_cpu_capability())"
-
-
-def test_pin_numerics_sets_what_is_missing_and_keeps_what_is_set() -> None:
-    environ = {"MKL_CBWR": "AVX2", "PATH": "/bin"}
-    pin_numerics(environ)
-    assert environ == {**PINNED_NUMERICS, "MKL_CBWR": "AVX2", "PATH": "/bin"}
+#: Environment variables that choose the CPU kernels of torch, MKL and oneDNN.
+NUMERICS_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                      "DNNL_MAX_CPU_ISA")
+PROBE = ("import json, os, torch\n"
+         "print(json.dumps([{k: os.environ.get(k) for k in %r}, torch.backends.cpu.get_cpu_capability()]))")
 
 
-def test_this_process_runs_pinned() -> None:
-    """conftest.py pinned the environment before torch was imported here: torch runs its
-    kernels without vector instructions, whatever this CPU offers."""
-    assert {k: os.environ.get(k) for k in PINNED_NUMERICS} == PINNED_NUMERICS
-    assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
-
-
-def test_make_notebooks_runs_kernels_pinned(tmp_path: Path, monkeypatch) -> None:
-    """``execute`` (make notebooks) pins the kernel even when its caller's environment is not."""
-    for name in PINNED_NUMERICS:
-        monkeypatch.delenv(name)
+def test_make_notebooks_runs_kernels_with_the_machines_own_code_paths(tmp_path: Path, monkeypatch) -> None:
+    """The kernel ``execute`` starts sees no numerics variable its caller did not set, and torch
+    there picks the same kernels as in this process (when nothing chose them here either)."""
+    chosen_here = "ATEN_CPU_CAPABILITY" in os.environ
+    for name in NUMERICS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "probe.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE % sorted(PINNED_NUMERICS))]), path)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE % (NUMERICS_VARIABLES,))]), path)
     notebook_tools.execute(path)
-    printed = nbformat.read(path, as_version=4).cells[0].outputs[0]["text"].strip()
-    assert printed == f"{dict(sorted(PINNED_NUMERICS.items()))} DEFAULT"
+    variables, capability = json.loads(nbformat.read(path, as_version=4).cells[0].outputs[0]["text"])
+    assert variables == dict.fromkeys(NUMERICS_VARIABLES)
+    if not chosen_here:
+        assert capability == torch.backends.cpu.get_cpu_capability()
+
+
+def test_make_notebooks_passes_the_callers_choice_on(tmp_path: Path, monkeypatch) -> None:
+    """A numerics variable the caller sets (as ``make test-all`` does for its second nbval run)
+    reaches the kernel unchanged."""
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE % (NUMERICS_VARIABLES,))]), path)
+    notebook_tools.execute(path)
+    variables, capability = json.loads(nbformat.read(path, as_version=4).cells[0].outputs[0]["text"])
+    assert variables["ATEN_CPU_CAPABILITY"] == "default"
+    assert capability == "DEFAULT"
