@@ -56,6 +56,7 @@ SETUP_TAG = "setup"
 SETUP_TEMPLATE = """\
 # Setup: works in JupyterLab and on Google Colab, where it first fetches the course and
 # installs only what Colab lacks (tools/colab_setup.py: no upgrades, so no restart).
+import os
 import runpy
 import subprocess
 import sys
