@@ -1,4 +1,5 @@
-"""helpers.drift's batched networks: S MLPs as one model must be S ordinary MLPs."""
+"""studies._batched_mlp (the batched trainer of notebook 02's studies): S MLPs as one model must
+be S ordinary MLPs; and helpers.drift's backward-growth measurement."""
 
 from __future__ import annotations
 
@@ -10,19 +11,29 @@ import torch
 from torch.nn import functional as F
 
 from helpers.data import load_mnist
-from helpers.drift import (
-    BatchedMLP,
-    backward_growth,
-    batched_activation_norms,
-    batched_error,
-    batched_weight_variances,
-    drift_study,
-    make_normed_mlp,
-    rms_over_std,
-    train_batched,
-)
-from helpers.initialization import hidden_weights
+from helpers.drift import backward_growth, make_normed_mlp, rms_over_std
+from helpers.initialization import hidden_weights, make_mlp
 from helpers.training import train
+from studies._batched_mlp import (
+    BatchedMLP,
+    activation_norms,
+    batched_error,
+    draw_weights,
+    relative_change,
+    train_batched,
+    weight_variances,
+    window_means,
+)
+
+
+@pytest.mark.parametrize("gain, seed, depth, width", [(2.0, 0, 3, 16), (1.7, 4, 5, 8)])
+def test_draw_weights_are_make_mlps(gain: float, seed: int, depth: int, width: int) -> None:
+    ref = make_mlp(gain, depth, width, seed=seed)
+    drawn = draw_weights(gain, seed, depth, width)
+    expected = hidden_weights(ref) + [ref[-1].weight]
+    assert len(drawn) == len(expected) == depth + 1
+    for w, r in zip(drawn, expected, strict=True):
+        torch.testing.assert_close(w, r.detach(), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("norm", ["none", "layernorm"])
@@ -43,60 +54,75 @@ def test_batched_model_equals_its_members_outputs_and_gradients(norm: str) -> No
         for layer, ref_grad in enumerate(ref_grads):
             torch.testing.assert_close(grads[layer][k].t(), ref_grad, rtol=1e-3,
                                        atol=1e-4 * float(ref_grad.abs().max()))
-        torch.testing.assert_close(model.member(k)(x), ref(x), rtol=1e-4, atol=1e-4)
 
 
-def test_batched_training_is_separate_sgd_runs() -> None:
+def test_batched_training_is_separate_sgd_runs_with_the_same_batches() -> None:
     x, y = load_mnist("train", limit=400)
     model = BatchedMLP([2.0, 1.5], [3, 4], depth=4, width=16)
-    run = train_batched(model, x, y, lr=[0.05, 0.02], steps=30, batch_size=20, warmup_steps=5, seed=7)
+    seen = []
+    run = train_batched(model, x, y, lr=[0.05, 0.02], steps=30, batch_size=20, seed=7, on_step=seen.append)
+    assert seen == list(range(1, 31))
     for k, (g, s, lr) in enumerate(((2.0, 3, 0.05), (1.5, 4, 0.02))):
         ref = make_normed_mlp(g, depth=4, width=16, seed=s)
-        ref_run = train(ref, x, y, lr=lr, epochs=2, batch_size=20, warmup_steps=5, max_steps=30,
-                        seed=7, progress=False)
+        ref_run = train(ref, x, y, lr=lr, epochs=2, batch_size=20, max_steps=30, seed=7, progress=False)
         np.testing.assert_allclose(run.losses[:, k], ref_run.losses, rtol=1e-4)
-        torch.testing.assert_close(model.member(k)(x), ref(x), rtol=1e-4, atol=1e-5)
-    assert run.steps == 30 and run.final_loss().shape == (2,)
+        for w, r in zip(model.hidden_weights() + [model.weights[-1].detach()],
+                        hidden_weights(ref) + [ref[-1].weight], strict=True):
+            torch.testing.assert_close(w[k].t(), r.detach(), rtol=1e-4, atol=1e-5)
+    assert run.losses.shape == (30, 2) and run.tracked_norms.shape == (0, 2, 0)
 
 
-def test_batched_measurements() -> None:
+def test_tracked_norms_are_the_training_batch_norms() -> None:
+    x, y = load_mnist("train", limit=200)
+    model = BatchedMLP([2.0], [0], depth=3, width=8)
+    before = activation_norms(model, x[torch.randperm(200, generator=torch.Generator().manual_seed(0))[:20]])
+    run = train_batched(model, x, y, lr=0.01, steps=12, batch_size=20, track_layers=(1, 3), track_every=5)
+    assert run.tracked_steps.tolist() == [0, 5, 10] and run.tracked_norms.shape == (3, 1, 2)
+    np.testing.assert_allclose(run.tracked_norms[0, 0], before[0, [0, 2]], rtol=1e-5)
+
+
+def test_measurements() -> None:
     model = BatchedMLP([2.0, 3.0], [0, 0], depth=3, width=30)
     x, y = load_mnist("train", limit=50)
-    var = batched_weight_variances(model)
+    var = weight_variances(model)
     assert var.shape == (2, 3)
     np.testing.assert_allclose(var[1] / var[0], 1.5, rtol=1e-5)  # same draws, scaled by √(3/2)
-    norms = batched_activation_norms(model, x)
+    norms = activation_norms(model, x)
     assert norms.shape == (2, 3) and np.all(norms[1] > norms[0])
     err = batched_error(model, x, y, batch_size=7)
-    assert err.shape == (2,) and np.all((0 <= err) & (err <= 1))
+    assert err.shape == (2,) and err[0] == err[1]  # a ReLU network scaled by a constant: same arg-max
+    ref = make_mlp(2.0, 3, 30, seed=0)
+    assert err[0] == pytest.approx(float((ref(x).argmax(1) != y).double().mean()))
+    initial = [w.clone() for w in model.hidden_weights()]
+    assert np.all(relative_change(model, initial) == 0)
+    with torch.no_grad():
+        model.weights[1].mul_(1.1)
+    np.testing.assert_allclose(relative_change(model, initial)[:, 1], 0.1, rtol=1e-5)
 
 
-def test_drift_study_records_every_member() -> None:
-    x, y = load_mnist("train", limit=600)
-    study = drift_study((1.5, 2.0), range(2), x, y, lr={1.5: 0.05, 2.0: 0.05}, steps=40, probe=x[:64],
-                        test=(x[:200], y[:200]), depth=4, width=32, batch_size=30, track_layers=(1, 4),
-                        track_every=10)
-    assert study.gains.tolist() == [1.5, 1.5, 2.0, 2.0] and study.seeds.tolist() == [0, 1, 0, 1]
-    assert study.relative_change.shape == (4, 4) and np.all(study.relative_change > 0)
-    assert study.run.tracked_norms.shape == (4, 4, 2)
-    assert study.members(2.0).tolist() == [2, 3] and study.gain_values == [1.5, 2.0]
-    assert np.all(study.run.test_error < study.run.initial_test_error)
-    np.testing.assert_allclose(study.variance_ratio, study.weight_var_final / study.weight_var_init)
-    with pytest.raises(ValueError, match="gain must be one of"):
-        study.members(3.0)
-    with pytest.raises(ValueError, match="lr must give a learning rate for every gain"):
-        drift_study((1.5, 2.0), range(1), x, y, lr={1.5: 0.1}, steps=1, probe=x[:8], depth=2, width=8)
-
-
-def test_residual_and_rms_over_std() -> None:
-    model = BatchedMLP([2.0], [0], depth=3, width=8, norm="layernorm", residual=True)
+def test_residual_blocks_add_their_input() -> None:
     x = torch.rand(4, 784)
-    h = model.hidden(x)
-    assert torch.allclose(h[1], h[0] + F.layer_norm(torch.relu(h[0] @ model.weights[1][0]), (8,)))
-    with pytest.raises(ValueError, match="no nn.Sequential counterpart"):
-        model.member(0)
+    for norm in ("layernorm", "none"):
+        model = BatchedMLP([2.0], [0], depth=3, width=8, norm=norm, residual=True)
+        h = model.hidden(x)
+        z = torch.relu(h[0] @ model.weights[1][0])
+        assert torch.allclose(h[1], h[0] + (F.layer_norm(z, (8,)) if norm == "layernorm" else z))
+
+
+def test_rms_over_std() -> None:
     v = torch.tensor([[1.0, 3.0], [2.0, 2.0 + 1e-3]])
     assert float(rms_over_std(v[:1], -1)) == pytest.approx(math.sqrt(5))
+
+
+def test_window_means() -> None:
+    values = np.arange(14, dtype=float).reshape(7, 2)
+    np.testing.assert_allclose(window_means(values, 3), [[2, 3], [8, 9]])
+    values[1, 0] = np.nan
+    assert np.isnan(window_means(values, 3)[0, 0]) and window_means(values, 3)[1, 0] == 8
+    with pytest.raises(ValueError, match="window must be <= the number of steps"):
+        window_means(values, 8)
+    with pytest.raises(ValueError, match="window must be an int >= 1"):
+        window_means(values, 0)
 
 
 def test_backward_growth_per_block_is_about_the_rms_over_std() -> None:
@@ -131,7 +157,7 @@ def test_train_batched_bad_inputs() -> None:
     model = BatchedMLP([2.0, 2.0], [0, 1], depth=2, width=4)
     with pytest.raises(TypeError, match="model must be a BatchedMLP"):
         train_batched(make_normed_mlp(2.0, depth=2, width=4), x, y, lr=0.1, steps=1)
-    with pytest.raises(ValueError, match="lr must be a number > 0 or one per member"):
+    with pytest.raises(ValueError, match="lr must be a number > 0 or one rate > 0 per member"):
         train_batched(model, x, y, lr=[0.1], steps=1)
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         train_batched(model, x, y, lr=-0.1, steps=1)
@@ -143,41 +169,9 @@ def test_train_batched_bad_inputs() -> None:
         train_batched(model, x, y, lr=0.1, steps=1, batch_size=51)
     with pytest.raises(ValueError, match="track_layers must be hidden layers"):
         train_batched(model, x, y, lr=0.1, steps=1, track_layers=(3,))
-    with pytest.raises(ValueError, match=r"x must be \[B, in\]"):
+    with pytest.raises(ValueError, match="x and y must have the same length"):
+        train_batched(model, x, y[:10], lr=0.1, steps=1)
+    with pytest.raises(ValueError, match=r"x must be \[B, 784\]"):
         model(torch.zeros(3, 2, 784))
-    with pytest.raises(ValueError, match=r"k must be an int in \[0, 1\]"):
-        model.member(2)
-    with pytest.raises(TypeError, match="k must be an int"):
-        model.member(1.0)
-
-
-def test_layernorm_sweep_groups_members_by_learning_rate() -> None:
-    from helpers.drift import layernorm_sweep
-
-    x, y = load_mnist("train", limit=300)
-    out = layernorm_sweep(3, (0.05, 0.01), range(3), x, y, steps=20, batch_size=30, test=(x[:100], y[:100]))
-    assert list(out) == [0.05, 0.01]
-    assert out[0.05].losses.shape == (20, 3) and out[0.01].test_error.shape == (3,)
-    assert out[0.05].final_loss().shape == (3,)
-    # each column is the seed's own network: the same seed and lr alone gives the same losses
-    alone = layernorm_sweep(3, (0.01,), [1], x, y, steps=20, batch_size=30)
-    np.testing.assert_allclose(alone[0.01].losses[:, 0], out[0.01].losses[:, 1], rtol=1e-4)
-    with pytest.raises(ValueError, match="lrs must hold at least one value"):
-        layernorm_sweep(3, (), range(2), x, y, steps=1)
-
-
-def test_study_figures() -> None:
-    from helpers.plots import drift as plots
-
-    x, y = load_mnist("train", limit=300)
-    study = drift_study((1.5, 2.0), range(2), x, y, lr=0.05, steps=20, probe=x[:32], depth=4, width=16,
-                        batch_size=30, track_layers=(1, 4), track_every=5)
-    for fig in (plots.study_weights_figure(study), plots.study_profile_figure(study),
-                plots.study_drift_figure(study)):
-        assert fig.axes and all(ax.get_title() for ax in fig.axes)
-        assert all(ax.get_legend() is not None for ax in fig.axes)
-    factors = {"layernorm": np.full((5, 9), 1.25)}
-    fig = plots.backward_growth_figure(factors, {"layernorm": np.full((5, 9), 1.21)})
-    assert len(fig.axes[0].get_lines()) == 3
-    fig = plots.loss_bands_figure({"a": np.full((30, 5), math.log(10)), "b": np.full((30, 5), 0.5)})
-    assert fig.axes[0].get_ylim() == (0, 2.6)
+    with pytest.raises(ValueError, match="depth must be an int >= 1"):
+        draw_weights(2.0, 0, depth=0)
