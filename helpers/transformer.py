@@ -78,7 +78,7 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.explicit = False
         """Compute softmax(scale·QKᵀ + causal mask)·V step by step instead of with the fused
-        kernel (the same function; :func:`torch.func.vmap` batches it, see :func:`train_batched`)."""
+        kernel (the same function; :func:`torch.func.vmap` batches it, as the studies' batched training does)."""
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, length, width = x.shape

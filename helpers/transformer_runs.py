@@ -1,16 +1,18 @@
 """Training the tiny Transformers of notebook 06 and reading their runs.
 
-* :class:`TrainingSetup`, :func:`train_variant`, :func:`run_grid`, :func:`run_sweep`: one run per
+* :class:`TrainingSetup`, :func:`train_variant`, :func:`run_grid`: one run per
   (LayerNorm placement, learning rate, warm-up, seed), on the digit-reversal task of
   :mod:`helpers.transformer`;
-* :func:`train_batched`: many runs as one batched model (``torch.func``) with a batched Adam;
 * :func:`early_steps`: the first steps of one run, measured step by step;
+* :func:`grid_from_arrays`: the runs of a stored study (``transformer_stability``,
+  ``residual_streams``) as the same :class:`RunResult` grid;
 * :func:`learned`, :func:`diverged`, :func:`stability_table`, :func:`largest_stable_lr`,
   :func:`runs_of`, :func:`loss_band`, :func:`cell_summary`, :func:`summarize`: what the runs did,
   over seeds.
 
 The model, the task and the measurements at initialization are :mod:`helpers.transformer`;
-drawing is :mod:`helpers.plots.transformer`.
+drawing is :mod:`helpers.plots.transformer`.  The studies train their hundreds of runs with a
+batched copy of :func:`train_variant` (``studies/_batched_transformer.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from helpers.transformer import (
     N_DIGITS,
     NORMS,
     Block,
-    CausalSelfAttention,
     ReversalTask,
     TinyTransformer,
     accuracy,
@@ -114,6 +115,7 @@ def train_variant(
     seed: int = 0,
     setup: TrainingSetup | None = None,
     tasks: tuple[ReversalTask, ReversalTask] | None = None,
+    progress: bool = False,
 ) -> RunResult:
     """Train one :class:`TinyTransformer` variant with Adam via :func:`helpers.training.train`.
 
@@ -123,6 +125,7 @@ def train_variant(
         seed: seeds the initial weights and the batch order.
         setup: data/model/schedule settings (defaults: :class:`TrainingSetup`).
         tasks: precomputed ``setup.tasks()`` to avoid regenerating the data.
+        progress: show a progress bar.
     """
     check_choice("norm", norm, NORMS)
     setup = TrainingSetup() if setup is None else setup
@@ -135,7 +138,7 @@ def train_variant(
         run: TrainingRun = train(model, train_task.tokens, train_task.targets, lr=lr, epochs=epochs,
                                  batch_size=setup.batch_size, optimizer="adam",
                                  warmup_steps=warmup_steps, max_steps=setup.steps,
-                                 loss_fn=sequence_loss, seed=seed, progress=False)
+                                 loss_fn=sequence_loss, seed=seed, progress=progress)
         finite = bool(np.isfinite(run.losses).all())
         if finite:
             digit, sequence = accuracy(model, test_task)
@@ -199,128 +202,6 @@ def summarize(grid: dict[RunKey, RunResult], norm: str, lr: float, warmup_steps:
         "oscillation": float(np.mean([r.oscillation() for r in runs])),
         "diverged": float(np.mean([not np.isfinite(r.losses).all() for r in runs])),
     }
-
-
-# ---------------------------------------------------------------------------------------
-# many runs at once: one batched model (torch.func) with a batched Adam
-# ---------------------------------------------------------------------------------------
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-"""The defaults of :class:`torch.optim.Adam`, which :func:`train_batched` reproduces."""
-
-
-def _check_runs(lrs: object, seeds: object, warmups: object) -> tuple[list[float], list[int], list[int]]:
-    lr_list = list(check_reals("lrs", lrs))
-    seed_list = list(check_ints("seeds", seeds, minimum=0))
-    warmup_list = list(check_ints("warmups", warmups, minimum=0))
-    if not len(lr_list) == len(seed_list) == len(warmup_list):
-        raise ValueError(f"lrs, seeds and warmups must have the same length (one entry per run), "
-                         f"got {len(lr_list)}, {len(seed_list)} and {len(warmup_list)}")
-    return lr_list, seed_list, warmup_list
-
-
-def _batch_orders(seeds: list[int], n_train: int, batch_size: int, steps: int) -> torch.Tensor:
-    """The example indices of every step of every run, ``[runs, steps, batch]``.
-
-    The same order :func:`helpers.training.train` draws: one ``randperm`` per epoch from a
-    generator seeded with the run's seed, batches taken in order, the last partial batch dropped.
-    """
-    per_epoch = n_train // batch_size
-    orders = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        batches: list[torch.Tensor] = []
-        while len(batches) < steps:
-            order = torch.randperm(n_train, generator=generator)
-            batches.extend(order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch))
-        orders.append(torch.stack(batches[:steps]))
-    return torch.stack(orders)
-
-
-def train_batched(
-    norm: str,
-    *,
-    lrs: list[float] | tuple[float, ...],
-    seeds: list[int] | tuple[int, ...],
-    warmups: list[int] | tuple[int, ...],
-    setup: TrainingSetup | None = None,
-    tasks: tuple[ReversalTask, ReversalTask] | None = None,
-) -> list[RunResult]:
-    """Train many runs of one variant at once, as ONE batched model; returns one result per run.
-
-    Run ``i`` is what :func:`train_variant` ``(norm, lr=lrs[i], warmup_steps=warmups[i],
-    seed=seeds[i])`` computes: the same initial weights, the same batch order, Adam with the
-    PyTorch defaults and linear warm-up.  The runs' weights are stacked with
-    :func:`torch.func.stack_module_state` and evaluated with ``vmap(functional_call)``;
-    a batched Adam (written here, one learning rate per run) updates them.  At these tiny
-    sizes this costs far less than the runs one after the other.  Runs are independent:
-    one that diverges to ``nan`` does not touch the others.
-
-    Raises:
-        TypeError/ValueError: for a bad ``norm`` or lists of different lengths or bad values.
-    """
-    import copy
-
-    from torch.func import functional_call, stack_module_state, vmap
-
-    check_choice("norm", norm, NORMS)
-    lr_list, seed_list, warmup_list = _check_runs(lrs, seeds, warmups)
-    setup = TrainingSetup() if setup is None else setup
-    train_task, test_task = setup.tasks() if tasks is None else tasks
-    models = [setup.model(norm, s) for s in seed_list]
-    probe = test_task.tokens[:256]
-    n_runs, steps = len(models), setup.steps
-    with single_thread():
-        residual_init = [residual_norms(m, probe) for m in models]
-        params, buffers = stack_module_state(models)
-        params = {k: v.detach().clone() for k, v in params.items()}
-        skeleton = copy.deepcopy(models[0]).to("meta")
-        for module in skeleton.modules():
-            if isinstance(module, CausalSelfAttention):
-                module.explicit = True  # the fused attention kernel has no vmap rule
-
-        def run_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
-                     tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return sequence_loss(functional_call(skeleton, (p, b), (tokens,)), targets)
-
-        batched_loss = vmap(run_loss)
-        orders = _batch_orders(seed_list, train_task.tokens.shape[0], setup.batch_size, steps)
-        peak = torch.tensor(lr_list)
-        ramp = torch.tensor(warmup_list, dtype=torch.float64)
-        first = {k: torch.zeros_like(v) for k, v in params.items()}
-        second = {k: torch.zeros_like(v) for k, v in params.items()}
-        (beta1, beta2), losses, rates = ADAM_BETAS, np.empty((n_runs, steps)), np.empty((n_runs, steps))
-        for step in range(steps):
-            index = orders[:, step]
-            factor = torch.where(ramp > 0, torch.clamp((step + 1) / ramp.clamp(min=1), max=1.0), 1.0)
-            rate = peak * factor.float()
-            for p in params.values():
-                p.requires_grad_(True)
-            loss = batched_loss(params, buffers, train_task.tokens[index], train_task.targets[index])
-            grads = torch.autograd.grad(loss.sum(), list(params.values()))
-            losses[:, step] = loss.detach().numpy()
-            rates[:, step] = [warmup_lr(step, lr, w) for lr, w in zip(lr_list, warmup_list, strict=True)]
-            bias1, bias2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)
-            with torch.no_grad():
-                for (name, p), g in zip(params.items(), grads, strict=True):
-                    first[name].mul_(beta1).add_(g, alpha=1 - beta1)
-                    second[name].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    denom = second[name].sqrt() / math.sqrt(bias2) + ADAM_EPS
-                    shape = (n_runs,) + (1,) * (p.dim() - 1)
-                    params[name] = p.detach() - (rate / bias1).view(shape) * first[name] / denom
-        losses[~np.isfinite(losses)] = np.nan
-        results = []
-        for i, model in enumerate(models):
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    p.copy_(params[name][i])
-            finite = bool(np.isfinite(losses[i]).all())
-            digit, sequence = accuracy(model, test_task) if finite else (float("nan"), float("nan"))
-            final = residual_norms(model, probe) if finite else np.full_like(residual_init[i], np.nan)
-            results.append(RunResult(norm, lr_list[i], warmup_list[i], seed_list[i], losses[i],
-                                     rates[i], digit, sequence, residual_init[i], final,
-                                     extra={"model": model}))
-    return results
 
 
 # ---------------------------------------------------------------------------------------
@@ -404,27 +285,53 @@ LEARNED_SEQUENCE_ACCURACY = 0.5
 held-out sequences without a mistake (guessing gets 10⁻⁶ of them)."""
 
 
-def run_sweep(
-    norms: tuple[str, ...] = NORMS,
-    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2),
-    warmups: tuple[int, ...] = (0, 30),
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
-    setup: TrainingSetup | None = None,
-) -> dict[RunKey, RunResult]:
-    """Every combination of the settings, each variant's runs trained as one batched model.
+STUDY_ARRAYS = ("norms", "lrs", "warmups", "seeds", "losses", "digit_accuracy", "sequence_accuracy",
+                "residual_init", "residual_final")
+"""The arrays :func:`grid_from_arrays` reads (a study may store more)."""
 
-    The same runs as :func:`run_grid` (keyed ``(norm, lr, warmup_steps, seed)``), computed
-    with :func:`train_batched`.
+
+def grid_from_arrays(arrays: Mapping[str, np.ndarray], n_layers: int | None = None) -> dict[RunKey, RunResult]:
+    """The runs a study stored, as a grid keyed ``(norm, lr, warmup_steps, seed)``.
+
+    ``arrays`` holds the axes ``norms``, ``lrs``, ``warmups`` and ``seeds`` and, for every
+    run, indexed ``[norm, lr, warmup, seed]``: ``losses`` (one per step), ``digit_accuracy``,
+    ``sequence_accuracy``, ``residual_init`` and ``residual_final`` (one norm per depth,
+    padded with ``nan`` beyond the model's depth).  A study over several depths also stores
+    ``depths`` and puts its axis after the norms' (``[norm, depth, lr, warmup, seed]``):
+    ``n_layers`` picks one.  The learning rate of every step is recomputed from the schedule.
+
+    Raises:
+        KeyError: if an array is missing.
+        ValueError: if ``n_layers`` is missing, not stored, or given for a study of one depth.
     """
-    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
-    keys = [(lr, w, s) for lr in lrs for w in warmups for s in seeds]
+    missing = [key for key in STUDY_ARRAYS if key not in arrays]
+    if missing:
+        raise KeyError(f"arrays must hold {list(STUDY_ARRAYS)}; missing {missing}")
+    data = {key: np.asarray(arrays[key]) for key in STUDY_ARRAYS}
+    if "depths" in arrays:
+        depths = [int(d) for d in np.asarray(arrays["depths"])]
+        if n_layers not in depths:
+            raise ValueError(f"n_layers must be one of the stored depths {depths}, got {n_layers!r}")
+        pick = depths.index(n_layers)
+        for key in STUDY_ARRAYS[4:]:
+            data[key] = data[key][:, pick]
+        width = n_layers + 1
+        for key in ("residual_init", "residual_final"):
+            data[key] = data[key][..., :width]
+    elif n_layers is not None:
+        raise ValueError(f"n_layers must be None for a study of one depth, got {n_layers!r}")
     grid: dict[RunKey, RunResult] = {}
-    for norm in norms:
-        results = train_batched(norm, lrs=[k[0] for k in keys], warmups=[k[1] for k in keys],
-                                seeds=[k[2] for k in keys], setup=setup, tasks=tasks)
-        for (lr, w, s), result in zip(keys, results, strict=True):
-            result.extra.pop("model", None)  # keep the grid light
-            grid[(norm, lr, w, s)] = result
+    for a, norm in enumerate(data["norms"]):
+        for b, lr in enumerate(data["lrs"]):
+            for c, warmup in enumerate(data["warmups"]):
+                for d, seed in enumerate(data["seeds"]):
+                    at = (a, b, c, d)
+                    losses = data["losses"][at].astype(float)
+                    rates = np.array([warmup_lr(step, float(lr), int(warmup)) for step in range(len(losses))])
+                    grid[(str(norm), float(lr), int(warmup), int(seed))] = RunResult(
+                        str(norm), float(lr), int(warmup), int(seed), losses, rates,
+                        float(data["digit_accuracy"][at]), float(data["sequence_accuracy"][at]),
+                        data["residual_init"][at].astype(float), data["residual_final"][at].astype(float))
     return grid
 
 

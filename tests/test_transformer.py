@@ -1,4 +1,4 @@
-"""helpers.transformer, its figures and its panel (notebook 06)."""
+"""helpers.transformer, its figures and its panel, and the batched training of the studies (notebook 06)."""
 
 from __future__ import annotations
 
@@ -36,19 +36,19 @@ from helpers.transformer_runs import (
     cell_summary,
     diverged,
     early_steps,
+    grid_from_arrays,
     largest_stable_lr,
     learned,
     loss_band,
     residual_band,
     run_grid,
-    run_sweep,
     runs_of,
     stability_table,
     summarize,
-    train_batched,
     train_variant,
 )
 from helpers.widgets.transformer import browse_panel
+from studies._batched_transformer import TRACK_SEQUENCES, batch_orders, train_batched
 
 QUICK = TrainingSetup(n_layers=2, length=4, n_train=128, n_test=32, batch_size=16, steps=6)
 
@@ -347,7 +347,7 @@ def test_attention_scale_rejects_bad_values(scale: object, error: type) -> None:
         TinyTransformer("pre", attention_scale=scale)  # type: ignore[arg-type]
 
 
-# -- many runs as one batched model ---------------------------------------------------------
+# -- many runs as one batched model (studies/_batched_transformer.py) -----------------------
 @pytest.mark.parametrize("norm", NORMS)
 def test_batched_training_matches_plain_runs(norm: str) -> None:
     """Each run of the batched model follows train_variant step by step (same init, batches, Adam)."""
@@ -384,8 +384,83 @@ def test_a_diverged_run_does_not_touch_the_others() -> None:
     np.testing.assert_allclose(both[0].losses, alone.losses, rtol=1e-5)
 
 
+def _sweep(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[int, ...],
+           seeds: tuple[int, ...]) -> dict[tuple[str, float, int, int], RunResult]:
+    """Every combination, each variant's runs batched, keyed like run_grid."""
+    keys = [(lr, w, s) for lr in lrs for w in warmups for s in seeds]
+    grid = {}
+    for norm in norms:
+        runs = train_batched(norm, lrs=[k[0] for k in keys], warmups=[k[1] for k in keys],
+                             seeds=[k[2] for k in keys], setup=QUICK)
+        grid.update({(norm, lr, w, s): run for (lr, w, s), run in zip(keys, runs, strict=True)})
+    return grid
+
+
+def test_batch_orders_follow_train() -> None:
+    """The batched runs draw the batches helpers.training.train draws: one randperm per epoch."""
+    orders = batch_orders([3, 4], n_train=40, batch_size=16, steps=5)
+    assert orders.shape == (2, 5, 16)
+    generator = torch.Generator().manual_seed(3)
+    first, second = torch.randperm(40, generator=generator), torch.randperm(40, generator=generator)
+    assert torch.equal(orders[0, 1], first[16:32]) and torch.equal(orders[0, 2], second[:16])
+    assert not torch.equal(orders[0], orders[1])
+    with pytest.raises(ValueError, match="batch_size must be <= n_train"):
+        batch_orders([0], n_train=8, batch_size=16, steps=1)
+
+
+def test_residual_track_during_training() -> None:
+    runs = train_batched("pre", lrs=[1e-2, 1e-2], seeds=[0, 1], warmups=[0, 0], setup=QUICK,
+                         record_steps=[6, 0, 3])
+    _, test = QUICK.tasks()
+    for run in runs:
+        track = run.extra["residual_track"]
+        assert isinstance(track, np.ndarray) and track.shape == (3, QUICK.n_layers + 1)
+        model = QUICK.model("pre", run.seed)
+        np.testing.assert_allclose(track[0], residual_norms(model, test.tokens[:TRACK_SEQUENCES]), rtol=1e-6)
+        trained = run.extra["model"]
+        assert isinstance(trained, TinyTransformer)
+        np.testing.assert_allclose(track[-1], residual_norms(trained, test.tokens[:TRACK_SEQUENCES]), rtol=1e-6)
+    with pytest.raises(ValueError, match="record_steps"):
+        train_batched("pre", lrs=[1e-2], seeds=[0], warmups=[0], setup=QUICK, record_steps=[7])
+
+
+def test_grid_from_arrays_rebuilds_the_runs() -> None:
+    grid = _sweep(("post", "pre"), (1e-3, 1e-2), (0, 2), (0, 1))
+    norms, lrs, warmups, seeds = ("post", "pre"), (1e-3, 1e-2), (0, 2), (0, 1)
+    keys = [(n, lr, w, s) for n in norms for lr in lrs for w in warmups for s in seeds]
+    shape = (2, 2, 2, 2)
+
+    def stack(field: str) -> np.ndarray:
+        values = [getattr(grid[k], field) for k in keys]
+        return np.asarray(values, dtype=np.float32).reshape(shape + np.shape(values[0]))
+
+    arrays = {"norms": np.asarray(norms), "lrs": np.asarray(lrs), "warmups": np.asarray(warmups),
+              "seeds": np.asarray(seeds), **{f: stack(f) for f in ("losses", "digit_accuracy",
+              "sequence_accuracy", "residual_init", "residual_final")}}
+    rebuilt = grid_from_arrays(arrays)
+    assert sorted(rebuilt) == sorted(grid)
+    for key, run in grid.items():
+        np.testing.assert_allclose(rebuilt[key].losses, run.losses, rtol=1e-6)
+        np.testing.assert_allclose(rebuilt[key].learning_rates, run.learning_rates)
+        assert learned(rebuilt[key]) == learned(run)
+    # a study over depths: its axis follows the norms', residuals padded with nan
+    deep = {k: np.stack([v, v], axis=1) if v.ndim >= 4 else v for k, v in arrays.items()}
+    deep["residual_init"] = np.concatenate([deep["residual_init"], np.full(shape[:1] + (2,) + shape[1:] + (1,),
+                                                                             np.nan, np.float32)], -1)
+    deep["residual_final"] = deep["residual_init"]
+    deep["depths"] = np.array([QUICK.n_layers, QUICK.n_layers + 1])
+    picked = grid_from_arrays(deep, n_layers=QUICK.n_layers)
+    assert picked[("pre", 1e-2, 2, 1)].residual_init.shape == (QUICK.n_layers + 1,)
+    with pytest.raises(ValueError, match="n_layers must be one of the stored depths"):
+        grid_from_arrays(deep, n_layers=9)
+    with pytest.raises(ValueError, match="n_layers must be None"):
+        grid_from_arrays(arrays, n_layers=2)
+    with pytest.raises(KeyError, match="missing"):
+        grid_from_arrays({"norms": arrays["norms"]})
+
+
 def test_sweep_table_and_largest_stable_lr() -> None:
-    grid = run_sweep(("pre",), lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0, 1), setup=QUICK)
+    grid = _sweep(("pre",), (1e-3, 1e-2), (0, 2), (0, 1))
     assert sorted(grid) == sorted(("pre", lr, w, s) for lr in (1e-3, 1e-2) for w in (0, 2) for s in (0, 1))
     table = stability_table(grid, threshold=0.0)  # every finite run counts as learned
     assert table == {("pre", 0): {1e-3: 2, 1e-2: 2}, ("pre", 2): {1e-3: 2, 1e-2: 2}}
@@ -415,7 +490,7 @@ def test_early_steps_and_attention_entropy() -> None:
 
 
 def test_stability_figure() -> None:
-    grid = run_sweep(NORMS, lrs=(1e-3, 1e-2), warmups=(0, 2), seeds=(0,), setup=QUICK)
+    grid = _sweep(NORMS, (1e-3, 1e-2), (0, 2), (0,))
     fig = stability_figure(grid)
     assert len(fig.axes) == 2
     assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
@@ -433,7 +508,8 @@ def test_stability_figure() -> None:
          "every value in seeds must be an int >= 0"),
         (lambda: train_batched("mid", lrs=[1e-3], seeds=[0], warmups=[0], setup=QUICK), ValueError,
          "norm must be one of"),
-        (lambda: run_sweep(("pre",), lrs=(), setup=QUICK), ValueError, "lrs must hold at least one value"),
+        (lambda: train_batched("pre", lrs=(), seeds=(), warmups=(), setup=QUICK), ValueError,
+         "lrs must hold at least one value"),
         (lambda: early_steps("pre", lr=1e-3, steps=0, setup=QUICK), ValueError, "steps must be an int >= 1"),
         (lambda: largest_stable_lr({1e-3: 1}, 0), ValueError, "n_seeds must be an int >= 1"),
     ],
