@@ -1,0 +1,138 @@
+"""Study ``batch_size`` (notebook 03): BatchNorm, GroupNorm and LayerNorm against the batch size.
+
+The small MNIST CNN of :func:`helpers.batch_effects.small_cnn` (two convolutions and a fully
+connected layer, each followed by a normalization and ReLU) with BatchNorm, GroupNorm or
+LayerNorm after every layer, or BatchNorm after the convolutions only ("conv-only
+BatchNorm"), is trained with SGD at each batch size on the same number of examples, the
+learning rate scaled linearly with the batch size (the GroupNorm paper's rule), for every seed.
+Measured for each network:
+
+* ``eval_error``: test error in eval mode (BatchNorm uses its running statistics);
+* ``matched_error``: test error in *training* mode on test batches of the training batch size
+  (BatchNorm normalizes with the batch's statistics, as during training): the control that
+  separates a network that learned badly from running statistics that do not fit it;
+* ``train_loss``: the training loss, averaged over ``loss_bins`` equal stretches of the run;
+* ``bug_accuracy``: for the networks trained at the largest batch size, the "forgot
+  ``model.eval()``" bug: test accuracy in eval mode, then in training mode on test batches of
+  ``bug_batch_sizes``, then on batches of ``bug_batch_sizes[0]`` that each hold one digit
+  (NaN where torch refuses to run: a fully connected BatchNorm on a batch of 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import studies
+from helpers.batch_effects import CNN_KINDS
+from helpers.data import load_mnist
+from studies._batched_cnn import CNNStack, accuracy, make_stack, train_stacks
+
+KIND_NAMES = {"batch": "BatchNorm", "batch-conv": "conv-only BatchNorm", "group": "GroupNorm", "layer": "LayerNorm"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the study trains and measures."""
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    kinds: tuple[str, ...] = ("batch", "batch-conv", "group", "layer")
+    batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32)
+    examples: int = 4096
+    """Training examples every run sees (``examples // batch_size`` SGD steps)."""
+    train_images: int = 60000
+    test_images: int = 5000
+    """Test images of the eval-mode error."""
+    bug_images: int = 1000
+    """Test images of the training-mode evaluations (one forward pass per test batch)."""
+    bug_batch_sizes: tuple[int, ...] = (8, 2, 1)
+    base_lr: float = 0.05
+    """Learning rate at the largest batch size; ``base_lr * batch_size / max(batch_sizes)`` at the others."""
+    momentum: float = 0.9
+    width: int = 8
+    hidden: int = 64
+    loss_bins: int = 16
+
+
+FULL = Config()
+QUICK = Config(seeds=(0, 1), batch_sizes=(2, 8), examples=64, train_images=512, test_images=200,
+               bug_images=64, width=4, hidden=8, loss_bins=4)
+
+
+def _check(config: Config) -> None:
+    if len(config.seeds) < 1 or not config.kinds or not config.batch_sizes or not config.bug_batch_sizes:
+        raise ValueError("config must name at least one seed, kind, batch size and bug batch size")
+    for kind in config.kinds:
+        if kind not in CNN_KINDS:
+            raise ValueError(f"config.kinds must be among {CNN_KINDS}, got {kind!r}")
+    if config.examples // max(config.batch_sizes) < config.loss_bins:
+        raise ValueError(f"config.examples ({config.examples}) must give every run at least "
+                         f"loss_bins ({config.loss_bins}) steps")
+
+
+def run(config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Train every (kind, batch size, seed) network and measure it (the module docstring)."""
+    del device  # tiny networks: the CPU is as fast as a GPU here
+    _check(config)
+    x_train, y_train = load_mnist("train", limit=config.train_images)
+    x_test, y_test = load_mnist("test", limit=config.test_images)
+    x_bug, y_bug = x_test[: config.bug_images], y_test[: config.bug_images]
+    by_label = torch.argsort(y_bug, stable=True)
+    kinds, sizes, seeds = config.kinds, config.batch_sizes, config.seeds
+    shape = (len(kinds), len(sizes), len(seeds))
+    eval_error, matched_error = np.zeros(shape), np.zeros(shape)
+    train_loss = np.zeros(shape + (config.loss_bins,))
+    bug = np.full((len(kinds), 2 + len(config.bug_batch_sizes), len(seeds)), np.nan)
+    largest = max(sizes)
+    bar = tqdm(total=sum(config.examples // b for b in sizes), desc="batch_size study",
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} steps", mininterval=1.0)
+    for j, b in enumerate(sizes):
+        bar.set_postfix_str(f"batch {b}")
+        stacks = [make_stack(kind, seeds, width=config.width, hidden=config.hidden) for kind in kinds]
+        losses = train_stacks(stacks, x_train, y_train, batch_size=b, examples=config.examples,
+                              lr=config.base_lr * b / largest, momentum=config.momentum,
+                              on_step=lambda: bar.update(1))
+        for k, stack in enumerate(stacks):
+            eval_error[k, j] = 1 - accuracy(stack, x_test, y_test)
+            matched_error[k, j] = 1 - accuracy(stack, x_bug, y_bug, batch_size=b)
+            stretches = np.array_split(losses[k], config.loss_bins, axis=-1)
+            train_loss[k, j] = np.stack([stretch.mean(axis=-1) for stretch in stretches], axis=-1)
+            if b == largest:
+                bug[k] = _bug_accuracies(stack, x_bug, y_bug, by_label, config.bug_batch_sizes)
+    bar.close()
+    return {
+        "batch_sizes": np.asarray(sizes), "seeds": np.asarray(seeds),
+        "bug_batch_sizes": np.asarray(config.bug_batch_sizes),
+        "eval_error": eval_error.astype(np.float32), "matched_error": matched_error.astype(np.float32),
+        "train_loss": train_loss.astype(np.float32), "bug_accuracy": bug.astype(np.float32),
+    }
+
+
+def _bug_accuracies(stack: CNNStack, x: torch.Tensor, y: torch.Tensor, by_label: torch.Tensor,
+                    batch_sizes: tuple[int, ...]) -> np.ndarray:
+    """Rows: eval mode; training mode with each test batch size; training mode, one digit per batch."""
+    rows = [accuracy(stack, x, y)]
+    for b in batch_sizes:
+        try:
+            rows.append(accuracy(stack, x, y, batch_size=b))
+        except ValueError:                  # torch refuses: one value per channel
+            rows.append(np.full(len(stack.seeds), np.nan))
+    rows.append(accuracy(stack, x[by_label], y[by_label], batch_size=batch_sizes[0]))
+    return np.array(rows)
+
+
+def claims(results: studies.Results) -> list[studies.Claim]:
+    """The claims notebook 03 makes about the study (sections 5 and 6)."""
+    return []
+
+
+STUDY = studies.Study(
+    name="batch_size",
+    title="BatchNorm, GroupNorm and LayerNorm CNNs on MNIST against the training batch size; "
+          "the forgotten model.eval()",
+    notebook="03_layernorm_batchnorm_groupnorm",
+    full=FULL, quick=QUICK, run=run, claims=claims, module=__name__,
+)
