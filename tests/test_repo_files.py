@@ -147,21 +147,25 @@ def test_the_import_walk_finds_relative_and_nested_imports() -> None:
 
 
 def test_pip_install_ships_only_the_package_the_notebooks_import() -> None:
-    """pyproject.toml installs the ``helpers`` package alone (no ``tools``, no vendored
-    JavaScript as package data), and every module of it is reached from the notebooks' imports."""
+    """pyproject.toml installs the ``helpers`` package and ``studies`` (the stored experiments the
+    notebooks load) alone (no ``tools``, no vendored JavaScript as package data), and every
+    module of ``helpers`` is reached from the notebooks' imports, those of the studies included
+    (``studies.obtain`` imports a study by its name)."""
     import nbformat
     from setuptools import find_packages
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     assert "package-data" not in config, "nothing but Python modules is installed with the package"
     packages = find_packages(str(ROOT), **config["packages"]["find"])
-    assert packages and all(p == "helpers" or p.startswith("helpers.") for p in packages), packages
+    assert packages and all(p in {"helpers", "studies"} or p.startswith("helpers.") for p in packages), packages
     modules = _helpers_modules()
     todo: set[str] = set()
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 todo |= _imported_helpers(cell.source, "")
+    for path in sorted((ROOT / "studies").glob("*.py")):
+        todo |= _imported_helpers(path.read_text(encoding="utf-8"), "studies")
     reached: set[str] = set()
     while todo:
         name = todo.pop()
