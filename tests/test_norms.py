@@ -279,8 +279,7 @@ def test_matrix_stats_pearson_skewness() -> None:
         N.lecture_matrix(0, 2)
 
 
-# -- figures, the gamma/beta panel and the batch experiments ------------------------------------
-from helpers import batch_effects as BE  # noqa: E402
+# -- figures and the gamma/beta panel ------------------------------------
 from helpers.plots import norms as P  # noqa: E402
 from helpers.widgets.norms import gamma_beta_panel  # noqa: E402
 
@@ -360,147 +359,6 @@ def test_panel_output_is_layernorm_of_the_input() -> None:
         N.standardize_for_panel([1.0, 2.0])  # type: ignore[arg-type]
 
 
-def test_small_cnn_shapes_and_norm_layers() -> None:
-    x = torch.rand(3, 784)
-    for kind in BE.CNN_KINDS:
-        for hidden in (0, 16):
-            model = BE.small_cnn(kind, width=4, hidden=hidden)
-            assert model(x).shape == (3, 10)
-    assert isinstance(BE.norm_layer("batch", 8, dims=1), torch.nn.BatchNorm1d)
-    assert BE.norm_layer("layer", 8).num_groups == 1
-    with pytest.raises(ValueError, match="kind must be one of"):
-        BE.norm_layer("weight", 8)
-    with pytest.raises(ValueError, match="groups must divide channels"):
-        BE.norm_layer("group", 6, groups=4)
-    with pytest.raises(ValueError, match=r"dims must be one of \(1, 2\)"):
-        BE.norm_layer("batch", 8, dims=3)
-    with pytest.raises(ValueError, match="width must be a positive multiple of 4"):
-        BE.small_cnn("batch", width=6)
-    with pytest.raises(ValueError, match="hidden must be 0 or a positive multiple of 4"):
-        BE.small_cnn("batch", hidden=-4)
-
-
-def test_train_mode_accuracy_uses_a_copy_and_batch_statistics() -> None:
-    from helpers.data import load_mnist
-
-    x, y = load_mnist("test", limit=64)
-    model = BE.small_cnn("batch", width=4, hidden=8).eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    acc = BE.train_mode_accuracy(model, x, y, batch_size=8)
-    assert 0.0 <= acc <= 1.0
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        BE.train_mode_accuracy(model, x, y, batch_size=1)  # torch refuses BatchNorm1d on one example
-    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, "):
-        BE.train_mode_accuracy(model, x, y, batch_size=0)
-    assert 0.0 <= BE.eval_mode_accuracy(model, x, y) <= 1.0
-
-
-def test_batch_size_sweep_small() -> None:
-    from helpers.data import load_mnist
-
-    x, y = load_mnist("train", limit=256)
-    result = BE.batch_size_sweep(x, y, x[:64], y[:64], kinds=("batch", "batch-conv", "group"), batch_sizes=(4, 16),
-                                 seeds=(0, 1), examples=64, width=4, hidden=8)
-    assert result.errors.shape == (3, 2, 2) and np.all((0 <= result.errors) & (result.errors <= 1))
-    assert result.median().shape == (3, 2) and result.seeds == (0, 1)
-    # each entry is the error of the network trained alone with that kind, batch size and seed
-    single = BE.train_cnn("group", x, y, batch_size=16, examples=64, lr=0.05 * 16 / 32, width=4, hidden=8, seed=1)
-    assert abs(result.errors[2, 1, 1] - (1 - BE.eval_mode_accuracy(single, x[:64], y[:64]))) <= 1 / 64
-    with pytest.raises(ValueError, match="every value in kinds must be one of"):
-        BE.batch_size_sweep(x, y, x, y, kinds=("weight",))
-    with pytest.raises(ValueError, match="batch_sizes must hold at least one value"):
-        BE.batch_size_sweep(x, y, x, y, batch_sizes=())
-    with pytest.raises(ValueError, match="seeds must hold at least one value"):
-        BE.batch_size_sweep(x, y, x, y, seeds=())
-    with pytest.raises(ValueError, match="kinds must hold at least one"):
-        BE.batch_size_sweep(x, y, x, y, kinds=())
-    with pytest.raises(ValueError, match="examples must be >= batch_size"):
-        BE.train_cnn("batch", x, y, batch_size=32, examples=16)
-
-
-def test_batch_conv_kind_normalizes_only_the_convolutions() -> None:
-    model = BE.small_cnn("batch-conv", width=4, hidden=8)
-    assert isinstance(model[2], torch.nn.BatchNorm2d) and isinstance(model[5], torch.nn.BatchNorm2d)
-    assert isinstance(model[9], torch.nn.Identity)
-    assert isinstance(BE.small_cnn("batch", width=4, hidden=8)[9], torch.nn.BatchNorm1d)
-    with pytest.raises(ValueError, match="kind must be one of"):
-        BE.small_cnn("weight")
-
-
-@pytest.mark.parametrize("kinds", [("batch",) * 3, ("batch", "batch-conv", "group", "layer", "none"),
-                                   ("layer", "layer", "batch")])
-def test_stacked_cnn_equals_separate_networks(kinds) -> None:
-    x = torch.rand(6, 784, generator=torch.Generator().manual_seed(0))
-    seeds = tuple(range(len(kinds)))
-    stack = BE.StackedCNN(kinds, seeds, width=4, hidden=8)
-    singles = [BE.small_cnn(kind, width=4, hidden=8, seed=seed) for kind, seed in zip(kinds, seeds, strict=True)]
-    for mode in (True, False):          # train mode (updating the running statistics), then eval mode
-        out = stack.train(mode)(x)
-        assert out.shape == (len(kinds), 6, 10)
-        for i, single in enumerate(singles):
-            torch.testing.assert_close(out[i], single.train(mode)(x), atol=1e-5, rtol=1e-4)
-    # per-network inputs [S, B, 784]
-    xs = torch.rand(len(kinds), 5, 784, generator=torch.Generator().manual_seed(1))
-    stack.eval()
-    for i in range(len(kinds)):
-        torch.testing.assert_close(stack(xs)[i], stack.network(i).eval()(xs[i]), atol=1e-5, rtol=1e-4)
-
-
-def test_train_stack_follows_train_cnn() -> None:
-    from helpers.data import load_mnist
-
-    x, y = load_mnist("train", limit=256)
-    kinds = ("batch", "batch-conv", "group", "layer")
-    stack = BE.train_stack(BE.StackedCNN(kinds, (3, 4, 5, 6), width=4, hidden=8), x, y,
-                           batch_size=8, examples=160, lr=0.02)        # 20 steps, crosses no epoch
-    assert not stack.training
-    for i, kind in enumerate(kinds):
-        single = BE.train_cnn(kind, x, y, batch_size=8, examples=160, lr=0.02, width=4, hidden=8, seed=3 + i)
-        torch.testing.assert_close(stack(x[:32])[i], single(x[:32]), atol=1e-4, rtol=1e-3)
-        torch.testing.assert_close(stack.network(i)(x[:32]), single(x[:32]), atol=1e-4, rtol=1e-3)
-    # more steps than one epoch holds
-    BE.train_stack(BE.StackedCNN(("group",), (0,), width=4, hidden=8), x[:32], y[:32], batch_size=8, examples=48)
-    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, "):
-        BE.train_stack(stack, x, y, batch_size=0)
-    with pytest.raises(ValueError, match="examples must be >= batch_size"):
-        BE.train_stack(stack, x, y, batch_size=32, examples=16)
-
-
-def test_stack_accuracy_modes_and_errors() -> None:
-    from helpers.data import load_mnist
-
-    x, y = load_mnist("test", limit=64)
-    stack = BE.StackedCNN(("batch-conv", "batch"), (0, 1), width=4, hidden=8).eval()
-    before = {k: v.clone() for k, v in stack.state_dict().items()}
-    acc = BE.stack_accuracy(stack, x, y, batch_size=8)
-    assert acc.shape == (2,) and np.all((0 <= acc) & (acc <= 1))
-    assert all(torch.equal(before[k], v) for k, v in stack.state_dict().items())
-    for i in range(2):
-        assert acc[i] == pytest.approx(BE.train_mode_accuracy(stack.network(i), x, y, 8), abs=1e-6)
-        eval_accuracy = BE.eval_mode_accuracy(stack.network(i), x, y)
-        assert BE.stack_accuracy(stack, x, y)[i] == pytest.approx(eval_accuracy, abs=1e-6)
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        BE.stack_accuracy(stack, x, y, batch_size=1)     # torch refuses BatchNorm1d on one example
-    conv_only = BE.StackedCNN(("batch-conv",), (0,), width=4, hidden=8)
-    assert BE.stack_accuracy(conv_only, x, y, batch_size=1).shape == (1,)
-    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, "):
-        BE.stack_accuracy(stack, x, y, batch_size=65)
-
-
-def test_stacked_cnn_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="equal length"):
-        BE.StackedCNN(("batch",), (0, 1))
-    with pytest.raises(ValueError, match="equal length"):
-        BE.StackedCNN((), ())
-    with pytest.raises(ValueError, match="every value in kinds must be one of"):
-        BE.StackedCNN(("weight",), (0,))
-    with pytest.raises(ValueError, match="hidden must be a positive multiple of 4"):
-        BE.StackedCNN(("batch",), (0,), hidden=0)
-    with pytest.raises(ValueError, match=r"i must be an int in \[0, "):
-        BE.StackedCNN(("batch",), (0,), width=4, hidden=8).network(1)
-
-
 def test_seed_figures_and_bad_shapes() -> None:
     errs = {"BatchNorm": np.array([[0.4, 0.5], [0.1, 0.12]]), "GroupNorm": np.array([0.15, 0.14])}
     fig = P.batch_size_figure([2, 32], errs)
@@ -512,19 +370,6 @@ def test_seed_figures_and_bad_shapes() -> None:
         P.batch_size_figure([2, 32], {"x": np.zeros(3)})
     with pytest.raises(ValueError, match="must have 2 rows"):
         P.accuracy_bars_figure(["eval", "train"], {"x": np.zeros((3, 2))})
-
-
-def test_running_mean_trace_matches_batchnorm() -> None:
-    gen = torch.Generator().manual_seed(0)
-    batches = [2 + torch.randn(8, 1, generator=gen) for _ in range(30)]
-    layer = torch.nn.BatchNorm1d(1, momentum=0.2)
-    with torch.no_grad():
-        for b in batches:
-            layer(b)
-    trace = BE.running_mean_trace(np.array([b.mean().item() for b in batches]), 0.2)
-    assert abs(trace[-1] - layer.running_mean.item()) < 1e-5
-    with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
-        BE.running_mean_trace(np.ones(3), 1.5)
 
 
 # -- LayerNorm backward by hand ------------------------------------------------------------------
