@@ -546,3 +546,32 @@ def projected_logit_std(
     w_q = weight_std * torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)
     w_k = weight_std * torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)
     return ((x @ w_q) @ (x @ w_k).T / math.sqrt(d_head)).std().item()
+
+
+# -- reading trained runs (notebook 04, section 5) ---------------------------------------------
+#: A trained reversal model counts as having "learned" when it reverses at least this share of
+#: held-out sequences without a mistake.
+LEARNED_ACCURACY = 0.9
+#: An answer position counts as "at chance" when its accuracy is below this (chance is 1/10).
+CHANCE_ACCURACY = 0.2
+
+
+def steps_to_loss(curves: np.ndarray, steps: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """The first recorded step at which each loss curve is below ``threshold``; ``inf`` for a
+    curve that never gets there (or only reaches NaN).
+
+    ``curves`` has the recorded points on its last axis (any leading shape, e.g. seeds) and
+    ``steps`` the step of each point.
+
+    Raises:
+        TypeError: if ``threshold`` is not a real number.
+        ValueError: if ``steps`` does not match the last axis of ``curves`` or ``threshold`` <= 0.
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    threshold = check_positive("threshold", threshold)
+    if curves.ndim < 1 or steps.shape != curves.shape[-1:]:
+        raise ValueError(f"steps must hold one step per recorded point ({curves.shape[-1:] or 'none'}), "
+                         f"got shape {steps.shape}")
+    below = curves < threshold  # NaN compares False
+    return np.where(below.any(axis=-1), steps[np.argmax(below, axis=-1)], np.inf)

@@ -1,33 +1,71 @@
 """Does dividing by √d help a Transformer learn? Scaled vs unscaled attention (notebook 04).
 
-Trains :class:`helpers.transformer.TinyTransformer` (one pre-LN block, one attention head, so
-the head size is the model width) on the digit-reversal task with attention scores multiplied
-by 1/√(head size) (scaled, the default) or by 1 (unscaled), for several head sizes and seeds.
-Every training batch is new data (fewer steps × batch size than training examples), so the
-training loss is also a held-out loss.
+The model is :class:`helpers.transformer.TinyTransformer` with one pre-LN block and ONE
+attention head, so the head size d is the model width; its attention scores are multiplied by
+1/√d (scaled, the default) or by 1 (unscaled).  The task is notebook 06's digit reversal.
+Every training batch is new data (steps × batch size training examples), so the training
+loss is also a held-out loss.
 
+* :func:`attention_model`: that model, for a head size, a scaling and a seed;
 * :func:`init_logit_std`: the standard deviation of the attention logits of a freshly
   initialized TinyTransformer (the first block's first head), the scale s of notebook 04;
-* :func:`train_scaling_comparison`: the learning curves, one per head size, scaling and seed.
+* :func:`train_attention`: one training run, with the readable loop of
+  :func:`helpers.training.train` (the notebook's live demo).
 
-Pure compute: nothing here draws (the figure is :func:`helpers.plots.attention.training_figure`).
+The many-seed, many-learning-rate version is the study ``attention_training``
+(``studies/attention_training.py``), stored in ``data/studies``.  Pure compute: nothing here
+draws (the figures are :mod:`helpers.plots.attention`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
-import numpy as np
 import torch
 
-from helpers.training import single_thread, train
-from helpers.transformer import NORMS, Block, TinyTransformer, reversal_task, sequence_loss
-from helpers.validation import check_choice, check_int, check_ints, check_positive, check_tensor
+from helpers.training import TrainingRun, train
+from helpers.transformer import NORMS, Block, ReversalTask, TinyTransformer, reversal_task, sequence_loss
+from helpers.validation import check_bool, check_choice, check_int, check_positive, check_tensor
 
-__all__ = ["ScalingComparison", "init_logit_std", "train_scaling_comparison"]
+__all__ = ["BATCH_SIZE", "LENGTH", "attention_model", "init_logit_std", "train_attention", "training_task"]
+
+LENGTH = 6
+"""Digits to reverse: the model reads 2 × 6 = 12 tokens."""
+BATCH_SIZE = 16
+"""Examples per training step."""
+
+
+def attention_model(head_size: int, scaled: bool, seed: int = 0, *, length: int = LENGTH,
+                    n_layers: int = 1, norm: str = "pre") -> TinyTransformer:
+    """A TinyTransformer with ``n_layers`` blocks of ONE attention head of size ``head_size``
+    (so ``d_model = head_size``), its scores multiplied by 1/√head_size (``scaled``) or by 1.
+
+    The seed sets the initial weights, and the scaling does not touch them: the scaled and
+    the unscaled model of one seed start from the same weights.
+
+    Raises:
+        TypeError/ValueError: for a bad size, flag, seed, length or ``norm``.
+    """
+    head_size = check_int("head_size", head_size, minimum=1)
+    scaled = check_bool("scaled", scaled)
+    length = check_int("length", length, minimum=2)
+    check_choice("norm", norm, NORMS)
+    return TinyTransformer(norm, n_layers=n_layers, d_model=head_size, n_heads=1, max_len=2 * length,
+                           seed=seed, attention_scale=None if scaled else 1.0)
+
+
+def training_task(steps: int, batch_size: int = BATCH_SIZE, length: int = LENGTH,
+                  data_seed: int = 0) -> ReversalTask:
+    """``steps × batch_size`` reversal examples: one pass of :func:`train_attention` sees each
+    example once, so every batch is new.
+
+    Raises:
+        TypeError/ValueError: for bad sizes or seed.
+    """
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    return reversal_task(steps * batch_size, length, seed=data_seed)
 
 
 @torch.no_grad()
@@ -53,87 +91,24 @@ def init_logit_std(model: TinyTransformer, tokens: torch.Tensor) -> float:
     q, k = q[..., :head], k[..., :head]
     scale = 1 / math.sqrt(head) if attn.attention_scale is None else attn.attention_scale
     scores = scale * q @ k.transpose(-2, -1)
-    visible = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool).tril()
+    visible = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool, device=tokens.device).tril()
     return float(scores[:, visible].std())
 
 
-@dataclass
-class ScalingComparison:
-    """Learning curves of scaled and unscaled attention (:func:`train_scaling_comparison`)."""
+def train_attention(head_size: int, scaled: bool, seed: int = 0, *, lr: float = 1e-3, steps: int = 40,
+                    batch_size: int = BATCH_SIZE, length: int = LENGTH, data_seed: int = 0,
+                    progress: bool = True) -> TrainingRun:
+    """Train one :func:`attention_model` with Adam at learning rate ``lr`` for ``steps`` new
+    batches of the reversal task; returns the run (its loss of every step).
 
-    head_sizes: tuple[int, ...]
-    seeds: tuple[int, ...]
-    losses: dict[tuple[int, bool], np.ndarray]
-    """``(head size, scaled)`` -> training losses, shape ``[seeds, steps]``."""
-    logit_std: dict[tuple[int, bool], np.ndarray]
-    """``(head size, scaled)`` -> std of the attention logits at initialization, per seed."""
-
-    @property
-    def steps(self) -> int:
-        """Training steps per run."""
-        return next(iter(self.losses.values())).shape[1]
-
-    def window_loss(self, head_size: int, scaled: bool, start: int, stop: int) -> np.ndarray:
-        """Mean loss over steps ``start`` to ``stop - 1`` (0-based), one value per seed.
-
-        Raises:
-            KeyError: if the comparison has no such head size.
-            ValueError: if the window is empty or outside the run.
-        """
-        if (head_size, scaled) not in self.losses:
-            raise KeyError(f"no runs for head size {head_size}; trained: {self.head_sizes}")
-        if not 0 <= start < stop <= self.steps:
-            raise ValueError(f"need 0 <= start < stop <= {self.steps}, got start={start}, stop={stop}")
-        return self.losses[head_size, scaled][:, start:stop].mean(axis=1)
-
-
-def train_scaling_comparison(
-    head_sizes: Sequence[int] = (64, 256),
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    *,
-    steps: int = 60,
-    lr: float = 1e-3,
-    batch_size: int = 16,
-    length: int = 6,
-    n_layers: int = 1,
-    norm: str = "pre",
-    data_seed: int = 0,
-) -> ScalingComparison:
-    """Train one TinyTransformer per head size, scaling (1/√head size or 1) and seed.
-
-    Each model has ``n_layers`` blocks with one attention head (``d_model`` = head size) and
-    is trained with Adam at learning rate ``lr`` on ``steps`` fresh batches of the reversal
-    task of ``length`` digits. The seed sets the initial weights and the batch order; scaled
-    and unscaled runs of the same seed start from the same weights and see the same batches.
+    The seed sets the initial weights and the batch order, so the scaled and the unscaled
+    run of one seed start from the same weights and see the same batches.
 
     Raises:
-        TypeError/ValueError: for bad sizes, seeds, ``lr`` or ``norm``.
+        TypeError/ValueError: for bad sizes, seeds or ``lr``.
     """
-    head_sizes = check_ints("head_sizes", head_sizes, minimum=1)
-    seeds = check_ints("seeds", seeds, minimum=0)
-    steps = check_int("steps", steps, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    length = check_int("length", length, minimum=2)
-    n_layers = check_int("n_layers", n_layers, minimum=1)
     lr = check_positive("lr", lr)
-    check_choice("norm", norm, NORMS)
-    task = reversal_task(steps * batch_size, length, seed=data_seed)
-    probe = task.tokens[:256]
-    losses: dict[tuple[int, bool], np.ndarray] = {}
-    logit_std: dict[tuple[int, bool], np.ndarray] = {}
-    with single_thread():
-        for head in head_sizes:
-            for scaled in (True, False):
-                curves, stds = [], []
-                for seed in seeds:
-                    model = TinyTransformer(norm, n_layers=n_layers, d_model=head, n_heads=1,
-                                            max_len=2 * length, seed=seed,
-                                            attention_scale=None if scaled else 1.0)
-                    stds.append(init_logit_std(model, probe))
-                    run = train(model, task.tokens, task.targets, lr=lr, epochs=1,
-                                batch_size=batch_size, optimizer="adam", max_steps=steps,
-                                loss_fn=sequence_loss, seed=seed, progress=False)
-                    curves.append(run.losses)
-                losses[head, scaled] = np.stack(curves)
-                logit_std[head, scaled] = np.array(stds)
-    return ScalingComparison(head_sizes, seeds, losses, logit_std)
+    task = training_task(steps, batch_size, length, data_seed)
+    model = attention_model(head_size, scaled, seed, length=length)
+    return train(model, task.tokens, task.targets, lr=lr, epochs=1, batch_size=batch_size,
+                 optimizer="adam", max_steps=steps, loss_fn=sequence_loss, seed=seed, progress=progress)

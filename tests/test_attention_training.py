@@ -1,17 +1,23 @@
-"""helpers.attention_training: scaled vs unscaled attention in the tiny Transformer (notebook 04)."""
+"""helpers.attention_training and the study's batched trainer: scaled vs unscaled attention (notebook 04)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from helpers.attention_training import ScalingComparison, init_logit_std, train_scaling_comparison
-from helpers.plots.attention import training_figure
-from helpers.transformer import TinyTransformer, reversal_task
+from helpers.attention_training import (
+    BATCH_SIZE,
+    attention_model,
+    init_logit_std,
+    train_attention,
+    training_task,
+)
+from helpers.plots.attention import lr_sweep_figure, training_figure
+from helpers.training import train
+from helpers.transformer import TinyTransformer, reversal_task, sequence_loss
+from studies._attention_batched import batch_orders, train_together
 
 
 def _tokens() -> torch.Tensor:
@@ -20,9 +26,8 @@ def _tokens() -> torch.Tensor:
 
 def test_init_logit_std_matches_the_scale() -> None:
     tokens = _tokens()
-    scaled = TinyTransformer("pre", n_layers=1, d_model=64, n_heads=1, max_len=8, seed=0)
-    unscaled = TinyTransformer("pre", n_layers=1, d_model=64, n_heads=1, max_len=8, seed=0,
-                               attention_scale=1.0)
+    scaled = attention_model(64, True, seed=0, length=4)
+    unscaled = attention_model(64, False, seed=0, length=4)
     s, u = init_logit_std(scaled, tokens), init_logit_std(unscaled, tokens)
     assert u / s == pytest.approx(8.0, rel=1e-5)  # same weights, factor √64
     # Xavier-uniform qkv of shape 64 x 192 has variance 1/128, so Var(q) ≈ 0.5 = s
@@ -39,59 +44,120 @@ def test_init_logit_std_rejects_bad_inputs() -> None:
         init_logit_std(model, _tokens().tolist())  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def small() -> ScalingComparison:
-    return train_scaling_comparison(head_sizes=(8, 16), seeds=(0, 1), steps=6, batch_size=4, length=3)
-
-
-def test_train_scaling_comparison_shapes_and_pairs(small: ScalingComparison) -> None:
-    assert small.head_sizes == (8, 16) and small.seeds == (0, 1) and small.steps == 6
-    assert set(small.losses) == {(8, True), (8, False), (16, True), (16, False)}
-    for key, curves in small.losses.items():
-        assert curves.shape == (2, 6) and np.isfinite(curves).all()
-        ratio = small.logit_std[key[0], False] / small.logit_std[key[0], True]
-        np.testing.assert_allclose(ratio, math.sqrt(key[0]), rtol=1e-5)
-    # at step 1 both versions of a seed have the same weights but different scales: losses differ
-    assert not np.allclose(small.losses[16, True][:, 0], small.losses[16, False][:, 0])
-    window = small.window_loss(8, True, 2, 6)
-    np.testing.assert_allclose(window, small.losses[8, True][:, 2:6].mean(axis=1))
-    fig = training_figure(small, small)
-    assert isinstance(fig, Figure) and len(fig.axes) == 4
-    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
-
-
-def test_training_figure_rejects_non_comparisons() -> None:
-    with pytest.raises(TypeError, match="ScalingComparison"):
-        training_figure()
-    with pytest.raises(TypeError, match="ScalingComparison"):
-        training_figure({"losses": []})  # type: ignore[arg-type]
-
-
-def test_scaled_attention_learns_faster_at_a_large_head() -> None:
-    run = train_scaling_comparison(head_sizes=(128,), seeds=(0,), steps=40, length=4)
-    assert run.window_loss(128, True, 30, 40)[0] < run.window_loss(128, False, 30, 40)[0]
-
-
-def test_window_loss_rejects_bad_windows(small: ScalingComparison) -> None:
-    with pytest.raises(ValueError, match="start"):
-        small.window_loss(8, True, 4, 4)
-    with pytest.raises(ValueError, match="stop"):
-        small.window_loss(8, True, 0, 7)
-    with pytest.raises(KeyError, match="head size"):
-        small.window_loss(32, True, 0, 2)
+def test_attention_model_one_head_of_size_d_same_weights_both_scalings() -> None:
+    scaled, unscaled = attention_model(32, True, seed=3), attention_model(32, False, seed=3)
+    block = scaled.blocks[0]
+    assert block.attn.n_heads == 1 and block.attn.qkv.in_features == 32  # type: ignore[union-attr]
+    assert block.attn.attention_scale is None  # type: ignore[union-attr]
+    assert unscaled.blocks[0].attn.attention_scale == 1.0  # type: ignore[union-attr]
+    for (name, a), (_, b) in zip(scaled.named_parameters(), unscaled.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"head_sizes": ()}, ValueError, "head_sizes"),
-    ({"head_sizes": (0,)}, ValueError, "head_sizes"),
-    ({"head_sizes": 64}, TypeError, "head_sizes"),
-    ({"seeds": (-1,)}, ValueError, "seeds"),
-    ({"steps": 0}, ValueError, "steps"),
-    ({"lr": 0.0}, ValueError, "lr"),
-    ({"lr": "big"}, TypeError, "lr"),
-    ({"norm": "middle"}, ValueError, "norm"),
+    ({"head_size": 0}, ValueError, "head_size"),
+    ({"head_size": 8.0}, TypeError, "head_size"),
+    ({"scaled": "yes"}, TypeError, "scaled"),
     ({"length": 1}, ValueError, "length"),
+    ({"norm": "middle"}, ValueError, "norm"),
 ])
-def test_train_scaling_comparison_rejects_bad_arguments(kwargs: dict, error: type, match: str) -> None:
+def test_attention_model_rejects_bad_arguments(kwargs: dict, error: type, match: str) -> None:
+    arguments = {"head_size": 8, "scaled": True} | kwargs
     with pytest.raises(error, match=match):
-        train_scaling_comparison(**kwargs)
+        attention_model(**arguments)
+
+
+def test_training_task_has_one_new_batch_per_step() -> None:
+    task = training_task(7, batch_size=4, length=3)
+    assert task.tokens.shape == (28, 6) and task.targets.shape == (28, 3)
+    assert training_task(5).tokens.shape[0] == 5 * BATCH_SIZE
+    with pytest.raises(ValueError, match="steps"):
+        training_task(0)
+
+
+def test_train_attention_is_reproducible_and_pairs_the_scalings() -> None:
+    a = train_attention(16, True, seed=1, steps=5, progress=False)
+    b = train_attention(16, True, seed=1, steps=5, progress=False)
+    u = train_attention(16, False, seed=1, steps=5, progress=False)
+    assert a.steps == 5 and np.isfinite(a.losses).all()
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert not np.allclose(a.losses[0], u.losses[0])  # same weights and batch, other scale
+    with pytest.raises(ValueError, match="lr"):
+        train_attention(16, True, lr=0.0)
+
+
+def test_batch_orders_are_the_orders_train_draws() -> None:
+    orders = batch_orders([0, 5], n_examples=12, batch_size=4, steps=5)
+    assert orders.shape == (2, 5, 4)
+    first_epoch = torch.randperm(12, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(orders[1, :3].reshape(-1), first_epoch)
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_orders([0], n_examples=3, batch_size=4, steps=1)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_train_together_computes_what_train_computes(scaled: bool) -> None:
+    task = training_task(6, batch_size=4, length=3)
+    runs = [(1e-3, 0), (3e-3, 1), (1e-2, 0)]
+    models = [attention_model(8, scaled, seed, length=3) for _, seed in runs]
+    together = train_together(models, task, lrs=[lr for lr, _ in runs], seeds=[s for _, s in runs],
+                              batch_size=4, steps=6)
+    assert together.shape == (3, 6)
+    for i, (lr, seed) in enumerate(runs):
+        alone = attention_model(8, scaled, seed, length=3)
+        run = train(alone, task.tokens, task.targets, lr=lr, batch_size=4, optimizer="adam",
+                    loss_fn=sequence_loss, seed=seed, progress=False)
+        np.testing.assert_allclose(together[i], run.losses, rtol=1e-4, atol=1e-5)
+        for (name, p), q in zip(models[i].named_parameters(), alone.parameters(), strict=True):
+            if name == "blocks.0.attn.qkv.bias":
+                # the key bias adds one constant to a row of scores, which the softmax ignores: its
+                # gradient is 0 up to rounding, and Adam turns that rounding into full-size steps
+                p, q = torch.cat([p[:8], p[16:]]), torch.cat([q[:8], q[16:]])
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_train_together_rejects_mixed_models_and_lengths() -> None:
+    task = training_task(2, batch_size=4, length=3)
+    pair = [attention_model(8, True, 0, length=3), attention_model(8, False, 0, length=3)]
+    with pytest.raises(ValueError, match="attention scale"):
+        train_together(pair, task, lrs=[1e-3, 1e-3], seeds=[0, 0], batch_size=4, steps=2)
+    with pytest.raises(ValueError, match="architecture"):
+        train_together([pair[0], attention_model(16, True, 0, length=3)], task, lrs=[1e-3, 1e-3],
+                       seeds=[0, 0], batch_size=4, steps=2)
+    with pytest.raises(ValueError, match="one entry per model"):
+        train_together(pair[:1], task, lrs=[1e-3, 1e-3], seeds=[0], batch_size=4, steps=2)
+    with pytest.raises(TypeError, match="TinyTransformer"):
+        train_together([], task, lrs=[], seeds=[], batch_size=4, steps=2)
+
+
+def _curves(seeds: int, points: int) -> dict[tuple[int, bool], np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {(h, s): rng.uniform(0, 2, (seeds, points)) for h in (16, 64) for s in (True, False)}
+
+
+def test_training_figure_draws_one_panel_per_head_size() -> None:
+    fig = training_figure(np.arange(5, 55, 5), _curves(5, 10), note=", lr 1e-3",
+                          references={"one digit at chance": 0.38})
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
+    assert fig.axes[0].get_legend() is not None and "lr 1e-3" in fig.axes[0].get_title()
+    single = {key: value[0] for key, value in _curves(1, 10).items()}  # one seed: 1-D curves, no band
+    assert len(training_figure(np.arange(10), single).axes) == 2
+
+
+def test_training_figure_rejects_bad_curves() -> None:
+    with pytest.raises(TypeError, match="curves"):
+        training_figure(np.arange(3), {})
+    with pytest.raises(ValueError, match="missing"):
+        training_figure(np.arange(3), {(16, True): np.zeros((2, 3))})
+    with pytest.raises(ValueError, match="points"):
+        training_figure(np.arange(4), _curves(2, 3))
+
+
+def test_lr_sweep_figure_draws_medians_and_ranges() -> None:
+    values = {key: value.T for key, value in _curves(5, 3).items()}  # [3 learning rates, 5 seeds]
+    fig = lr_sweep_figure(np.array([1e-3, 3e-3, 1e-2]), values, ylabel="loss")
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
+    with pytest.raises(ValueError, match="learning rates"):
+        lr_sweep_figure(np.array([1e-3, 3e-3]), values, ylabel="loss")

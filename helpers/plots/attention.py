@@ -26,7 +26,6 @@ from helpers.attention import (
     temperature_curves,
     temperature_row,
 )
-from helpers.attention_training import ScalingComparison
 from helpers.claims import seed_band
 from helpers.plots import artist, color, freeze_layout, label_axes, new_figure
 
@@ -172,23 +171,83 @@ def update_temperature_figure(fig: Figure, row: TemperatureRow, curves: Temperat
 
 
 # -- training: scaled vs unscaled attention -------------------------------------------------
-def training_figure(*comparisons: ScalingComparison) -> Figure:
-    """Training loss against step, one panel per head size of each comparison: median over
-    seeds (line) and the range over seeds (band), for scaled and unscaled attention."""
-    if not comparisons or not all(isinstance(c, ScalingComparison) for c in comparisons):
-        raise TypeError("training_figure needs one or more ScalingComparison results")
-    panels = [(c, head) for c in comparisons for head in c.head_sizes]
-    fig, axes = new_figure(1, len(panels), figsize=(5.2 * len(panels), 3.8))
-    for ax, (comparison, head) in zip(axes[0], panels, strict=True):
-        steps = np.arange(1, comparison.steps + 1)
-        n = len(comparison.seeds)
-        for i, (scaled, name, style) in enumerate(((True, "scaled: QKᵀ/√d", "-"),
-                                                   (False, "unscaled: QKᵀ", "--"))):
-            band = seed_band(comparison.losses[head, scaled])
-            ax.fill_between(steps, band.low, band.high, color=color(i), alpha=0.2,
-                            lw=0, label=f"{name}, range over {n} seeds")
-            ax.plot(steps, band.median, style, color=color(i), lw=2, label=f"{name}, median")
+_SCALINGS = ((True, "scaled: QKᵀ/√d", "-"), (False, "unscaled: QKᵀ", "--"))
+
+
+def _head_sizes(curves: Mapping[tuple[int, bool], np.ndarray], name: str) -> list[int]:
+    if not isinstance(curves, Mapping) or not curves:
+        raise TypeError(f"{name} must be a non-empty mapping (head size, scaled) -> array")
+    heads = sorted({key[0] for key in curves})
+    missing = [(h, s) for h in heads for s in (True, False) if (h, s) not in curves]
+    if missing:
+        raise ValueError(f"{name} needs a scaled and an unscaled entry per head size; missing {missing}")
+    return heads
+
+
+def training_figure(steps: np.ndarray, curves: Mapping[tuple[int, bool], np.ndarray], *,
+                    note: str = "", references: Mapping[str, float] | None = None) -> Figure:
+    """Training loss against step, one panel per head size, scaled and unscaled attention.
+
+    ``curves[head size, scaled]`` holds one loss curve per seed (``[seeds, len(steps)]``, or one
+    1-D curve); the line is the median over seeds and, with two or more seeds, the band their
+    range.  ``note`` ends each panel's title (e.g. the learning rate); ``references`` draws
+    labelled horizontal lines (label -> loss).
+
+    Raises:
+        TypeError: if ``curves`` is not a non-empty mapping.
+        ValueError: for a head size without both scalings or curves of the wrong length.
+    """
+    heads = _head_sizes(curves, "curves")
+    steps = np.asarray(steps)
+    fig, axes = new_figure(1, len(heads), figsize=(4.6 * len(heads), 3.8), sharey=True)
+    for ax, head in zip(axes[0], heads, strict=True):
+        for i, (scaled, name, style) in enumerate(_SCALINGS):
+            rows = np.atleast_2d(np.asarray(curves[head, scaled], dtype=np.float64))
+            if rows.shape[1] != len(steps):
+                raise ValueError(f"curves[{head}, {scaled}] must have {len(steps)} points per seed, "
+                                 f"got {rows.shape[1]}")
+            band = seed_band(rows)
+            if len(rows) > 1:
+                ax.fill_between(steps, band.low, band.high, color=color(i), alpha=0.2, lw=0,
+                                label=f"{name}, range over {len(rows)} seeds")
+            label = f"{name}, median" if len(rows) > 1 else name
+            ax.plot(steps, band.median, style, color=color(i), lw=2, label=label)
+        for j, (label, value) in enumerate((references or {}).items()):
+            ax.axhline(value, color="0.3", lw=1, ls=":" if j == 0 else "-.", label=label)
         ax.set_ylim(0, None)
-        label_axes(ax, title=f"Head size d = {head}", xlabel="training step (batch of 16 new examples)",
-                   ylabel="cross-entropy loss (nats)")
+        label_axes(ax, title=f"Head size d = {head}{note}", xlabel="training step (batches of new examples)",
+                   ylabel="cross-entropy loss (nats)", legend=head == heads[0])
+    return fig
+
+
+def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool], np.ndarray], *,
+                    ylabel: str, note: str = "") -> Figure:
+    """A per-seed quantity against the learning rate, one panel per head size: median over
+    seeds (markers and line) and range (error bars), scaled and unscaled attention.
+
+    ``values[head size, scaled]`` is ``[learning rates, seeds]``; ``note`` ends each panel's title.
+
+    Raises:
+        TypeError: if ``values`` is not a non-empty mapping.
+        ValueError: for a head size without both scalings or values of the wrong shape.
+    """
+    heads = _head_sizes(values, "values")
+    lrs = np.asarray(lrs, dtype=np.float64)
+    fig, axes = new_figure(1, len(heads), figsize=(4.2 * len(heads), 3.6), sharey=True)
+    for ax, head in zip(axes[0], heads, strict=True):
+        for i, (scaled, name, style) in enumerate(_SCALINGS):
+            rows = np.asarray(values[head, scaled], dtype=np.float64)
+            if rows.ndim != 2 or rows.shape[0] != len(lrs):
+                raise ValueError(f"values[{head}, {scaled}] must be [{len(lrs)} learning rates, seeds], "
+                                 f"got shape {rows.shape}")
+            median = np.nanmedian(rows, axis=1)
+            low, high = np.nanmin(rows, axis=1), np.nanmax(rows, axis=1)
+            shift = 1.06 if scaled else 1 / 1.06  # side by side, so the error bars do not hide each other
+            ax.errorbar(lrs * shift, median, yerr=[median - low, high - median], fmt="o" + style,
+                        color=color(i), lw=2, capsize=3,
+                        label=f"{name}: median, range over {rows.shape[1]} seeds")
+        ax.set_xscale("log")
+        ax.set_ylim(0, None)
+        label_axes(ax, title=f"Head size d = {head}{note}", xlabel="learning rate (Adam)", ylabel=ylabel,
+                   legend=head == heads[0])
     return fig
