@@ -235,3 +235,50 @@ def test_profile_panel_callback() -> None:
     assert len(panel.figure.axes) == 2
     lines = panel.figure.axes[0].get_lines()
     assert len(lines) == 2 and len(lines[1].get_xdata()) == 20
+
+
+# ---------------------------------------------------------------- the studies' figures
+
+
+def test_study_figures_draw_the_quick_studies() -> None:
+    import studies
+    from helpers.plots import drift as plots
+
+    moved = studies.get("weights_move")
+    arrays = moved.execute(moved.quick).arrays
+    per_epoch = moved.quick.train_images // moved.quick.batch_size
+    figures = [plots.weights_study_figure(arrays),
+               plots.learning_figure(arrays, moved.quick.checkpoint_step, per_epoch),
+               plots.study_profile_figure(arrays), plots.study_drift_figure(arrays, per_epoch)]
+    depth = studies.get("layernorm_depth")
+    depth_arrays = dict(depth.execute(depth.quick).arrays)
+    depth_arrays["final_loss"] = depth_arrays["final_loss"].copy()
+    depth_arrays["final_loss"][0, 1, 0] = np.nan        # every seed of one cell diverged: an ✕
+    figures.append(plots.layernorm_depth_figure(depth_arrays))
+    for fig in figures:
+        assert fig.axes and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+        assert all(ax.get_legend() is not None for ax in fig.axes)
+    crosses = [line for line in figures[-1].axes[0].get_lines() if line.get_marker() == "X"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == depth.quick.lrs[0]
+    factors = {"layernorm": np.full((5, 9), 1.25)}
+    fig = plots.backward_growth_figure(factors, {"layernorm": np.full((5, 9), 1.21)})
+    assert len(fig.axes[0].get_lines()) == 3
+
+
+def test_format_cell_reports_median_range_and_diverged_runs() -> None:
+    from helpers.drift import format_cell
+
+    assert format_cell(np.array([1.0, 3.0, 2.0])) == "2.00 (1.00–3.00)"
+    assert format_cell(np.array([0.1, np.nan, 0.3, np.inf]), ".0f", scale=100) == "20 (10–30), 2 diverged"
+    assert format_cell(np.array([np.nan, np.nan])) == "all diverged"
+    with pytest.raises(ValueError, match="values must hold at least one value"):
+        format_cell(np.array([]))
+
+
+def test_checkpoint_comparison_figure() -> None:
+    from helpers.plots import drift as plots
+
+    fig = plots.checkpoint_comparison_figure(np.full(50, 0.01), np.full((5, 50), 0.012), np.full(50, 0.011), 500)
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    assert len(ax.get_lines()) == 3

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
 from helpers.claims import seed_band
-from helpers.drift import DriftStudy, growth_per_step, predicted_growth, smoothed_losses
+from helpers.drift import growth_per_step, predicted_growth, smoothed_losses
 from helpers.plots import artist, color, freeze_layout, label_axes, new_figure, set_limits
 
 LINESTYLES = ("-", "--", "-.", ":")
@@ -234,61 +234,149 @@ def _band(ax: Axes, x: np.ndarray, rows: np.ndarray, i: int, label: str, marker:
     ax.plot(x, band.median, label=label, **style)
 
 
-def study_weights_figure(study: DriftStudy) -> Figure:
-    """Left: Var(W_T)/Var(W_0) per layer. Right: ‖W_T − W_0‖_F/‖W_0‖_F per layer.
-    One colour per gain: the median over seeds, the shaded band their range."""
-    fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
-    left, right = axes[0]
-    layers = np.arange(1, study.relative_change.shape[1] + 1)
-    n = len(study.members(study.gain_values[0]))
-    for i, c in enumerate(study.gain_values):
-        rows = study.members(c)
-        _band(left, layers, study.variance_ratio[rows], i, f"c = {c:g}")
-        _band(right, layers, study.relative_change[rows], i, f"c = {c:g}")
-    left.axhline(1.0, color="0.5", linestyle=":", label="unchanged (ratio 1)")
-    label_axes(left, title="Weight variance after / at initialization",
+def _gain_rows(arrays: Mapping[str, np.ndarray]) -> list[tuple[float, np.ndarray]]:
+    """``(c, row indices)`` for every gain of a ``weights_move`` study, in training order."""
+    gains = np.asarray(arrays["gains"], dtype=np.float64)
+    return [(float(c), np.flatnonzero(np.isclose(gains, c))) for c in dict.fromkeys(gains.tolist())]
+
+
+def weights_study_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
+    """The ``weights_move`` study's weights, one colour per gain (median over seeds, range shaded).
+
+    Left, the lecture's figure: every hidden layer's Var(W) at initialization (dotted) and after
+    training (solid). Middle: their ratio. Right: ``‖W_T − W_0‖_F / ‖W_0‖_F`` per layer at the
+    end (solid) and at the step-``checkpoint`` checkpoint (dashed, median).
+    """
+    fig, axes = new_figure(1, 3, figsize=(14.0, 4.3))
+    left, middle, right = axes[0]
+    layers = np.arange(1, arrays["relative_change"].shape[1] + 1)
+    ratio = arrays["weight_var_final"] / arrays["weight_var_init"]
+    n_seeds = 0
+    for i, (c, rows) in enumerate(_gain_rows(arrays)):
+        n_seeds = len(rows)
+        left.plot(layers, np.median(arrays["weight_var_init"][rows], axis=0), color=color(i), linestyle=":",
+                  linewidth=2.5, label=f"c = {c:g}, at initialization")
+        _band(left, layers, arrays["weight_var_final"][rows], i, f"c = {c:g}, after training")
+        _band(middle, layers, ratio[rows], i, f"c = {c:g}")
+        _band(right, layers, arrays["relative_change"][rows], i, f"c = {c:g}, end of training")
+        right.plot(layers, np.median(arrays["checkpoint_change"][rows], axis=0), color=color(i), linestyle="--",
+                   label=f"c = {c:g}, after the checkpoint")
+    left.set_yscale("log")
+    label_axes(left, title="Var(W) per layer: after training vs at initialization",
+               xlabel="hidden layer", ylabel="Var(W_i) (log scale)")
+    left.legend(fontsize=7, ncol=2)
+    middle.axhline(1.0, color="0.5", linestyle=":", label="unchanged (ratio 1)")
+    label_axes(middle, title="Var(W) after / at initialization",
                xlabel="hidden layer", ylabel="Var(W_T) / Var(W_0) (linear scale)")
     right.set_yscale("log")
     label_axes(right, title="How far each layer moved",
-               xlabel="hidden layer", ylabel="‖W_T − W_0‖_F / ‖W_0‖_F (log scale)")
-    fig.suptitle(f"50-layer ReLU MLPs after {study.run.steps} SGD steps: median of {n} seeds per gain, "
-                 "shaded = range")
+               xlabel="hidden layer", ylabel="‖W − W_0‖_F / ‖W_0‖_F (log scale)")
+    right.legend(fontsize=7)
+    fig.suptitle(f"50-layer ReLU MLPs trained with SGD: median of {n_seeds} seeds per gain, shaded = range")
     return fig
 
 
-def study_profile_figure(study: DriftStudy) -> Figure:
-    """Activation-norm profile per layer at initialization (dashed) and after training (solid),
+def learning_figure(arrays: Mapping[str, np.ndarray], checkpoint_step: int, steps_per_epoch: int) -> Figure:
+    """The ``weights_move`` study's training: left, the training loss (window means); right, the
+    test error at initialization, at the checkpoint and after every epoch; one colour per gain,
     median over seeds with the range shaded."""
-    fig, axes = new_figure(figsize=(8.0, 4.4))
-    ax = axes[0, 0]
-    layers = np.arange(1, study.act_norms_init.shape[1] + 1)
-    for i, c in enumerate(study.gain_values):
-        rows = study.members(c)
-        ax.plot(layers, np.median(study.act_norms_init[rows], axis=0), color=color(i), linestyle=":",
-                label=f"c = {c:g}, at init")
-        _band(ax, layers, study.act_norms_final[rows], i, f"c = {c:g}, after training")
-    ax.set_yscale("log")
-    label_axes(ax, title="Activation norm per layer, before vs after training (median, range shaded)",
-               xlabel="hidden layer", ylabel="mean ‖z_i‖₂ over 256 images (log scale)")
-    ax.legend(fontsize=8, ncol=2)
+    fig, axes = new_figure(1, 2, figsize=(12.0, 4.2))
+    left, right = axes[0]
+    epochs = arrays["test_error_epoch"].shape[0]
+    x_err = np.concatenate([[0.0, checkpoint_step / steps_per_epoch], np.arange(1, epochs + 1)])
+    for i, (c, rows) in enumerate(_gain_rows(arrays)):
+        losses = np.nan_to_num(arrays["loss_curve"][:, rows].T, nan=math.log(10))
+        _band(left, arrays["loss_steps"] / steps_per_epoch, losses, i, f"c = {c:g}", marker=False)
+        errors = np.column_stack([arrays["test_error_init"][rows], arrays["checkpoint_error"][rows],
+                                  arrays["test_error_epoch"][:, rows].T])
+        _band(right, x_err, 100 * errors, i, f"c = {c:g}")
+    left.axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 (uniform guess)")
+    left.set_ylim(0, 2.6)
+    label_axes(left, title="Training loss (mean over windows of steps)", xlabel="epoch",
+               ylabel="cross-entropy (nats, linear scale)")
+    right.axhline(10, color="0.5", linestyle=":", label="10 % error")
+    right.axvline(checkpoint_step / steps_per_epoch, color="0.7", linestyle="--",
+                  label=f"step {checkpoint_step} (the live demo's length)")
+    right.set_yscale("log")
+    label_axes(right, title="Test error on the 10,000 test images", xlabel="epoch",
+               ylabel="test error, % (log scale)")
+    right.legend(fontsize=8)
     return fig
 
 
-def study_drift_figure(study: DriftStudy) -> Figure:
-    """One panel per gain: the tracked layers' activation norms during training (median over
-    seeds, range shaded)."""
-    gains = study.gain_values
-    fig, axes = new_figure(1, len(gains), figsize=(4.0 * len(gains), 3.8), sharey=True)
-    run = study.run
-    for ax, c in zip(axes[0], gains, strict=True):
-        rows = study.members(c)
-        for j, layer in enumerate(run.tracked_layers):
-            _band(ax, run.tracked_steps, run.tracked_norms[:, rows, j].T, j, f"layer {layer}")
+def study_profile_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
+    """Activation-norm profile per layer at initialization (dotted), after the checkpoint
+    (dashed, median) and after training (solid, median with the range shaded)."""
+    fig, axes = new_figure(figsize=(8.5, 4.6))
+    ax = axes[0, 0]
+    layers = np.arange(1, arrays["act_norms_init"].shape[1] + 1)
+    for i, (c, rows) in enumerate(_gain_rows(arrays)):
+        ax.plot(layers, np.median(arrays["act_norms_init"][rows], axis=0), color=color(i), linestyle=":",
+                linewidth=2.5, label=f"c = {c:g}, at init")
+        ax.plot(layers, np.median(arrays["checkpoint_act_norms"][rows], axis=0), color=color(i), linestyle="--",
+                label=f"c = {c:g}, at the checkpoint")
+        _band(ax, layers, arrays["act_norms_final"][rows], i, f"c = {c:g}, end of training")
+    ax.set_yscale("log")
+    label_axes(ax, title="Activation norm per layer: at init, at the checkpoint, after training",
+               xlabel="hidden layer", ylabel="mean ‖h_i‖₂ over 256 images (log scale)")
+    ax.legend(fontsize=7, ncol=3)
+    return fig
+
+
+def study_drift_figure(arrays: Mapping[str, np.ndarray], steps_per_epoch: int) -> Figure:
+    """One panel per gain: the tracked layers' activation norms on the training batch during
+    training (median over seeds, range shaded)."""
+    gain_rows = _gain_rows(arrays)
+    fig, axes = new_figure(1, len(gain_rows), figsize=(4.2 * len(gain_rows), 3.9), sharey=True)
+    epochs = arrays["tracked_steps"] / steps_per_epoch
+    for ax, (c, rows) in zip(axes[0], gain_rows, strict=True):
+        for j, layer in enumerate(arrays["tracked_layers"]):
+            _band(ax, epochs, arrays["tracked_norms"][:, rows, j].T, j, f"layer {int(layer)}", marker=False)
         ax.set_yscale("log")
-        label_axes(ax, title=f"c = {c:g}", xlabel="training step",
-                   ylabel="mean ‖z_i‖₂ on the batch (log scale)")
+        label_axes(ax, title=f"c = {c:g}", xlabel="epoch", ylabel="mean ‖h_i‖₂ on the batch (log scale)")
         ax.legend(fontsize=8)
     fig.suptitle("Activation norms of a few layers during training (median over seeds, range shaded)")
+    return fig
+
+
+def _cell_band(ax: Axes, lrs: np.ndarray, cells: np.ndarray, i: int, label: str, top: float) -> None:
+    """Median and range over seeds (``cells``: ``[rates, seeds]``, ``nan`` = diverged) against the
+    learning rate; a rate where every seed diverged is an ✕ at ``top``."""
+    finite = np.isfinite(cells)
+    some = finite.any(axis=1)
+    with np.errstate(all="ignore"):
+        low = np.where(some, np.nanmin(np.where(finite, cells, np.inf), axis=1), np.nan)
+        high = np.where(some, np.nanmax(np.where(finite, cells, -np.inf), axis=1), np.nan)
+        median = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan for row in cells])
+    ax.fill_between(lrs, low, high, color=color(i), alpha=0.2, linewidth=0)
+    ax.plot(lrs, median, label=label, **_style(i) | {"markevery": 1})
+    if not some.all():
+        ax.plot(lrs[~some], np.full((~some).sum(), top), marker="X", markersize=10, color=color(i),
+                linestyle="none", label=f"{label}: every seed diverged")
+
+
+def layernorm_depth_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
+    """The ``layernorm_depth`` study: one column per architecture; final training loss (top)
+    and test error (bottom) against the learning rate, with and without LayerNorm (median over
+    seeds, range shaded; ✕ = every seed diverged)."""
+    depths, residual = arrays["depths"], arrays["residual"]
+    lrs, norms = np.asarray(arrays["lrs"], dtype=np.float64), [str(n) for n in arrays["norms"]]
+    cols = len(depths)
+    fig, axes = new_figure(2, cols, figsize=(3.6 * cols, 6.8), sharey="row")
+    names = {"layernorm": "with LayerNorm", "none": "without normalization"}
+    for a in range(cols):
+        arch = f"depth {int(depths[a])}{' + residual' if residual[a] else ''}"
+        for n, norm in enumerate(norms):
+            _cell_band(axes[0, a], lrs, arrays["final_loss"][a, n], n, names.get(norm, norm), top=2.5)
+            _cell_band(axes[1, a], lrs, 100 * arrays["test_error"][a, n], n, names.get(norm, norm), top=95)
+        axes[0, a].axhline(math.log(10), color="0.5", linestyle=":", label="ln 10 (uniform guess)")
+        axes[0, a].set_ylim(0, 2.6)
+        axes[1, a].set_ylim(0, 100)
+        for row, what in ((0, "final training loss (nats)"), (1, "test error, %")):
+            axes[row, a].set_xscale("log")
+            label_axes(axes[row, a], title=arch, xlabel="learning rate (log scale)", ylabel=what)
+            axes[row, a].legend(fontsize=7)
+    fig.suptitle("Plain SGD, c = 2, 5 seeds per cell: median, range shaded (✕: every seed diverged)")
     return fig
 
 
@@ -346,5 +434,25 @@ def relu_stack_figure(measured: Mapping[float, np.ndarray], predicted: Mapping[f
     ax.set_yscale("log")
     label_axes(ax, title="Deep ReLU MLP at initialization: measured (range shaded) vs predicted norms",
                xlabel="hidden layer l", ylabel="mean ‖h_l‖₂ over 256 images (log scale)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def checkpoint_comparison_figure(live_change: np.ndarray, study_change: np.ndarray, same_seed: np.ndarray,
+                                 steps: int) -> Figure:
+    """The live network's ``‖W − W_0‖_F / ‖W_0‖_F`` per hidden layer after ``steps`` steps (solid)
+    next to the study's networks of the same gain at the same step (``study_change``
+    ``[seeds, depth]``: median, range shaded) and the study's network with the same seed
+    (``same_seed``, dashed)."""
+    fig, axes = new_figure(figsize=(8.0, 4.0))
+    ax = axes[0, 0]
+    layers = np.arange(1, len(live_change) + 1)
+    _band(ax, layers, study_change, 0, f"study: {len(study_change)} seeds (median, range shaded)", marker=False)
+    ax.plot(layers, same_seed, color=color(1), linestyle="--", linewidth=2, label="study: the same seed")
+    ax.plot(layers, live_change, color=color(2), marker="o", markevery=0.1, markersize=5, linestyle="-",
+            label="this notebook's live network")
+    ax.set_yscale("log")
+    label_axes(ax, title=f"How far each layer moved in {steps} steps: live vs the stored study",
+               xlabel="hidden layer", ylabel="‖W − W_0‖_F / ‖W_0‖_F (log scale)")
     ax.legend(fontsize=8)
     return fig
