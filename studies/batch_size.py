@@ -126,7 +126,57 @@ def _bug_accuracies(stack: CNNStack, x: torch.Tensor, y: torch.Tensor, by_label:
 
 def claims(results: studies.Results) -> list[studies.Claim]:
     """The claims notebook 03 makes about the study (sections 5 and 6)."""
-    return []
+    from studies import Claim
+
+    kinds, sizes = list(results.config["kinds"]), list(results.config["batch_sizes"])
+    error, matched, loss = results["eval_error"], results["matched_error"], results["train_loss"]
+    bn, conv_bn = kinds.index("batch"), kinds.index("batch-conv")
+    others = [k for k in range(len(kinds)) if k != bn]
+    small, large = sizes.index(min(sizes)), sizes.index(max(sizes))
+    comfortable = [j for j, b in enumerate(sizes) if b >= 8]
+    median = np.median(error, axis=-1)                                  # (kind, batch size)
+    final_loss = loss[..., -1]                                          # the last stretch of training
+    fc, conv = results["bug_accuracy"][bn], results["bug_accuracy"][conv_bn]   # rows: eval, 8, 2, 1, one digit
+    return [
+        # section 5: the networks trained at batch 32, evaluated in eval mode and (wrongly) in training mode
+        Claim("bug: every BatchNorm network (conv-only and conv + FC) above 85 % test accuracy in eval mode",
+              min(fc[0].min(), conv[0].min()), 0.85, None, ".2f"),
+        Claim("bug: conv-only, training mode with batches of 8 within 1 point of eval mode on every seed",
+              np.abs(conv[1] - conv[0]).max(), 0, 0.01, ".3f"),
+        Claim("bug: conv-only, training mode with batches of 1 costs 1 to 5 points in the median",
+              np.median(conv[0] - conv[3]), 0.01, 0.05, ".3f"),
+        Claim("bug: conv-only, training mode with batches of 1 costs more than 10 points on the worst seed",
+              (conv[0] - conv[3]).max(), 0.10, None, ".2f"),
+        Claim("bug: conv + FC, training mode with batches of 8 costs at least 2 points on every seed",
+              (fc[0] - fc[1]).min(), 0.02, None, ".3f"),
+        Claim("bug: conv + FC, training mode with batches of 8 costs at most 10 points on every seed",
+              (fc[0] - fc[1]).max(), None, 0.10, ".3f"),
+        Claim("bug: conv + FC, training mode with batches of 2 at least 30 points below eval mode on every seed",
+              (fc[0] - fc[2]).min(), 0.30, None, ".2f"),
+        Claim("bug: conv + FC, training mode with batches of 1 refused by torch on every seed (seeds refused)",
+              np.isnan(fc[3]).sum(), len(fc[3]), len(fc[3]), ".0f"),
+        Claim("bug: conv + FC, single-digit batches of 8 below 20 % accuracy on every seed (chance 10 %)",
+              fc[4].max(), None, 0.20, ".2f"),
+        # section 6: the batch-size sweep, test error in eval mode
+        Claim("sweep: every network learns at batch sizes 8 to 32 (largest test error, any kind and seed)",
+              error[:, comfortable].max(), None, 0.20, ".2f"),
+        Claim("sweep: BatchNorm's batch-2 error is over 3x its batch-32 error on every seed (smallest ratio)",
+              (error[bn, small] / error[bn, large]).min(), 3, None, ".1f"),
+        Claim("sweep: at batch 2 BatchNorm is at least 20 points worse than each other kind on every seed",
+              (error[bn, small] - error[others, small].max(axis=0)).min(), 0.20, None, ".2f"),
+        Claim("sweep: conv-only BatchNorm, GroupNorm, LayerNorm: median error within 4 points across batch sizes",
+              max(np.ptp(median[k]) for k in others), 0, 0.04, ".3f"),
+        Claim("sweep: at batch sizes 8 to 32 BatchNorm has the lowest median error of the four "
+              "(its median minus the best other median, largest)",
+              max(median[bn, j] - median[others, j].min() for j in comfortable), None, 0.0, ".3f"),
+        Claim("sweep: BatchNorm at batch 2 ends training with a loss above 1.5 on every seed (ln 10 = 2.3)",
+              final_loss[bn, small].min(), 1.5, None, ".2f"),
+        Claim("sweep: every other network at batch 2 ends below 0.5",
+              final_loss[others, small].max(), None, 0.5, ".2f"),
+        Claim("sweep: BatchNorm at batch 2 evaluated with batch-2 statistics, as in training, is 10 points or "
+              "more worse than in eval mode on every seed",
+              (matched[bn, small] - error[bn, small]).min(), 0.10, None, ".2f"),
+    ]
 
 
 STUDY = studies.Study(
