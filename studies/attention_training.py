@@ -145,6 +145,10 @@ def claims(results: Results) -> list[Claim]:
              if results["test_sequence_accuracy"][h, 1, r, s] < LEARNED_ACCURACY]
     positions = [results["test_position_accuracy"][h, 1, r, s] for h, r, s in stuck]
     at_chance = np.mean([p.min() < CHANCE_ACCURACY and p.max() > LEARNED_ACCURACY for p in positions])
+    medians = np.median(t, axis=-1)  # [H, 2, R]; inf: the median run never gets below 0.1
+    later = min(float(medians[h, 1, r] - medians[h, 0, r]) for h in big for r in range(len(lrs)))
+    large_lrs = [r for r, lr in enumerate(lrs) if lr >= 3e-3]
+    top = lrs.index(max(lrs))
     late = results["loss"][..., -8:].mean(axis=-1)  # steps 121–160
     d16_gap = np.abs(np.median(late[h16, 1], axis=-1) - np.median(late[h16, 0], axis=-1)).max()
     return [
@@ -161,6 +165,8 @@ def claims(results: Results) -> list[Claim]:
               t[h64, 0, base].max(), None, 65, ".0f"),
         Claim("d = 64, lr 1e-3: the median unscaled run needs more than 80 steps",
               np.median(t[h64, 1, base]), 80, None, ".0f"),
+        Claim("d = 64 and 128: at every lr the median unscaled run reaches loss 0.1 later (steps; "
+              "inf: never)", later, 10, None, ".0f"),
         Claim("d = 64 and 128: at every lr, at least 2 more scaled than unscaled runs learn (of 10)",
               fewer, 2, None, ".0f"),
         Claim("d = 64 and 128, lr ≤ 3e-3: every scaled run learns (fewest of 10)",
@@ -171,6 +177,12 @@ def claims(results: Results) -> list[Claim]:
               speedup, 3, None, ".1f"),
         Claim("unscaled runs that did not learn (d ≥ 64, lr ≤ 3e-3): share with one position at chance, "
               "another right", at_chance, 1.0, None, ".2f"),
+        Claim("d = 64 and 128, lr 1e-2: some scaled runs do not learn either (of 20)",
+              (len(results["seeds"]) - learned[list(big)][:, 0, top]).sum(), 1, None, ".0f"),
+        Claim("d = 16, lr ≤ 1e-3: no run of either version learns within 160 steps",
+              learned[h16][:, [r for r in range(len(lrs)) if r not in large_lrs]].max(), None, 0, ".0f"),
+        Claim("d = 16, lr ≥ 3e-3: at least 8 of 10 runs of each version learn",
+              learned[h16][:, large_lrs].min(), 8, None, ".0f"),
         Claim("d = 16: scaled and unscaled medians over steps 121–160 agree within 0.05 nats at every lr",
               d16_gap, None, 0.05, ".2f"),
     ]

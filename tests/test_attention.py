@@ -33,6 +33,7 @@ from helpers.attention import (
     softmax_raw_and_scaled,
     std_ratio_over_seeds,
     std_sweep,
+    steps_to_loss,
     temperature_curves,
     temperature_row,
 )
@@ -375,3 +376,22 @@ def test_regime_shares_follow_the_one_definition() -> None:
         regime_shares(scores, temperature=0.0)
     with pytest.raises(ValueError, match="2-D"):
         regime_shares(torch.zeros(3))
+
+
+def test_steps_to_loss_first_recorded_step_below_the_threshold() -> None:
+    steps = np.array([5, 10, 15, 20])
+    curves = np.array([[2.0, 0.5, 0.05, 0.01],     # below 0.1 from step 15
+                       [2.0, 1.0, 0.5, 0.3],       # never
+                       [0.01, np.nan, 0.0, 0.0]])  # at once; NaN is never below
+    np.testing.assert_array_equal(steps_to_loss(curves, steps), [15, np.inf, 5])
+    np.testing.assert_array_equal(steps_to_loss(curves[None], steps, threshold=0.4), [[15, 20, 5]])
+    assert steps_to_loss(np.full(4, np.nan), steps) == np.inf
+
+
+def test_steps_to_loss_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="steps"):
+        steps_to_loss(np.zeros((2, 4)), np.arange(3))
+    with pytest.raises(ValueError, match="threshold"):
+        steps_to_loss(np.zeros(3), np.arange(3), threshold=0.0)
+    with pytest.raises(TypeError, match="threshold"):
+        steps_to_loss(np.zeros(3), np.arange(3), threshold="low")  # type: ignore[arg-type]
