@@ -46,8 +46,30 @@ chromium:
 	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "Chromium is missing, so the browser tests will be skipped: sudo apt-get install chromium"; fi; }
 
-test: install chromium  ## unit tests + strict nbval on every notebook + browser tests
-	$(PY) -m pytest tests notebooks $(PYTEST_NBVAL)
+# Test tiers (CONTRIBUTING.md, "Test tiers").  Both run on two pytest-xdist workers, each file
+# (each notebook's cells) on one worker, one torch thread per worker.
+#   make test      the contributor's check, under 5 minutes on 2 cores: unit tests, strict nbval of
+#                  every notebook (each executes once), the student edition's exercises, a browser
+#                  smoke test (panel gallery, RISE, one handout), lint and types.  No `slow` test.
+#   make test-all  what CI runs (.ci/run): everything, `slow` included (every notebook in the
+#                  browser, the student edition top to bottom, nbgrader's autograde), strict nbval
+#                  once more with other numerics (torch's kernels without vector instructions, two
+#                  threads; the same stored outputs must match), and `make test-colab`.
+PYTEST        := $(PY) -m pytest -p no:cacheprovider
+XDIST         := -n 2 --dist loadscope
+OTHER_NUMERICS := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+
+.PHONY: test-all test-other-numerics
+test: install chromium  ## unit tests + strict nbval + student exercises + browser smoke test (under 5 minutes)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) -m "not slow" tests notebooks $(PYTEST_NBVAL)
+
+test-all: install chromium  ## everything (what CI runs): slow tests, nbval with other numerics, test-colab
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) tests notebooks $(PYTEST_NBVAL)
+	$(MAKE) test-other-numerics
+	$(MAKE) test-colab
+
+test-other-numerics: install  ## strict nbval of every notebook with other CPU kernels and thread count
+	$(OTHER_NUMERICS) $(PYTEST) notebooks $(PYTEST_NBVAL)
 
 # Lint: ruff with the rules in pyproject.toml ([tool.ruff]) over code and notebooks; the same
 # check runs in `make test` (tests/test_lint.py).  lint-fix applies ruff's safe fixes.

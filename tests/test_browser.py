@@ -15,6 +15,13 @@ browser does (autosave, new outputs) touches the repository.  JupyterLab runs wi
 throw-away settings, workspace and runtime folders, and with every background network check
 (news, update check, PyPI extension manager) switched off.
 
+Tiers: ``make test`` runs the quick ones (``-m "not slow"``): a *panel gallery* (a small notebook
+showing every registered panel, ``helpers.widgets.all_panels``) run in JupyterLab with every control
+moved, the RISE slideshow (formulas, and a slider dragged on a slide of a one-panel gallery) and
+one handout (that gallery, exported); no course notebook runs in the browser there, since nbval has
+executed each already.  ``make test-all`` adds the ``slow`` ones: every course notebook run in
+JupyterLab, a RISE deck of a course notebook and the handouts of a course notebook.
+
 Skips and failures: without ``/usr/bin/chromium`` or the ``playwright`` package the tests
 are skipped with the install command on a developer machine, but FAIL in CI (``CI=true``).
 
@@ -242,12 +249,46 @@ class LabServer:
         self._log.close()
 
 
+# -- the panel gallery ----------------------------------------------------------------------
+GALLERY = "panel_gallery.ipynb"
+#: The gallery with one panel, for the RISE and handout smoke tests (quick to run).
+SMALL_GALLERY = "panel_gallery_small.ipynb"
+SMALL_GALLERY_PANELS = ("start.gaussian",)
+#: A course notebook with formulas and panels: its RISE deck, and its handouts in the slow tier.
+LATEX_NOTEBOOK = "04_attention_scaling.ipynb"
+#: The course notebook whose RISE deck gets a slider dragged in the slow tier (the gallery's, always).
+LIVE_NOTEBOOK = "00_start_here.ipynb"
+
+
+def write_panel_gallery(path: Path, names: tuple[str, ...] | None = None) -> Path:
+    """A small course-style notebook that shows every registered panel (or those ``names``),
+    one per subslide, under a markdown cell with a formula: the browser, RISE and handout smoke
+    tests run it instead of whole course notebooks."""
+    from helpers.widgets import all_panels
+    from tools.notebook_tools import new_course_notebook
+
+    cells: list[tuple[str, str, dict]] = [
+        ("md", "# Panel gallery\n\nEvery interactive panel of the course, at its defaults. "
+               "Kaiming's rule: $\\mathrm{Var}(W) = \\dfrac{2}{n_{\\text{in}}}$.", {}),
+        ("code", "from helpers.widgets import all_panels\n\npanels = all_panels()",
+         {"slideshow": {"slide_type": "skip"}}),
+    ]
+    for name in sorted(all_panels()) if names is None else names:
+        cells.append(("md", f"## {name}", {}))
+        cells.append(("code", f"panels[{name!r}]()", {"slideshow": {"slide_type": "subslide"}}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_course_notebook(path.name, cells), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def lab(playwright_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """JupyterLab on a copy of notebooks/; stopped (ports freed) even when tests fail."""
     served = tmp_path_factory.mktemp("lab-root")
     for notebook in [*NOTEBOOKS, ROOT / "notebooks" / "rise.css"]:
         shutil.copy2(notebook, served / notebook.name)
+    write_panel_gallery(served / GALLERY)
+    write_panel_gallery(served / SMALL_GALLERY, SMALL_GALLERY_PANELS)
     server = LabServer(served, tmp_path_factory.mktemp("lab-home"))
     try:
         server.wait_ready(START_TIMEOUT_S)
@@ -461,8 +502,23 @@ def _block_external(page: Any, local: str, blocked: list[str]) -> None:
 
 
 # -- the tests ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browser_context: Any) -> None:
+    _run_all_and_move_every_control(notebook, lab, browser_context)
+
+
+def test_panel_gallery_runs_and_every_panel_responds(lab: LabServer, browser_context: Any) -> None:
+    """Every registered panel, live in JupyterLab: each control moved, the figure redrawn."""
+    from helpers.widgets import all_panels
+
+    panels = _run_all_and_move_every_control(Path(GALLERY), lab, browser_context)
+    assert panels == len(all_panels()), f"{panels} of {len(all_panels())} registered panels rendered"
+
+
+def _run_all_and_move_every_control(notebook: Path, lab: LabServer, browser_context: Any) -> int:
+    """Run all cells of ``notebook`` (served by ``lab``) in JupyterLab, then move every control
+    of every panel; fails on any error.  Returns the number of panels."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser_context.new_page()
     page.set_default_timeout(CONTROL_TIMEOUT_S * 1000)
@@ -533,6 +589,7 @@ def test_notebook_runs_and_panels_respond(notebook: Path, lab: LabServer, browse
         assert not late, f"{notebook.name}: error output after moving the controls:\n  " + "\n  ".join(late)
         assert not console_errors, (f"{notebook.name}: JavaScript errors in the browser console:\n  "
                                     + "\n  ".join(console_errors))
+        return len(panels)
     finally:
         if not (ARTIFACTS / f"{notebook.stem}.png").exists():
             try:
@@ -584,9 +641,11 @@ JS_MATHJAX_IDLE = """() => window.MathJax && MathJax.Hub && MathJax.Hub.queue
     && MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0"""
 
 
-def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("notebook", [SMALL_GALLERY, pytest.param(LATEX_NOTEBOOK, marks=pytest.mark.slow)])
+def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path, notebook: str) -> None:
     """The handouts of ``make html`` and ``make slides`` work from the build folder alone:
-    a notebook with formulas and widget panels, executed with its widget state and exported
+    a notebook with formulas and widget panels (the panel gallery, and a course notebook in
+    the slow tier), executed with its widget state and exported
     by ``tools.handouts.export`` (which copies the committed ``tools/vendor``), opens with
     every non-file request blocked.  No request asks for a file the build folder lacks (the
     lazily loaded MathJax fonts included), MathJax renders the LaTeX, the widget
@@ -598,13 +657,16 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
     from tools.handouts import export
     from tools.notebook_tools import execute
 
-    executed = tmp_path / "executed" / LATEX_NOTEBOOK
-    execute(ROOT / "notebooks" / LATEX_NOTEBOOK, executed, widget_state=True)
+    source = (write_panel_gallery(tmp_path / "source" / notebook, SMALL_GALLERY_PANELS)
+              if notebook == SMALL_GALLERY else ROOT / "notebooks" / notebook)
+    executed = tmp_path / "executed" / notebook
+    execute(source, executed, widget_state=True)
     nb = nbformat.read(executed, as_version=4)
-    assert nb.metadata.get("widgets"), f"{LATEX_NOTEBOOK}: no widget state was saved"
+    assert nb.metadata.get("widgets"), f"{notebook}: no widget state was saved"
     title = nb.cells[0].source.splitlines()[0][2:]
     build = tmp_path / "build"
-    (ARTIFACTS / "handouts").mkdir(parents=True, exist_ok=True)
+    artifacts = ARTIFACTS / "handouts" / Path(notebook).stem
+    artifacts.mkdir(parents=True, exist_ok=True)
     for kind in ("html", "slides"):
         page_path = export(kind, [executed], build / kind, build / "vendor")[0]
         page = browser_context.new_page()
@@ -636,14 +698,14 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
                 page.wait_for_function(JS_MATHJAX_IDLE, timeout=CONTROL_TIMEOUT_S * 1000)
             page.evaluate("() => document.fonts.ready.then(() => true)")  # lazily loaded fonts
             page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "handouts" / f"{kind}.png"))
+            page.screenshot(path=str(artifacts / f"{kind}.png"))
             rendered = page.evaluate("""() => ({
                 math: document.querySelectorAll('.MathJax_CHTML, mjx-container').length,
                 mathErrors: document.querySelectorAll('.MathJax_Error, merror').length,
                 sliders: document.querySelectorAll('.jupyter-widgets .widget-slider').length,
                 widgetErrors: document.querySelectorAll('.jupyter-widgets-error-widget').length})""")
         finally:
-            (ARTIFACTS / "handouts" / f"{kind}.txt").write_text(
+            (artifacts / f"{kind}.txt").write_text(
                 "".join(f"blocked external request: {url}\n" for url in sorted(set(blocked))))
             page.close()
         assert not missing, (f"{kind}: the page asked for files missing from the build folder:\n  "
@@ -656,8 +718,6 @@ def test_handout_pages_render_offline(browser_context: Any, tmp_path: Path) -> N
 
 
 # -- RISE slideshows -------------------------------------------------------------------------
-LATEX_NOTEBOOK = "04_attention_scaling.ipynb"
-LIVE_NOTEBOOK = "00_start_here.ipynb"
 # The present slide itself, not the horizontal stack that holds its subslides.
 PRESENT = ".reveal .slides section.present:not(.stack)"
 # The RISE app lacks @jupyterlab/console, which the ipywidgets 8 widget manager asks for
@@ -732,14 +792,15 @@ def test_rise_slideshow_and_latex_render(lab: LabServer, browser_context: Any) -
         lab.shutdown_kernels()
 
 
-def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -> None:
+@pytest.mark.parametrize("notebook", [SMALL_GALLERY, pytest.param(LIVE_NOTEBOOK, marks=pytest.mark.slow)])
+def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any, notebook: str) -> None:
     """What an instructor does: run the notebook in JupyterLab, open it in RISE (same kernel),
     step to the panel's slide with the presenter's "next" key and drag the slider with the
     mouse.  The widget manager loads in RISE and the figure redraws."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _rise_test_page(browser_context, lab)
     try:
-        _open_in_lab(page, lab, LIVE_NOTEBOOK)
+        _open_in_lab(page, lab, notebook)
         page.evaluate(f"() => {{ ({JS_RUN_ALL})({START_TIMEOUT_S * 1000}); }}")
         page.wait_for_function("() => window.__runAll && window.__runAll.done",
                                timeout=RUN_TIMEOUT_S * 1000, polling=500)
@@ -748,8 +809,8 @@ def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_timeout(1000)
 
-        _open_in_rise(page, lab, LIVE_NOTEBOOK)
-        cells = len(nbformat.read(ROOT / "notebooks" / LIVE_NOTEBOOK, as_version=4).cells)
+        _open_in_rise(page, lab, notebook)
+        cells = len(nbformat.read(lab.root / notebook, as_version=4).cells)
         for _ in range(cells):  # a deck has at most one slide per cell
             if page.locator(f"{PRESENT} img.widget-image").count():
                 break
@@ -760,7 +821,7 @@ def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -
             image.wait_for(state="visible", timeout=CONTROL_TIMEOUT_S * 1000)
         except Exception:
             failures = [e for e in errors if WIDGET_MANAGER_FAILURE in e]
-            pytest.fail(f"no live panel on any slide of the RISE deck of {LIVE_NOTEBOOK}"
+            pytest.fail(f"no live panel on any slide of the RISE deck of {notebook}"
                         + (f"; the widget manager did not load: {failures[0].splitlines()[0]} (is the course's "
                            "labextension installed? `jupyter labextension list`)" if failures else ""),
                         pytrace=False)
@@ -786,7 +847,7 @@ def test_rise_slideshow_sliders_are_live(lab: LabServer, browser_context: Any) -
         deadline = time.monotonic() + CONTROL_TIMEOUT_S
         while image.evaluate(JS_IMAGE_DIGEST) == before and time.monotonic() < deadline:
             page.wait_for_timeout(200)
-        page.screenshot(path=str(ARTIFACTS / "rise_live_panel.png"))
+        page.screenshot(path=str(ARTIFACTS / f"rise_live_panel_{Path(notebook).stem}.png"))
         assert image.evaluate(JS_IMAGE_DIGEST) != before, "dragging the slider in RISE did not redraw the figure"
         problems = _rise_console_problems(errors)
         assert not problems, "JavaScript errors in the RISE slideshow:\n  " + "\n  ".join(problems)

@@ -59,6 +59,7 @@ def test_prebuilt_offers_jupyterlab_console_to_other_extensions() -> None:
     assert [p["name"] for p in licenses] == ["@jupyterlab/console"]
 
 
+@pytest.mark.slow  # `jupyter labextension list` takes ~20 s; the RISE smoke test shows the extension at work
 @pytest.mark.skipif(not (Path(sys.prefix) / "share" / "jupyter" / "labextensions").is_dir(),
                     reason="no JupyterLab installed in this environment")
 def test_installed_and_enabled_in_this_environment() -> None:

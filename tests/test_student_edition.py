@@ -6,10 +6,15 @@ markers, followed by a *check cell* ``<name> = check.<name>(my_<name>)`` that la
 build on. ``make student`` (tools/student.py) replaces the solutions by nbgrader's stub; the
 edition must still run from top to bottom, every check saying it fell back to the course's
 own implementation; and nbgrader itself must release and autograde the notebooks unchanged.
+
+Tiers: ``make test`` runs every exercise of the edition as a *mini notebook* (the setup cell, the
+chapter's imports, then each stub with its check cell), so nothing else of the chapter runs again
+after nbval; the edition top to bottom and nbgrader's autograde are ``slow`` (``make test-all``).
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import os
 import re
@@ -124,6 +129,75 @@ def test_a_solution_outside_a_solution_cell_is_refused():
         student_notebook(nb)
 
 
+def exercise_notebook(chapters: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """The exercises of ``chapters`` as one notebook (one kernel): the first chapter's setup cell,
+    ``from helpers import check``, every chapter's import-only cells, then each solution cell
+    followed by its check cell.  Each cell keeps its chapter's index in ``metadata.chapter``."""
+    def imports_only(cell: nbformat.NotebookNode) -> bool:
+        body = ast.parse(cell.source).body if cell.cell_type == "code" else []
+        return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
+
+    setup = [c for c in chapters[0].cells if "setup" in c.metadata.get("tags", [])]
+    cells = [*setup, nbformat.v4.new_code_cell("from helpers import check")]
+    cells += [c for nb in chapters for c in nb.cells if imports_only(c)]
+    for index, nb in enumerate(chapters):
+        for (_, solution), (_, checker, _) in zip(_solution_cells(nb), _check_cells(nb), strict=True):
+            for cell in (solution, checker):
+                copy = nbformat.from_dict(dict(cell))
+                copy.metadata = nbformat.from_dict({**cell.metadata, "chapter": index})
+                cells.append(copy)
+    mini = nbformat.v4.new_notebook(metadata=chapters[0].metadata)
+    mini.cells = cells
+    return mini
+
+
+def test_exercise_notebook_keeps_setup_imports_and_exercises_in_order():
+    chapters = [_read(path) for path in WITH_EXERCISES[:2]]
+    mini = exercise_notebook(chapters)
+    sources = [c.source for c in mini.cells]
+    assert "setup" in mini.cells[0].metadata["tags"] and sources[1] == "from helpers import check"
+    expected = [c.source for nb in chapters
+                for (_, solution), (_, checker, _) in zip(_solution_cells(nb), _check_cells(nb), strict=True)
+                for c in (solution, checker)]
+    assert sources[-len(expected):] == expected
+    assert [c.metadata["chapter"] for c in mini.cells[-len(expected):]] == sorted(
+        c.metadata["chapter"] for c in mini.cells[-len(expected):])
+
+
+@pytest.fixture(scope="module")
+def exercises_run(edition: Path) -> nbformat.NotebookNode:
+    """Every exercise of the student edition, run unanswered in one kernel (errors recorded)."""
+    nb = exercise_notebook([_read(edition / path.name) for path in WITH_EXERCISES])
+    client = notebook_client(nb, edition / WITH_EXERCISES[0].name)
+    client.allow_errors = True
+    client.execute()
+    return nb
+
+
+def test_the_exercises_setup_and_imports_run(exercises_run):
+    for cell in exercises_run.cells:
+        if "chapter" not in cell.metadata:
+            errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
+            assert not errors, f"{errors} in:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("index", range(len(WITH_EXERCISES)), ids=[p.name for p in WITH_EXERCISES])
+def test_every_exercise_of_the_student_edition_runs_unanswered(index, exercises_run):
+    """Each stub runs and its check says it fell back to the course's own implementation."""
+    mine = nbformat.v4.new_notebook()
+    mine.cells = [c for c in exercises_run.cells if c.metadata.get("chapter") == index]
+    for cell in mine.cells:
+        errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{WITH_EXERCISES[index].name}: {errors} in:\n{cell.source[:200]}"
+    checks = _check_cells(mine)
+    assert len(checks) >= MIN_EXERCISES
+    for _, cell, name in checks:
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert f"✗ {name}: not written yet" in printed, printed
+        assert f"The cells below use the course's own {name} instead." in printed, printed
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
 def test_the_student_edition_runs_top_to_bottom_with_every_exercise_unanswered(path, edition):
     nb = _read(edition / path.name)
@@ -141,6 +215,7 @@ def _nbgrader(course: Path, *args: str) -> None:
                    capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_nbgrader_releases_the_course_unchanged_and_grades_an_answered_and_an_unanswered_copy(
         tmp_path, edition):
     course = tmp_path / "course"
