@@ -120,8 +120,80 @@ def run(config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
 
 
 def claims(results: studies.Results) -> list[studies.Claim]:
-    """The claims notebook 06 makes about the study (section 4)."""
-    return []
+    """The claims notebook 06 makes about the study (section 4): seed counts, over ten seeds."""
+    from helpers.transformer_runs import grid_from_arrays, largest_stable_lr, loss_band, runs_of, stability_table
+
+    claim = studies.Claim
+    n_seeds = len(results["seeds"])
+    learned_runs, diverged_runs = results["learned"], results["diverged"]  # [norm, depth, lr, warmup, seed]
+    norms = [str(n) for n in results["norms"]]
+    depths = [int(d) for d in results["depths"]]
+    lrs = [float(lr) for lr in results["lrs"]]
+    warmups = [int(w) for w in results["warmups"]]
+
+    def count(norm: str, depth: int, lr: float, warmup: int) -> int:
+        return int(learned_runs[norms.index(norm), depths.index(depth), lrs.index(lr), warmups.index(warmup)].sum())
+
+    def best(norm: str, depth: int, warmup: int) -> float:
+        counts = {lr: count(norm, depth, lr, warmup) for lr in lrs}
+        stable = largest_stable_lr(counts, n_seeds)
+        return float("nan") if stable is None else stable
+
+    grid = grid_from_arrays(results.arrays, n_layers=3)
+    table = stability_table(grid)
+    post_band = loss_band(runs_of(grid, "post", 3e-2, 0))
+    pre_band = loss_band(runs_of(grid, "pre", 3e-2, 0))
+    at_40 = int(np.searchsorted(post_band.steps, 40))
+    speed = {n: np.median([r.steps_to(0.5) for r in runs_of(grid, n, 1e-2, 0)]) for n in ("pre", "none")}
+    wobble = {n: np.median([r.oscillation() for r in runs_of(grid, n, 1e-2, 0)]) for n in ("pre", "none")}
+    return [
+        claim(f"3 blocks: pre-LN learns on every seed (of {n_seeds}) at 1e-2 and 3e-2, both schedules",
+              min(count("pre", 3, lr, w) for lr in (1e-2, 3e-2) for w in warmups), n_seeds, n_seeds, ".0f"),
+        claim("3 blocks: pre-LN's largest stable lr is 3e-2 without warm-up", best("pre", 3, 0), 3e-2, 3e-2, ".0e"),
+        claim("3 blocks: post-LN's largest stable lr is 1e-2 without warm-up", best("post", 3, 0), 1e-2, 1e-2, ".0e"),
+        claim("3 blocks, lr 3e-2, no warm-up: post-LN learns on at most 4 seeds",
+              count("post", 3, 3e-2, 0), 0, 4, ".0f"),
+        claim("... and with warm-up 30 on at least 7", count("post", 3, 3e-2, 30), 7, n_seeds, ".0f"),
+        claim("3 blocks, lr 3e-2, no warm-up: post-LN's median loss is still above 2 at step 40",
+              post_band.median[at_40], 2.0, None, ".2f"),
+        claim("... while pre-LN's is below 0.1", pre_band.median[at_40], None, 0.1, ".2f"),
+        claim("3 blocks, lr 1e-1: pre-LN learns on at least 7 seeds with warm-up",
+              count("pre", 3, 1e-1, 30), 7, n_seeds, ".0f"),
+        claim("... and on at most 2 without", count("pre", 3, 1e-1, 0), 0, 2, ".0f"),
+        claim("3 blocks, lr 1e-1: post-LN and no LN learn on no seed, either schedule",
+              sum(count(n, 3, 1e-1, w) for n in ("post", "none") for w in warmups), 0, 0, ".0f"),
+        claim("3 blocks: no LN learns on every seed at 1e-2 without warm-up", count("none", 3, 1e-2, 0),
+              n_seeds, n_seeds, ".0f"),
+        claim("3 blocks: no LN learns on 3 to 7 seeds at 3e-2, either schedule",
+              min(count("none", 3, 3e-2, w) for w in warmups), 3, None, ".0f"),
+        claim("... (the most)", max(count("none", 3, 3e-2, w) for w in warmups), None, 7, ".0f"),
+        claim("3 blocks: no LN with warm-up has no lr where every seed learns",
+              max(table[("none", 30)].values()), 0, n_seeds - 1, ".0f"),
+        claim("no LN blows up (nan or loss > 2 ln 10) on every seed at 1e-1, 3 blocks, both schedules",
+              int(diverged_runs[norms.index("none"), depths.index(3), lrs.index(1e-1)].sum()),
+              len(warmups) * n_seeds, len(warmups) * n_seeds, ".0f"),
+        claim("post-LN and pre-LN never blow up (every lr, schedule and depth)",
+              int(diverged_runs[[norms.index("post"), norms.index("pre")]].sum()), 0, 0, ".0f"),
+        claim("nobody learns at lr 1e-3 in 100 steps (both depths)",
+              int(learned_runs[:, :, lrs.index(1e-3)].sum()), 0, 0, ".0f"),
+        claim("lr 3e-3, 3 blocks: every variant learns on at least 7 seeds without warm-up",
+              min(count(n, 3, 3e-3, 0) for n in norms), 7, None, ".0f"),
+        claim("... and on at most 2 with 30 warm-up steps", max(count(n, 3, 3e-3, 30) for n in norms), None, 2, ".0f"),
+        claim("6 blocks: pre-LN still learns on every seed at 1e-2 and 3e-2, both schedules",
+              min(count("pre", 6, lr, w) for lr in (1e-2, 3e-2) for w in warmups), n_seeds, n_seeds, ".0f"),
+        claim("6 blocks, no warm-up: post-LN has no stable lr (at most 5 seeds learn at any lr)",
+              max(count("post", 6, lr, 0) for lr in lrs), 0, 5, ".0f"),
+        claim("6 blocks, lr 1e-2: warm-up brings post-LN to at least 8 seeds",
+              count("post", 6, 1e-2, 30), 8, None, ".0f"),
+        claim("6 blocks, lr 3e-2: post-LN learns on no seed, either schedule",
+              sum(count("post", 6, 3e-2, w) for w in warmups), 0, 0, ".0f"),
+        claim("6 blocks: no LN learns on at most 1 seed at any lr and schedule",
+              max(count("none", 6, lr, w) for lr in lrs for w in warmups), 0, 1, ".0f"),
+        claim("3 blocks, lr 1e-2: pre-LN and no LN converge equally fast (medians of steps to loss 0.5 "
+              "within 10)", abs(speed["pre"] - speed["none"]), 0, 10, ".0f"),
+        claim("3 blocks, lr 1e-2: no LN oscillates more than pre-LN (ratio of medians)",
+              wobble["none"] / wobble["pre"], 2, None, ".1f"),
+    ]
 
 
 STUDY = studies.Study(
