@@ -233,7 +233,7 @@ def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool], np.ndarra
     """
     heads = _head_sizes(values, "values")
     lrs = np.asarray(lrs, dtype=np.float64)
-    fig, axes = new_figure(1, len(heads), figsize=(4.2 * len(heads), 3.6), sharey=True)
+    fig, axes = new_figure(1, len(heads), figsize=(4.2 * len(heads), 4.0), sharey=True)
     for ax, head in zip(axes[0], heads, strict=True):
         for i, (scaled, name, style) in enumerate(_SCALINGS):
             rows = np.asarray(values[head, scaled], dtype=np.float64)
@@ -249,5 +249,7 @@ def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool], np.ndarra
         ax.set_xscale("log")
         ax.set_ylim(0, None)
         label_axes(ax, title=f"Head size d = {head}{note}", xlabel="learning rate (Adam)", ylabel=ylabel,
-                   legend=head == heads[0])
+                   legend=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2)  # below the panels: no data hidden
     return fig
