@@ -57,14 +57,16 @@ chromium:
 #                  threads; the same stored outputs must match), and `make test-colab`.
 PYTEST        := $(PY) -m pytest -p no:cacheprovider
 XDIST         := -n 2 --dist loadscope
+# The longest files first, so that both workers finish together (pytest collects each path once).
+TEST_PATHS    := tests/test_browser.py tests/test_types.py notebooks tests
 OTHER_NUMERICS := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 
 .PHONY: test-all test-other-numerics
 test: install chromium  ## unit tests + strict nbval + student exercises + browser smoke test (under 5 minutes)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) -m "not slow" tests notebooks $(PYTEST_NBVAL)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) -m "not slow" $(TEST_PATHS) $(PYTEST_NBVAL)
 
 test-all: install chromium  ## everything (what CI runs): slow tests, nbval with other numerics, test-colab
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) tests notebooks $(PYTEST_NBVAL)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) $(TEST_PATHS) $(PYTEST_NBVAL)
 	$(MAKE) test-other-numerics
 	$(MAKE) test-colab
 
