@@ -8,10 +8,13 @@ import torch
 from torch import nn
 
 from helpers.plots.transformer import (
+    LABELS,
     early_steps_figure,
     gradient_norms_figure,
     loss_curves_figure,
     residual_norms_figure,
+    residual_track_figure,
+    stability_depths_figure,
     stability_figure,
 )
 from helpers.transformer import (
@@ -253,11 +256,16 @@ def test_figures_build() -> None:
         gradient_norms_figure(grads, depth_ratios={2: 1.5, 4: 2.0}),
         loss_curves_figure(grid, 1e-3, (0, 2)),
         residual_norms_figure(grid, 1e-3, 0, d_model=64),
+        residual_norms_figure(grid, 1e-3, 0, only_learned=False),
     ]
     for fig in figures:
         for ax in fig.axes:
             assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
             assert ax.get_legend() is not None
+    # no run learns at 1e-3 in 6 steps: only every run's stream is drawn after training
+    learned_only, every_run = (fig.axes[1].get_legend().get_texts() for fig in figures[-2:])
+    assert not any("runs)" in t.get_text() for t in learned_only)
+    assert [t.get_text() for t in every_run] == [f"{LABELS[n]} (2/2 runs)" for n in NORMS]
 
 
 def _run(seed: int, losses: list[float], sequence_accuracy: float, final: float) -> RunResult:
@@ -494,6 +502,24 @@ def test_stability_figure() -> None:
     fig = stability_figure(grid)
     assert len(fig.axes) == 2
     assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
+    fig = stability_depths_figure({2: grid, 3: grid})
+    assert len(fig.axes) == 4 and fig.axes[2].get_title() == "3 blocks, no warm-up"
+    assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
+    with pytest.raises(ValueError, match="grids must hold"):
+        stability_depths_figure({})
+
+
+def test_residual_track_figure() -> None:
+    steps = np.array([0, 10, 20])
+    blown = np.array([[8.0, 20.0, 30.0], [8.0, 2e3, np.nan]])  # the second run's weights became nan
+    tracks = {("post", 0): np.full((2, 3), 8.0), ("none", 0): blown, ("none", 40): blown}
+    fig = residual_track_figure(steps, tracks, 1e-2, d_model=64)
+    assert len(fig.axes) == 2
+    assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
+    median = fig.axes[0].get_lines()[1].get_ydata()  # "none" after "post"
+    np.testing.assert_allclose(median, [8.0, 1010.0, 30.0])
+    with pytest.raises(ValueError, match="checkpoints"):
+        residual_track_figure(steps[:2], tracks, 1e-2)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -27,14 +29,15 @@ from helpers.transformer_runs import (
 )
 
 __all__ = ["LABELS", "BrowseView", "early_steps_figure", "gradient_norms_figure", "loss_curves_figure",
-           "residual_norms_figure", "stability_figure", "variant_style"]
+           "residual_norms_figure", "residual_track_figure", "stability_depths_figure", "stability_figure",
+           "variant_style"]
 
 LABELS = {"post": "post-LN (original)", "pre": "pre-LN (GPT-2)", "none": "no LN"}
 STYLES = {"post": ("-", "o"), "pre": ("--", "s"), "none": (":", "^")}
 COLOR_INDEX = {"post": 3, "pre": 0, "none": 1}  # vermillion, blue, orange
 
 
-def variant_style(norm: str) -> dict[str, object]:
+def variant_style(norm: str) -> dict[str, Any]:
     """Colour, line style and marker of a variant, the same in every figure."""
     line, marker = STYLES[norm]
     return {"color": color(COLOR_INDEX[norm]), "linestyle": line, "marker": marker}
@@ -104,33 +107,41 @@ def loss_curves_figure(grid: Mapping[RunKey, RunResult], lr: float, warmups: Seq
 
 
 def residual_norms_figure(grid: Mapping[RunKey, RunResult], lr: float, warmup: int,
-                          norms: Sequence[str] = NORMS, d_model: int | None = None) -> Figure:
+                          norms: Sequence[str] = NORMS, d_model: int | None = None,
+                          only_learned: bool = True) -> Figure:
     """Norm of the residual stream after each block, at initialization and after training.
 
-    Lines are the median over the runs that learned the task (:func:`learned`), bands their
-    min–max; runs that did not learn are left out after training (the text reports them).
+    Lines are the median over the runs, bands their min–max.  After training, with
+    ``only_learned`` (the default) only the runs that learned the task (:func:`learned`)
+    count; otherwise every run whose weights stayed finite (a run stuck at guessing still
+    has a residual stream).  The legend gives how many runs each line rests on.
     """
     fig, axes = new_figure(1, 2, figsize=(10.0, 3.8), sharey=True)
+    depth = np.arange(1)
     for ax, when in zip(axes[0], ("init", "final"), strict=True):
         for norm in norms:
             runs = runs_of(grid, norm, lr, warmup)
-            band = residual_band(runs, when)
+            if when == "init" or only_learned:
+                band = residual_band(runs, when)
+                kept = len(runs) if when == "init" else sum(learned(r) for r in runs)
+            else:
+                finite = [r.residual_final for r in runs if np.isfinite(r.residual_final).all()]
+                band = seed_band(finite) if finite else None
+                kept = len(finite)
             if band is None:
                 continue
-            mean = band.median
-            kept = len(runs) if when == "init" else sum(learned(r) for r in runs)
+            depth = np.arange(len(band.median))
             style = variant_style(norm)
-            ax.fill_between(np.arange(len(mean)), band.low, band.high, color=style["color"],
-                            alpha=0.2, linewidth=0)
-            ax.plot(np.arange(len(mean)), mean, label=f"{LABELS[norm]} ({kept}/{len(runs)} runs)",
-                    **style)
+            ax.fill_between(depth, band.low, band.high, color=style["color"], alpha=0.2, linewidth=0)
+            ax.plot(depth, band.median, label=f"{LABELS[norm]} ({kept}/{len(runs)} runs)", **style)
         if d_model:
             ax.axhline(np.sqrt(d_model), color=color(7), linewidth=1, linestyle="-.",
                        label=f"√d_model = {np.sqrt(d_model):.0f} (a LayerNorm output)")
         ax.set_yscale("log")
-        ax.set_xticks(np.arange(len(mean)))
+        ax.set_xticks(depth)
         schedule = f"warm-up {warmup}" if warmup else "no warm-up"
-        title = "At initialization" if when == "init" else f"After training (lr {lr:g}, {schedule})"
+        which = "" if only_learned else ", every run"
+        title = "At initialization" if when == "init" else f"After training (lr {lr:g}, {schedule}{which})"
         label_axes(ax, title=title, xlabel="depth (0 = embeddings, k = after block k)",
                    ylabel="mean ‖residual vector‖ (log scale)")
     return fig
@@ -271,14 +282,15 @@ def _title(norm: str, lr: float, warmup: int) -> str:
     return f"Loss: {LABELS[norm]}, lr {lr:g}, {_schedule(warmup)}"
 
 
-def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NORMS) -> Figure:
-    """How many seeds learned the task, against the learning rate; one panel per warm-up."""
+def _stability_row(axes: Sequence[Axes], grid: Mapping[RunKey, RunResult], norms: Sequence[str],
+                   label: str = "") -> None:
+    """One panel per warm-up: how many seeds of each variant learned, against the learning rate."""
     table = stability_table(dict(grid))
     warmups = sorted({k[2] for k in grid})
     n_seeds = len({k[3] for k in grid})
-    fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.6), sharey=True)
-    for ax, warmup in zip(axes[0], warmups, strict=True):
-        for offset, norm in zip((-0.06, 0.0, 0.06), norms, strict=True):
+    offsets = [float(o) for o in np.linspace(-0.06, 0.06, len(norms))] if len(norms) > 1 else [0.0]
+    for ax, warmup in zip(axes, warmups, strict=True):
+        for offset, norm in zip(offsets, norms, strict=True):
             counts = table[(norm, warmup)]
             lrs = sorted(counts)
             ax.plot(np.array(lrs) * 10**offset, [counts[lr] for lr in lrs], label=LABELS[norm],
@@ -286,10 +298,78 @@ def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NO
         ax.set_xscale("log")
         ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_yticks(range(n_seeds + 1))
+        ax.set_yticks(range(0, n_seeds + 1, 1 if n_seeds <= 6 else 2))
         ax.set_ylim(-0.3, n_seeds + 0.3)
-        label_axes(ax, title=f"{_schedule(warmup)}".capitalize(), xlabel="peak learning rate (log scale)",
+        label_axes(ax, title=f"{label}{_schedule(warmup)}", xlabel="peak learning rate (log scale)",
                    ylabel=f"seeds that learned (of {n_seeds})")
+
+
+def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NORMS) -> Figure:
+    """How many seeds learned the task, against the learning rate; one panel per warm-up."""
+    warmups = sorted({k[2] for k in grid})
+    fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.6), sharey=True)
+    _stability_row(axes[0], grid, norms)
+    return fig
+
+
+def stability_depths_figure(grids: Mapping[int, Mapping[RunKey, RunResult]],
+                            norms: Sequence[str] = NORMS) -> Figure:
+    """:func:`stability_figure` for several depths: one row per number of blocks.
+
+    Args:
+        grids: ``{n_layers: grid}``, every grid with the same warm-ups.
+
+    Raises:
+        ValueError: for no grids.
+    """
+    if not grids:
+        raise ValueError("grids must hold at least one {n_layers: grid} entry")
+    warmups = sorted({k[2] for k in next(iter(grids.values()))})
+    fig, axes = new_figure(len(grids), len(warmups), figsize=(5.0 * len(warmups), 3.3 * len(grids)),
+                           sharex=True, sharey=True)
+    for row, (depth, grid) in zip(axes, grids.items(), strict=True):
+        _stability_row(row, grid, norms, label=f"{depth} blocks, ")
+    return fig
+
+
+def residual_track_figure(steps: np.ndarray, tracks: Mapping[tuple[str, int], np.ndarray], lr: float,
+                          d_model: int | None = None) -> Figure:
+    """The last block's residual-stream norm during training, one panel per warm-up.
+
+    Lines are the median over seeds, bands the min–max (runs that blew up included: the band
+    shows them; a run whose weights became ``nan`` drops out from then on).
+
+    Args:
+        steps: the training steps of the measurements, ``(checkpoints,)``.
+        tracks: ``{(norm, warmup): array [seeds, checkpoints]}``.
+        lr: the peak learning rate (for the titles).
+        d_model: draws √d_model, a LayerNorm output's norm, when given.
+
+    Raises:
+        ValueError: if a track's length differs from ``steps``'.
+    """
+    warmups = sorted({w for _, w in tracks})
+    fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.8), sharey=True)
+    for ax, warmup in zip(axes[0], warmups, strict=True):
+        for norm in [n for n in NORMS if (n, warmup) in tracks]:
+            values = np.asarray(tracks[(norm, warmup)], dtype=float)
+            if values.shape[-1] != len(steps):
+                raise ValueError(f"tracks[{(norm, warmup)!r}] must have {len(steps)} checkpoints, "
+                                 f"got {values.shape[-1]}")
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns after a divergence
+                low, mid, high = (np.nanmin(values, 0), np.nanmedian(values, 0), np.nanmax(values, 0))
+            style = variant_style(norm)
+            ax.fill_between(steps, low, high, color=style["color"], alpha=0.2, linewidth=0)
+            ax.plot(steps, mid, label=f"{LABELS[norm]} ({values.shape[0]} seeds)", **style)
+        if warmup:
+            ax.axvline(warmup, color=color(7), linewidth=1, linestyle="--", label=f"end of warm-up (step {warmup})")
+        if d_model:
+            ax.axhline(np.sqrt(d_model), color=color(7), linewidth=1, linestyle="-.",
+                       label=f"√d_model = {np.sqrt(d_model):.0f}")
+        ax.set_yscale("log")
+        label_axes(ax, title=f"Last block, lr {lr:g}, {_schedule(warmup)}", xlabel="training step",
+                   ylabel="mean ‖residual vector‖ (log scale)")
     return fig
 
 

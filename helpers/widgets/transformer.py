@@ -1,7 +1,8 @@
 """Notebook 06's browsing panel: precomputed training runs, chosen by variant, lr and warm-up.
 
 Training inside a slider callback would take seconds, so the panel only *looks up* runs
-trained beforehand (in the notebook: the learning-rate sweep of its section 4).
+trained beforehand (in the notebook: the 3-block runs of the stored study
+``transformer_stability``, read with :func:`helpers.transformer_runs.grid_from_arrays`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def browse_panel(grid: Mapping[RunKey, RunResult] | None = None) -> Panel:
     """Browse precomputed runs: loss curves (seed bands) and residual-stream norms.
 
     Args:
-        grid: runs from :func:`helpers.transformer_runs.run_sweep` or
+        grid: runs from :func:`helpers.transformer_runs.grid_from_arrays` (a stored study) or
             :func:`helpers.transformer_runs.run_grid`, keyed
             ``(norm, lr, warmup_steps, seed)``; every (norm, lr, warm-up) combination of
             the values present must have been trained.  ``None`` trains :func:`tiny_grid`.
