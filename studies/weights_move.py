@@ -127,7 +127,75 @@ def run(config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
 
 def claims(results: studies.Results) -> list[studies.Claim]:
     """The claims notebook 02 makes about the study (sections 2 and 3)."""
-    return []
+    import numpy as np
+
+    from studies import Claim
+
+    gains = results["gains"]
+    i17, i2, i23 = (np.flatnonzero(np.isclose(gains, c)) for c in (1.7, 2.0, 2.3))
+    learned = np.r_[i2, i23]
+    err, err500 = results["test_error_final"], results["checkpoint_error"]
+    ratio = results["weight_var_final"] / results["weight_var_init"]
+    change, change500 = results["relative_change"], results["checkpoint_change"]
+    act0, act500, act = (results[k][:, -1] for k in ("act_norms_init", "checkpoint_act_norms", "act_norms_final"))
+    tracked = results["tracked_norms"]
+    drift = tracked[-4:].mean(axis=0) / tracked[:4].mean(axis=0)      # [networks, tracked layers]
+    return [
+        Claim("at initialization every network guesses: test error within 5 points of 90 % (points, worst)",
+              100 * np.abs(results["test_error_init"] - 0.9).max(), None, 5, fmt=".1f"),
+        Claim("c = 2: test error ≤ 10 % after 5 epochs, every seed (%, worst seed)", 100 * err[i2].max(), None, 10,
+              fmt=".1f"),
+        Claim("c = 2.3: test error ≤ 10 % after 5 epochs, every seed (%, worst seed)", 100 * err[i23].max(), None, 10,
+              fmt=".1f"),
+        Claim("c = 2 and 2.3: test error 6–8 % after 5 epochs, every seed (%, best seed)", 100 * err[learned].min(),
+              6, 8, fmt=".1f"),
+        Claim("c = 2 and 2.3: ... (%, worst seed)", 100 * err[learned].max(), 6, 8, fmt=".1f"),
+        Claim("c = 2 and 2.3 leave the uniform guess in the first epoch: error < 60 % after it, every seed (%)",
+              100 * results["test_error_epoch"][0, learned].max(), None, 60, fmt=".0f"),
+        Claim("... but after 500 steps every c = 2 or 2.3 seed is still above 50 % (%, best seed)",
+              100 * err500[learned].min(), 50, None, fmt=".0f"),
+        Claim("c = 1.7: seeds still at chance after 5 epochs (error ≥ 85 %)", (err[i17] >= 0.85).sum(), 2, 2,
+              fmt=".0f"),
+        Claim("c = 1.7: even its best seed is > 2× worse than the worst c = 2 or 2.3 seed",
+              err[i17].min() / err[learned].max(), 2, None, fmt=".1f"),
+        Claim("c = 1.7's layer-50 signal at init is > 20× weaker than c = 2's (medians)",
+              np.median(act0[i2]) / np.median(act0[i17]), 20, None, fmt=".0f"),
+        Claim("hidden Var(W) at init within 5 % of c/n, every layer 2–50 and network (%)",
+              100 * np.abs(results["weight_var_init"][:, 1:] / (gains[:, None] / 100) - 1).max(), None, 5,
+              fmt=".1f"),
+        Claim("Var(W) after / at init within 1.5 % of 1, every layer of all 15 networks (%)",
+              100 * np.abs(ratio - 1).max(), None, 1.5, fmt=".2f"),
+        Claim("... within 0.4 % for layers 2–50 (%)", 100 * np.abs(ratio[:, 1:] - 1).max(), None, 0.4, fmt=".2f"),
+        Claim("c = 2, 2.3: each network's median relative change over its layers 1–3 % (%, smallest)",
+              100 * np.median(change[learned], axis=1).min(), 1, 3, fmt=".1f"),
+        Claim("c = 2, 2.3: ... (%, largest)", 100 * np.median(change[learned], axis=1).max(), 1, 3, fmt=".1f"),
+        Claim("c = 2, 2.3: layers 2–50 moved by at most 10 % (%, largest)", 100 * change[learned, 1:].max(),
+              None, 10, fmt=".0f"),
+        Claim("c = 2, 2.3: layer 1 moved most, 15–20 % (%, smallest)", 100 * change[learned, 0].min(), 15, 20,
+              fmt=".0f"),
+        Claim("c = 2, 2.3: ... (%, largest)", 100 * change[learned, 0].max(), 15, 20, fmt=".0f"),
+        Claim("c = 2: layer 1's variance change is 0.35–0.5 r², every seed (exercise 3; smallest)",
+              ((ratio[i2, 0] - 1) / change[i2, 0] ** 2).min(), 0.35, 0.5, fmt=".2f"),
+        Claim("c = 2: ... (largest)", ((ratio[i2, 0] - 1) / change[i2, 0] ** 2).max(), 0.35, 0.5, fmt=".2f"),
+        Claim("c = 2, 2.3: the median relative change grew > 2× from step 500 to the end (median over networks)",
+              np.median(np.median(change[learned], axis=1) / np.median(change500[learned], axis=1)), 2, None,
+              fmt=".1f"),
+        Claim("c = 2: layer-50 norm grew > 5× by the end, every seed", (act[i2] / act0[i2]).min(), 5, None,
+              fmt=".1f"),
+        Claim("c = 2: ... > 20× in the median", np.median(act[i2] / act0[i2]), 20, None, fmt=".0f"),
+        Claim("c = 2.3: layer-50 norm below its init after 500 steps, every seed", (act500[i23] / act0[i23]).max(),
+              None, 1, fmt=".2f"),
+        Claim("c = 2, 2.3: layer-50 norms spread > 600× at init (largest / smallest)",
+              act0[learned].max() / act0[learned].min(), 600, None, fmt=".0f"),
+        Claim("c = 2, 2.3: ... but within 1.5× of each other at the end", act[learned].max() / act[learned].min(),
+              None, 1.5, fmt=".2f"),
+        Claim("c = 2: layer 1 drifts < 2× during training, layer 50 > 10× (median over seeds, layer 1)",
+              np.median(drift[i2, 0]), None, 2, fmt=".1f"),
+        Claim("c = 2: ... (layer 50)", np.median(drift[i2, -1]), 10, None, fmt=".0f"),
+        Claim("c = 2.3: layer 50 drops > 2.5× within the first 200 steps, every seed (largest min / start)",
+              (tracked[results["tracked_steps"] <= 200][:, i23, -1].min(axis=0) / tracked[0, i23, -1]).max(),
+              None, 1 / 2.5, fmt=".2f"),
+    ]
 
 
 STUDY = studies.Study(
