@@ -101,7 +101,59 @@ def run(config: Config, device: str = "cpu") -> dict[str, np.ndarray]:
 
 def claims(results: studies.Results) -> list[studies.Claim]:
     """The claims notebook 02 makes about the study (section 4)."""
-    return []
+    import math
+
+    import numpy as np
+
+    from studies import Claim
+
+    depths, residual, lrs = results["depths"], results["residual"], np.round(results["lrs"], 6)
+    loss, error, curve = results["final_loss"], results["test_error"], results["loss_curve"]
+    arch = {"10": 0, "20": 1, "50": 2, "50+res": 3}
+    assert list(depths) == [10, 20, 50, 50] and list(residual) == [False, False, False, True]
+    ln, none = 0, 1
+    lr = {value: j for j, value in enumerate(lrs.tolist())}
+    steps100 = int(np.flatnonzero(results["loss_steps"] == 100)[0])
+
+    def best_median(a: int, n: int, values: np.ndarray) -> float:
+        return float(np.nanmin(np.nanmedian(values[a, n], axis=-1)))
+
+    small = [(arch[d], lr[r]) for d in ("10", "20") for r in (0.001, 0.003)]
+    learning = [(arch["10"], ln), (arch["10"], none), (arch["20"], ln), (arch["20"], none), (arch["50"], none),
+                (arch["50+res"], ln)]
+    best_at_edge = sum(int(np.nanargmin(np.nanmedian(loss[a, n], axis=-1))) in (0, len(lrs) - 1) for a, n in learning)
+    return [
+        Claim("depth 50 with LayerNorm: final loss within 0.15 of ln 10 at every rate and seed",
+              np.abs(loss[arch["50"], ln] - math.log(10)).max(), None, 0.15, fmt=".2f"),
+        Claim("... and test error ≥ 85 % at every rate and seed (%)", 100 * error[arch["50"], ln].min(), 85, None,
+              fmt=".0f"),
+        Claim("depth 50 without LayerNorm, lr 0.01: every seed's loss below 2.1 (it has started to learn)",
+              loss[arch["50"], none, lr[0.01]].max(), None, 2.1, fmt=".2f"),
+        Claim("... its best median test error 70–80 % (%)", 100 * best_median(arch["50"], none, error), 70, 80,
+              fmt=".0f"),
+        Claim("... but after 100 steps it looked as stuck: median loss ≥ 2.2 at every rate",
+              np.nanmin(np.nanmedian(curve[arch["50"], none, steps100], axis=-1)), 2.2, None, fmt=".2f"),
+        Claim("depth 50: the best no-LN median loss is > 0.3 below the best LayerNorm one",
+              best_median(arch["50"], ln, loss) - best_median(arch["50"], none, loss), 0.3, None, fmt=".2f"),
+        Claim("depth 10 and 20 at lr 0.001 and 0.003: every LayerNorm seed below every no-LN seed (smallest gap)",
+              min(np.nanmin(loss[a, none, j]) - np.nanmax(loss[a, ln, j]) for a, j in small), 0, None, fmt=".2f"),
+        Claim("depth 10, each at its best rate: LayerNorm and no LN within 2 points of test error (points)",
+              100 * abs(best_median(arch["10"], ln, error) - best_median(arch["10"], none, error)), None, 2,
+              fmt=".1f"),
+        Claim("depth 20, each at its best rate: no LN's median test error > 5 points below LayerNorm's (points)",
+              100 * (best_median(arch["20"], ln, error) - best_median(arch["20"], none, error)), 5, None, fmt=".0f"),
+        Claim("depth 20 with LayerNorm at lr 0.1: stuck at ln 10 on every seed (smallest loss)",
+              np.nanmin(loss[arch["20"], ln, lr[0.1]]), 2.3, None, fmt=".2f"),
+        Claim("depth 50 + residual with LayerNorm: best median test error ≤ 15 % (%)",
+              100 * best_median(arch["50+res"], ln, error), None, 15, fmt=".0f"),
+        Claim("... within 3 points of depth 10's best (points)",
+              100 * abs(best_median(arch["50+res"], ln, error) - best_median(arch["10"], ln, error)), None, 3,
+              fmt=".0f"),
+        Claim("depth 50 + residual without normalization: runs diverged, of 25",
+              np.isnan(loss[arch["50+res"], none]).sum(), 25, 25, fmt=".0f"),
+        Claim("every configuration that learns has its best rate inside the grid (best rates at an edge)",
+              best_at_edge, None, 0, fmt=".0f"),
+    ]
 
 
 STUDY = studies.Study(
