@@ -63,12 +63,15 @@ OTHER_NUMERICS := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 MKL_NUM_THREADS=
 
 .PHONY: test-all test-other-numerics
 test: install chromium  ## unit tests + strict nbval + student exercises + browser smoke test (under 5 minutes)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) -m "not slow" $(TEST_PATHS) $(PYTEST_NBVAL)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) --durations=15 -m "not slow" $(TEST_PATHS) $(PYTEST_NBVAL)
 
+# Each part runs even when an earlier one failed (CI reports everything); the exit status fails if any did.
 test-all: install chromium  ## everything (what CI runs): slow tests, nbval with other numerics, test-colab
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) $(TEST_PATHS) $(PYTEST_NBVAL)
-	$(MAKE) test-other-numerics
-	$(MAKE) test-colab
+	@status=0; \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(XDIST) --durations=30 $(TEST_PATHS) $(PYTEST_NBVAL) || status=1; \
+	$(MAKE) test-other-numerics || status=1; \
+	$(MAKE) test-colab || status=1; \
+	exit $$status
 
 test-other-numerics: install  ## strict nbval of every notebook with other CPU kernels and thread count
 	$(OTHER_NUMERICS) $(PYTEST) notebooks $(PYTEST_NBVAL)
