@@ -257,7 +257,9 @@ def test_study_figures_draw_the_quick_studies() -> None:
     figures.append(plots.layernorm_depth_figure(depth_arrays))
     for fig in figures:
         assert fig.axes and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    for fig in figures[:-1]:
         assert all(ax.get_legend() is not None for ax in fig.axes)
+    assert [ax.get_legend() is not None for ax in figures[-1].axes] == [True, False, False] * 2  # first column
     crosses = [line for line in figures[-1].axes[0].get_lines() if line.get_marker() == "X"]
     assert len(crosses) == 1 and crosses[0].get_xdata()[0] == depth.quick.lrs[0]
     factors = {"layernorm": np.full((5, 9), 1.25)}

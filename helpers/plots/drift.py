@@ -247,7 +247,7 @@ def weights_study_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     training (solid). Middle: their ratio. Right: ``‖W_T − W_0‖_F / ‖W_0‖_F`` per layer at the
     end (solid) and at the step-``checkpoint`` checkpoint (dashed, median).
     """
-    fig, axes = new_figure(1, 3, figsize=(14.0, 4.3))
+    fig, axes = new_figure(1, 3, figsize=(11.5, 3.8))
     left, middle, right = axes[0]
     layers = np.arange(1, arrays["relative_change"].shape[1] + 1)
     ratio = arrays["weight_var_final"] / arrays["weight_var_init"]
@@ -280,13 +280,17 @@ def learning_figure(arrays: Mapping[str, np.ndarray], checkpoint_step: int, step
     """The ``weights_move`` study's training: left, the training loss (window means); right, the
     test error at initialization, at the checkpoint and after every epoch; one colour per gain,
     median over seeds with the range shaded."""
-    fig, axes = new_figure(1, 2, figsize=(12.0, 4.2))
+    fig, axes = new_figure(1, 2, figsize=(11.0, 3.9))
     left, right = axes[0]
     epochs = arrays["test_error_epoch"].shape[0]
     x_err = np.concatenate([[0.0, checkpoint_step / steps_per_epoch], np.arange(1, epochs + 1)])
+    group = max(1, len(arrays["loss_steps"]) // 100)        # mean over a few windows: ≤ 100 points per curve
+    points = len(arrays["loss_steps"]) // group
+    loss_epochs = arrays["loss_steps"][group - 1:points * group:group] / steps_per_epoch
+    curve = np.nan_to_num(arrays["loss_curve"][:points * group], nan=math.log(10))
+    curve = curve.reshape(points, group, -1).mean(axis=1)
     for i, (c, rows) in enumerate(_gain_rows(arrays)):
-        losses = np.nan_to_num(arrays["loss_curve"][:, rows].T, nan=math.log(10))
-        _band(left, arrays["loss_steps"] / steps_per_epoch, losses, i, f"c = {c:g}", marker=False)
+        _band(left, loss_epochs, curve[:, rows].T, i, f"c = {c:g}", marker=False)
         errors = np.column_stack([arrays["test_error_init"][rows], arrays["checkpoint_error"][rows],
                                   arrays["test_error_epoch"][:, rows].T])
         _band(right, x_err, 100 * errors, i, f"c = {c:g}")
@@ -307,7 +311,7 @@ def learning_figure(arrays: Mapping[str, np.ndarray], checkpoint_step: int, step
 def study_profile_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     """Activation-norm profile per layer at initialization (dotted), after the checkpoint
     (dashed, median) and after training (solid, median with the range shaded)."""
-    fig, axes = new_figure(figsize=(8.5, 4.6))
+    fig, axes = new_figure(figsize=(8.0, 4.3))
     ax = axes[0, 0]
     layers = np.arange(1, arrays["act_norms_init"].shape[1] + 1)
     for i, (c, rows) in enumerate(_gain_rows(arrays)):
@@ -327,11 +331,15 @@ def study_drift_figure(arrays: Mapping[str, np.ndarray], steps_per_epoch: int) -
     """One panel per gain: the tracked layers' activation norms on the training batch during
     training (median over seeds, range shaded)."""
     gain_rows = _gain_rows(arrays)
-    fig, axes = new_figure(1, len(gain_rows), figsize=(4.2 * len(gain_rows), 3.9), sharey=True)
-    epochs = arrays["tracked_steps"] / steps_per_epoch
+    fig, axes = new_figure(1, len(gain_rows), figsize=(3.7 * len(gain_rows), 3.5), sharey=True)
+    group = max(1, len(arrays["tracked_steps"]) // 100)     # mean over a few records: ≤ 100 points per curve
+    points = len(arrays["tracked_steps"]) // group
+    epochs = arrays["tracked_steps"][:points * group:group] / steps_per_epoch
+    norms = arrays["tracked_norms"][:points * group].reshape(points, group, *arrays["tracked_norms"].shape[1:])
+    norms = norms.mean(axis=1)
     for ax, (c, rows) in zip(axes[0], gain_rows, strict=True):
         for j, layer in enumerate(arrays["tracked_layers"]):
-            _band(ax, epochs, arrays["tracked_norms"][:, rows, j].T, j, f"layer {int(layer)}", marker=False)
+            _band(ax, epochs, norms[:, rows, j].T, j, f"layer {int(layer)}", marker=False)
         ax.set_yscale("log")
         label_axes(ax, title=f"c = {c:g}", xlabel="epoch", ylabel="mean ‖h_i‖₂ on the batch (log scale)")
         ax.legend(fontsize=8)
@@ -358,11 +366,11 @@ def _cell_band(ax: Axes, lrs: np.ndarray, cells: np.ndarray, i: int, label: str,
 def layernorm_depth_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     """The ``layernorm_depth`` study: one column per architecture; final training loss (top)
     and test error (bottom) against the learning rate, with and without LayerNorm (median over
-    seeds, range shaded; ✕ = every seed diverged)."""
+    seeds, range shaded; ✕ = every seed diverged). The legends are in the first column."""
     depths, residual = arrays["depths"], arrays["residual"]
     lrs, norms = np.asarray(arrays["lrs"], dtype=np.float64), [str(n) for n in arrays["norms"]]
     cols = len(depths)
-    fig, axes = new_figure(2, cols, figsize=(3.6 * cols, 6.8), sharey="row")
+    fig, axes = new_figure(2, cols, figsize=(2.9 * cols, 5.6), sharey="row")
     names = {"layernorm": "with LayerNorm", "none": "without normalization"}
     for a in range(cols):
         arch = f"depth {int(depths[a])}{' + residual' if residual[a] else ''}"
@@ -374,8 +382,9 @@ def layernorm_depth_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
         axes[1, a].set_ylim(0, 100)
         for row, what in ((0, "final training loss (nats)"), (1, "test error, %")):
             axes[row, a].set_xscale("log")
-            label_axes(axes[row, a], title=arch, xlabel="learning rate (log scale)", ylabel=what)
-            axes[row, a].legend(fontsize=7)
+            label_axes(axes[row, a], title=arch, xlabel="learning rate (log scale)", ylabel=what, legend=a == 0)
+            if a == 0:
+                axes[row, a].legend(fontsize=7)
     fig.suptitle("Plain SGD, c = 2, 5 seeds per cell: median, range shaded (✕: every seed diverged)")
     return fig
 
