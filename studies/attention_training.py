@@ -191,7 +191,7 @@ def claims(results: Results) -> list[Claim]:
 STUDY = Study(
     name="attention_training",
     title="Scaled vs unscaled attention, trained: head sizes × learning rates × seeds",
-    notebook="04_attention_scaling.ipynb",
+    notebook="04_attention_scaling",
     full=FULL,
     quick=QUICK,
     run=run,

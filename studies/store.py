@@ -17,10 +17,11 @@ A study module (``studies/<name>.py``) defines ``STUDY = Study(...)`` with
 * ``claims(results)``: the claims the notebook makes about the study, as a list of
   :class:`Claim` computed from a :class:`Results`.
 
-The fingerprint covers the study module without its ``claims`` function, plus every course
-module (``helpers.*``, ``studies.*``) that the rest imports, directly or through other course
-modules, with comments and docstrings removed: editing a claim or a comment leaves the stored
-results current, editing the code that computes them makes them stale.
+The fingerprint covers the study module without its ``claims`` function and its ``STUDY``
+description (title, notebook), plus every course module (``helpers.*``, ``studies.*``) that the
+rest imports, directly or through other course modules, with comments and docstrings removed:
+editing a claim, a title or a comment leaves the stored results current, editing the code that
+computes them makes them stale.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ STUDIES_DIR_ENV = "COURSE_STUDIES_DIR"
 INFRASTRUCTURE = frozenset({"studies", "studies.store", "studies.cli", "studies.__main__"})
 #: The packages whose modules count towards a fingerprint.
 COURSE_PACKAGES = ("helpers", "studies")
-#: The function of a study module that the fingerprint leaves out.
+#: The function and the variable of a study module that the fingerprint leaves out.
 CLAIMS_FUNCTION = "claims"
+STUDY_VARIABLE = "STUDY"
 
 
 class StudyError(RuntimeError):
@@ -195,10 +197,18 @@ def _source_tree(module: str, drop_claims: bool) -> ast.Module:
         raise StudyError(f"cannot find the source of module {module!r}")
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     if drop_claims:
-        tree.body = [node for node in tree.body
-                     if not (isinstance(node, ast.FunctionDef) and node.name == CLAIMS_FUNCTION)]
+        tree.body = [node for node in tree.body if not _describes_only(node)]
     _strip_docstrings(tree)
     return tree
+
+
+def _describes_only(node: ast.stmt) -> bool:
+    """The study's ``claims`` function and its ``STUDY = Study(...)`` description: neither changes
+    the results (the stored configuration is compared with ``full`` on its own)."""
+    if isinstance(node, ast.FunctionDef):
+        return node.name == CLAIMS_FUNCTION
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return any(isinstance(target, ast.Name) and target.id == STUDY_VARIABLE for target in targets)
 
 
 def _is_course_module(name: str) -> bool:
@@ -240,7 +250,7 @@ def code_modules(module: str) -> list[str]:
     """The study module and every course module it imports, directly or indirectly, sorted.
 
     The package modules that only describe, store and run studies (:data:`INFRASTRUCTURE`) are
-    left out; so are the imports made only inside the study's ``claims`` function.
+    left out; so are the imports made only inside the study's ``claims`` function and ``STUDY``.
     """
     seen: set[str] = set()
     todo = [module]

@@ -51,6 +51,9 @@ def toy_module(tmp_path, monkeypatch):
 
         def claims(results):
             return []
+
+
+        STUDY = "a description"
     ''')
     path = tmp_path / "toy_study.py"
     path.write_text(source)
@@ -99,12 +102,13 @@ def test_load_refuses_corrupt_and_missing_results_naming_the_command(toy):
         studies.load("other")
 
 
-def test_fingerprint_ignores_comments_docstrings_and_claims_but_not_code(toy_module):
+def test_fingerprint_ignores_comments_docstrings_claims_and_description_but_not_code(toy_module):
     before = store.fingerprint("toy_study")
     source = toy_module.read_text()
     toy_module.write_text(source.replace("# a comment", "# another comment")
                           .replace('"""Docstring."""', '"""Another docstring."""')
-                          .replace("return []", "return [1, 2]"))
+                          .replace("return []", "return [1, 2]")
+                          .replace('"a description"', '"another description"'))
     assert store.fingerprint("toy_study") == before
     toy_module.write_text(source.replace("check_int(\"n\", 3)", "check_int(\"n\", 4)"))
     assert store.fingerprint("toy_study") != before
