@@ -15,9 +15,9 @@ from tools.course import load_course
 #: it is: the comments there).
 NOTEBOOK_TIME_BUDGET_S: dict[str, float] = load_course().budgets()
 #: Budget of any notebook whose number is not listed above.
-DEFAULT_NOTEBOOK_TIME_BUDGET_S = 90.0
+DEFAULT_NOTEBOOK_TIME_BUDGET_S = 30.0
 #: The whole collection (sum of the per-notebook medians).
-TOTAL_TIME_BUDGET_S = 240.0
+TOTAL_TIME_BUDGET_S = 90.0
 #: Peak resident memory of the kernel process (and its children) per notebook, in MiB.
 PEAK_MEMORY_BUDGET_MIB = 1536.0
 #: Median time of one slider redraw (update callback + PNG render), in milliseconds.
