@@ -34,7 +34,6 @@ import importlib.util
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from helpers.data import sha256_of
 
 __all__ = [
     "Claim", "Results", "Study", "StudyError", "code_modules", "fingerprint", "load", "report",
@@ -259,6 +260,8 @@ def code_modules(module: str) -> list[str]:
         if name in seen:
             continue
         seen.add(name)
+        if name in INFRASTRUCTURE and name != module:  # what they import computes nothing either
+            continue
         todo.extend(_imported(_source_tree(name, drop_claims=name == module), name) - seen)
     return sorted(seen - (INFRASTRUCTURE - {module}))
 
@@ -295,15 +298,6 @@ def _environment(device: str) -> dict[str, Any]:
             "gpu": gpu, "device": device}
 
 
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save(study: Study, results: Results, *, seconds: float, device: str, quick: bool,
          directory: Path | None = None) -> Path:
     """Write ``NAME.npz`` and ``NAME.json`` to ``directory`` and return the JSON's path."""
@@ -324,7 +318,7 @@ def save(study: Study, results: Results, *, seconds: float, device: str, quick: 
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_time_s": round(seconds, 1),
         "command": regenerate_command(study.name) + (" --quick" if quick else ""),
-        "npz_sha256": sha256_file(npz),
+        "npz_sha256": sha256_of(npz),
         "arrays": {key: {"shape": list(value.shape), "dtype": str(value.dtype)}
                    for key, value in results.arrays.items()},
     }
@@ -358,7 +352,7 @@ def load(name: str, directory: Path | None = None) -> Results:
     if not npz.is_file():
         raise StudyError(f"the stored results of study {name!r} are missing ({npz.name} not found in "
                          f"data/studies); regenerate them with `{regenerate_command(name)}`")
-    if sha256_file(npz) != provenance["npz_sha256"]:
+    if sha256_of(npz) != provenance["npz_sha256"]:
         raise StudyError(f"the stored results of study {name!r} are corrupt ({npz.name} does not have the "
                          f"SHA-256 recorded in {name}.json); regenerate them with `{regenerate_command(name)}`")
     with np.load(npz, allow_pickle=False) as stored:
@@ -385,8 +379,3 @@ def timed_run(study: Study, config: Any, device: str) -> tuple[Results, float]:
     start = time.perf_counter()
     results = study.execute(config, device)
     return results, time.perf_counter() - start
-
-
-def print_err(message: str) -> None:
-    """Print to stderr (the CLI's diagnostics)."""
-    print(message, file=sys.stderr)
