@@ -39,7 +39,14 @@ GLOSSARY_WORDING = {
     "regularization": "chính quy hóa",
     "dead relu": "relu chết",
     "covariate shift": "dịch chuyển hiệp biến",
+    "normalization": "chuẩn hóa",
+    "normal distribution": "phân phối chuẩn",
+    "standard deviation": "độ lệch chuẩn",
+    "fan-in": "số đầu vào",
 }
+# "chuẩn" alone is overloaded (norm, normalization, normal distribution, standard deviation):
+# every glossary warns about it by naming the one Vietnamese term the course uses for each.
+CHUAN_TERMS = ("chuẩn hóa", "phân phối chuẩn", "độ lệch chuẩn")
 MISTRANSLATIONS = ("ép buộc giáo viên", "chuẩn hóa theo lớp")
 # Outputs nbval compares must be the same on every CPU (AVX2, AVX-512, ARM), each with its own
 # code paths.  A cell whose output cannot be (package versions, whether the hub is reachable) is
@@ -231,6 +238,8 @@ class TestNotebook:
             needed = GLOSSARY_WORDING.get(re.sub(r"\s*\(.*\)$", "", english))
             if needed is not None:
                 assert needed in vietnamese, f"glossary: translate {english!r} with {needed!r}"
+        missing = [term for term in CHUAN_TERMS if term not in glossary.lower()]
+        assert not missing, f"glossary: the note on the overloaded 'chuẩn' names {missing}"
 
     def test_ignored_outputs_are_few_and_explained(self, path: Path) -> None:
         """nbval compares every stored output, on every CPU with its own code paths; a cell whose
