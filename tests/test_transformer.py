@@ -543,3 +543,54 @@ def test_residual_track_figure() -> None:
 def test_new_helpers_reject_bad_input(call, error, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message):
         call()
+
+
+# -- the stability study's readers: how a run ended, and each variant's best learning rate --
+def _curve(start: float, end: float, steps: int = 40) -> list[float]:
+    return list(np.linspace(start, end, steps))
+
+
+def test_outcome_tells_learned_slow_stuck_and_diverged_apart() -> None:
+    from studies.transformer_stability import OUTCOMES, outcome, outcome_counts
+
+    plateau = [2.3] * 40
+    runs = {
+        "learned": _run(0, _curve(3.0, 0.1), 0.9, 1.0),
+        "slow": _run(1, _curve(3.0, 2.05), 0.0, 1.0),            # still falling, near the plateau
+        "slow ": _run(2, _curve(3.0, 1.2), 0.1, 1.0),             # below the plateau, not learned
+        "stuck": _run(3, plateau, 0.0, 1.0),                     # flat at ln 10
+        "diverged": _run(4, [*plateau[:-1], float("nan")], float("nan"), 1.0),
+        "diverged ": _run(5, [5.0] * 40, 0.0, 1.0),              # above 2 ln 10
+    }
+    assert {name: outcome(run) for name, run in runs.items()} == {n: n.strip() for n in runs}
+    counts = outcome_counts(list(runs.values()))
+    assert tuple(counts) == OUTCOMES
+    assert counts == {"learned": 1, "slow": 2, "stuck": 1, "diverged": 2}
+    with pytest.raises(ValueError, match="at least 20 steps"):
+        outcome(_run(0, [2.3] * 10, 0.0, 1.0))
+    with pytest.raises(TypeError, match="run must be a RunResult"):
+        outcome("run")  # type: ignore[arg-type]
+
+
+def test_fastest_stable_lr_picks_the_quickest_rate_where_every_seed_learns() -> None:
+    from studies.transformer_stability import fastest_stable_lr
+
+    def run(lr: float, seed: int, losses: list[float], accuracy: float) -> RunResult:
+        return RunResult("pre", lr, 0, seed, np.array(losses), np.full(len(losses), lr), 0.9, accuracy,
+                         np.ones(2), np.ones(2))
+
+    grid = {}
+    for seed in (0, 1):
+        grid[("pre", 1e-2, 0, seed)] = run(1e-2, seed, _curve(3.0, 0.0, 100), 1.0)    # below 0.5 at step 88
+        grid[("pre", 3e-2, 0, seed)] = run(3e-2, seed, _curve(3.0, 0.0, 50), 1.0)     # at step 46
+    grid[("pre", 1e-1, 0, 0)] = run(1e-1, 0, _curve(3.0, 0.0, 20), 1.0)
+    grid[("pre", 1e-1, 0, 1)] = run(1e-1, 1, [2.3] * 20, 0.0)                        # one seed stuck
+    best = fastest_stable_lr(grid, "pre", 0)
+    assert best is not None and best.lr == 3e-2
+    assert best.steps == (46, 46) and best.median == 46
+    assert fastest_stable_lr(grid, "pre", 0, target=1e-9) is None     # no seed gets that low
+    assert fastest_stable_lr(grid, "post", 0) is None                 # no runs of that variant
+    with pytest.raises(ValueError, match="target must be > 0"):
+        fastest_stable_lr(grid, "pre", 0, target=0.0)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        fastest_stable_lr(grid, "mid", 0)
