@@ -50,7 +50,7 @@ def gradient_norms_figure(grads: Mapping[str, Mapping[str, np.ndarray]],
     Args:
         grads: ``{norm: layer_gradient_norms(...)}``.
         depth_ratios: optional ``{n_layers: post/pre ratio of the last block's FFN W2
-            gradient}``, drawn in a second panel.
+            gradient, median over seeds}``, drawn in a second panel.
     """
     ncols = 2 if depth_ratios else 1
     fig, axes = new_figure(1, ncols, figsize=(5.2 * ncols, 3.8))
@@ -67,7 +67,7 @@ def gradient_norms_figure(grads: Mapping[str, Mapping[str, np.ndarray]],
         ax = axes[0, 1]
         depths = sorted(depth_ratios)
         ax.plot(depths, [depth_ratios[d] for d in depths], color=color(2), marker="D",
-                label="measured post/pre ratio (mean of seeds)")
+                label="measured post/pre ratio (median of seeds)")
         ax.plot(depths, np.sqrt(np.array(depths) / depths[0]) * depth_ratios[depths[0]],
                 color=color(7), linestyle="--", label="∝ √(number of blocks)")
         ax.set_xscale("log", base=2)
@@ -185,7 +185,11 @@ class BrowseView:
             band.set_visible(False)
             self._bands[cell] = band
             summary = self.summaries[cell] = cell_summary(runs)
-            self._residuals[cell] = (summary.residual_init, summary.residual_final)
+            # After training: every run whose weights stayed finite, the same runs as the
+            # loss band and the readout (a run stuck at guessing still has a stream).
+            finite = [r.residual_final for r in runs if np.isfinite(r.residual_final).all()]
+            final = seed_band(finite).median if finite else np.full_like(summary.residual_init, np.nan)
+            self._residuals[cell] = (summary.residual_init, final)
             self._seeds[cell] = summary.seeds
         self._lines = {}
         for norm in self.variants:
@@ -204,7 +208,7 @@ class BrowseView:
         (self._init_line,) = right.plot(depth, depth * 0.0 + 1, linestyle=":", marker="o",
                                         label="at initialization (median)")
         (self._final_line,) = right.plot(depth, depth * 0.0 + 1, linestyle="-", marker="s",
-                                         label="after training (median of runs that learned)")
+                                         label="after training (median, every finite run)")
         right.set_yscale("log")
         right.set_ylim(1, 1e4)
         right.set_xlim(-0.3, depth[-1] + 0.3 if len(depth) else 1)
@@ -296,7 +300,8 @@ def _stability_row(axes: Sequence[Axes], grid: Mapping[RunKey, RunResult], norms
             ax.plot(np.array(lrs) * 10**offset, [counts[lr] for lr in lrs], label=LABELS[norm],
                     **variant_style(norm))
         ax.set_xscale("log")
-        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+        # "2e-2", not "0.02": neighbouring rates of a fine grid sit close on a log axis.
+        ax.set_xticks(lrs, [f"{lr:.0e}".replace("e-0", "e-") for lr in lrs], rotation=35)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_yticks(range(0, n_seeds + 1, 1 if n_seeds <= 6 else 2))
         ax.set_ylim(-0.3, n_seeds + 0.3)
