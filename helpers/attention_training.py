@@ -6,7 +6,11 @@ attention head, so the head size d is the model width; its attention scores are 
 Every training batch is new data (steps × batch size training examples), so the training
 loss is also a held-out loss.
 
-* :func:`attention_model`: that model, for a head size, a scaling and a seed;
+* :func:`attention_model`: that model, for a head size, a scaling and a seed (optionally with
+  W_Q, W_K multiplied by a factor at initialization);
+* :func:`variant_model`: the three versions the study compares (:data:`VARIANTS`): scaled,
+  unscaled, and the control "matched": unscaled, with W_Q, W_K × d^(-1/4) so that its initial
+  logits are those of the scaled model;
 * :func:`init_logit_std`: the standard deviation of the attention logits of a freshly
   initialized TinyTransformer (the first block's first head), the scale s of notebook 04;
 * :func:`train_attention`: one training run, with the readable loop of
@@ -28,31 +32,60 @@ from helpers.training import TrainingRun, train
 from helpers.transformer import NORMS, Block, ReversalTask, TinyTransformer, reversal_task, sequence_loss
 from helpers.validation import check_bool, check_choice, check_int, check_positive, check_tensor
 
-__all__ = ["BATCH_SIZE", "LENGTH", "attention_model", "init_logit_std", "train_attention", "training_task"]
+__all__ = ["BATCH_SIZE", "LENGTH", "VARIANTS", "attention_model", "init_logit_std", "train_attention",
+           "training_task", "variant_model"]
 
 LENGTH = 6
 """Digits to reverse: the model reads 2 × 6 = 12 tokens."""
 BATCH_SIZE = 16
 """Examples per training step."""
+VARIANTS = ("scaled", "unscaled", "matched")
+"""The versions the study compares: scores × 1/√d; scores × 1; and the control, scores × 1 with
+W_Q, W_K multiplied by d^(-1/4) at initialization, so that q·k starts as the scaled model's
+q·k/√d (the same initial logits, then trained without the division)."""
 
 
 def attention_model(head_size: int, scaled: bool, seed: int = 0, *, length: int = LENGTH,
-                    n_layers: int = 1, norm: str = "pre") -> TinyTransformer:
+                    n_layers: int = 1, norm: str = "pre", qk_init_scale: float = 1.0) -> TinyTransformer:
     """A TinyTransformer with ``n_layers`` blocks of ONE attention head of size ``head_size``
     (so ``d_model = head_size``), its scores multiplied by 1/√head_size (``scaled``) or by 1.
 
     The seed sets the initial weights, and the scaling does not touch them: the scaled and
-    the unscaled model of one seed start from the same weights.
+    the unscaled model of one seed start from the same weights.  ``qk_init_scale`` multiplies
+    the query and key projections (W_Q, W_K and their biases, which start at 0) of every block
+    once, at initialization: the initial scores are multiplied by ``qk_init_scale²``.
 
     Raises:
-        TypeError/ValueError: for a bad size, flag, seed, length or ``norm``.
+        TypeError/ValueError: for a bad size, flag, seed, length, ``norm`` or ``qk_init_scale``.
     """
     head_size = check_int("head_size", head_size, minimum=1)
     scaled = check_bool("scaled", scaled)
     length = check_int("length", length, minimum=2)
+    qk_init_scale = check_positive("qk_init_scale", qk_init_scale)
     check_choice("norm", norm, NORMS)
-    return TinyTransformer(norm, n_layers=n_layers, d_model=head_size, n_heads=1, max_len=2 * length,
-                           seed=seed, attention_scale=None if scaled else 1.0)
+    model = TinyTransformer(norm, n_layers=n_layers, d_model=head_size, n_heads=1, max_len=2 * length,
+                            seed=seed, attention_scale=None if scaled else 1.0)
+    if qk_init_scale != 1.0:
+        with torch.no_grad():
+            for block in model.blocks:
+                qkv = cast(Block, block).attn.qkv  # rows: W_Q, then W_K, then W_V
+                qkv.weight[: 2 * head_size].mul_(qk_init_scale)
+                qkv.bias[: 2 * head_size].mul_(qk_init_scale)
+    return model
+
+
+def variant_model(head_size: int, variant: str, seed: int = 0, *, length: int = LENGTH) -> TinyTransformer:
+    """:func:`attention_model` for one of :data:`VARIANTS`: ``"scaled"`` (÷√d), ``"unscaled"``
+    (× 1, the same weights) or ``"matched"`` (× 1, W_Q and W_K × head_size^(-1/4), so its initial
+    scores equal the scaled model's; the other weights are the same as well).
+
+    Raises:
+        TypeError/ValueError: for a bad size, variant, seed or length.
+    """
+    check_choice("variant", variant, VARIANTS)
+    head_size = check_int("head_size", head_size, minimum=1)
+    factor = head_size ** -0.25 if variant == "matched" else 1.0
+    return attention_model(head_size, variant == "scaled", seed, length=length, qk_init_scale=factor)
 
 
 def training_task(steps: int, batch_size: int = BATCH_SIZE, length: int = LENGTH,
@@ -95,20 +128,24 @@ def init_logit_std(model: TinyTransformer, tokens: torch.Tensor) -> float:
     return float(scores[:, visible].std())
 
 
-def train_attention(head_size: int, scaled: bool, seed: int = 0, *, lr: float = 1e-3, steps: int = 40,
+def train_attention(head_size: int, scaled: bool | str, seed: int = 0, *, lr: float = 1e-3, steps: int = 40,
                     batch_size: int = BATCH_SIZE, length: int = LENGTH, data_seed: int = 0,
                     progress: bool = True) -> TrainingRun:
     """Train one :func:`attention_model` with Adam at learning rate ``lr`` for ``steps`` new
     batches of the reversal task; returns the run (its loss of every step).
 
-    The seed sets the initial weights and the batch order, so the scaled and the unscaled
-    run of one seed start from the same weights and see the same batches.
+    ``scaled`` is a flag (÷√d or not) or one of :data:`VARIANTS` (:func:`variant_model`).  The
+    seed sets the initial weights and the batch order, so the runs of one seed start from the
+    same weights and see the same batches.
 
     Raises:
-        TypeError/ValueError: for bad sizes, seeds or ``lr``.
+        TypeError/ValueError: for bad sizes, seeds, variant or ``lr``.
     """
     lr = check_positive("lr", lr)
     task = training_task(steps, batch_size, length, data_seed)
-    model = attention_model(head_size, scaled, seed, length=length)
+    if isinstance(scaled, str):
+        model = variant_model(head_size, scaled, seed, length=length)
+    else:
+        model = attention_model(head_size, scaled, seed, length=length)
     return train(model, task.tokens, task.targets, lr=lr, epochs=1, batch_size=batch_size,
                  optimizer="adam", max_steps=steps, loss_fn=sequence_loss, seed=seed, progress=progress)

@@ -9,10 +9,12 @@ from matplotlib.figure import Figure
 
 from helpers.attention_training import (
     BATCH_SIZE,
+    VARIANTS,
     attention_model,
     init_logit_std,
     train_attention,
     training_task,
+    variant_model,
 )
 from helpers.plots.attention import lr_sweep_figure, training_figure
 from helpers.training import train
@@ -52,6 +54,49 @@ def test_attention_model_one_head_of_size_d_same_weights_both_scalings() -> None
     assert unscaled.blocks[0].attn.attention_scale == 1.0  # type: ignore[union-attr]
     for (name, a), (_, b) in zip(scaled.named_parameters(), unscaled.named_parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_qk_init_scale_multiplies_only_the_query_and_key_projections() -> None:
+    plain, small = attention_model(16, False, seed=2), attention_model(16, False, seed=2, qk_init_scale=0.5)
+    for (name, a), (_, b) in zip(plain.named_parameters(), small.named_parameters(), strict=True):
+        if name == "blocks.0.attn.qkv.weight":
+            torch.testing.assert_close(b[:32], 0.5 * a[:32])  # W_Q, W_K
+            assert torch.equal(b[32:], a[32:])  # W_V untouched
+        else:
+            assert torch.equal(a, b), name
+    tokens = _tokens()
+    ratio = init_logit_std(small, tokens) / init_logit_std(plain, tokens)
+    assert ratio == pytest.approx(0.25, rel=1e-5)  # scores × 0.5²
+
+
+@pytest.mark.parametrize("head_size", [16, 64])
+def test_variants_scaled_unscaled_and_matched(head_size: int) -> None:
+    tokens = _tokens()
+    models = {v: variant_model(head_size, v, seed=1, length=4) for v in VARIANTS}
+    stds = {v: init_logit_std(m, tokens) for v, m in models.items()}
+    assert stds["matched"] == pytest.approx(stds["scaled"], rel=1e-5)  # the same initial logits
+    assert stds["unscaled"] / stds["scaled"] == pytest.approx(head_size**0.5, rel=1e-5)
+    assert models["matched"].blocks[0].attn.attention_scale == 1.0  # type: ignore[union-attr]
+    assert models["scaled"].blocks[0].attn.attention_scale is None  # type: ignore[union-attr]
+    with torch.no_grad():
+        torch.testing.assert_close(models["matched"](tokens), models["scaled"](tokens), rtol=1e-4, atol=1e-5)
+
+
+def test_variant_model_and_qk_init_scale_reject_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="variant"):
+        variant_model(16, "tiny")
+    with pytest.raises(ValueError, match="qk_init_scale"):
+        attention_model(16, False, qk_init_scale=0.0)
+    with pytest.raises(TypeError, match="head_size"):
+        variant_model(16.0, "scaled")  # type: ignore[arg-type]
+
+
+def test_train_attention_takes_a_variant_name() -> None:
+    matched = train_attention(16, "matched", seed=1, steps=3, progress=False)
+    scaled = train_attention(16, "scaled", seed=1, steps=3, progress=False)
+    assert matched.losses[0] == pytest.approx(scaled.losses[0], rel=1e-4)  # same function at step 1
+    with pytest.raises(ValueError, match="variant"):
+        train_attention(16, "tiny", steps=2, progress=False)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -140,9 +185,11 @@ def test_training_figure_draws_one_panel_per_head_size() -> None:
                           references={"one digit at chance": 0.38})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
-    assert fig.axes[0].get_legend() is not None and "lr 1e-3" in fig.axes[0].get_title()
+    assert fig.legends and "lr 1e-3" in fig.axes[0].get_title()  # one legend, below the panels
     single = {key: value[0] for key, value in _curves(1, 10).items()}  # one seed: 1-D curves, no band
     assert len(training_figure(np.arange(10), single).axes) == 2
+    one_panel = training_figure(np.arange(10), {k: v for k, v in single.items() if k[0] == 16})
+    assert one_panel.axes[0].get_legend() is not None  # a single panel keeps its own legend
 
 
 def test_training_figure_rejects_bad_curves() -> None:
@@ -161,3 +208,16 @@ def test_lr_sweep_figure_draws_medians_and_ranges() -> None:
     assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
     with pytest.raises(ValueError, match="learning rates"):
         lr_sweep_figure(np.array([1e-3, 3e-3]), values, ylabel="loss")
+
+
+def test_figures_draw_the_matched_control_when_given() -> None:
+    rng = np.random.default_rng(1)
+    curves = {(h, v): rng.uniform(0, 2, (5, 10)) for h in (16, 64) for v in ("scaled", "unscaled", "matched")}
+    fig = training_figure(np.arange(5, 55, 5), curves)
+    assert len(fig.axes[0].get_lines()) == 3  # one median line per variant
+    sweep = lr_sweep_figure(np.array([1e-3, 3e-3]), {k: v[:2] for k, v in curves.items()}, ylabel="loss")
+    assert len(sweep.legends[0].get_texts()) == 3
+    with pytest.raises(ValueError, match="unknown variants"):
+        training_figure(np.arange(10), {**curves, (16, "tiny"): np.zeros((5, 10))})
+    with pytest.raises(ValueError, match="missing"):
+        training_figure(np.arange(5, 55, 5), {k: v for k, v in curves.items() if k != (64, "matched")})

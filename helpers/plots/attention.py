@@ -171,40 +171,56 @@ def update_temperature_figure(fig: Figure, row: TemperatureRow, curves: Temperat
 
 
 # -- training: scaled vs unscaled attention -------------------------------------------------
-_SCALINGS = ((True, "scaled: QKᵀ/√d", "-"), (False, "unscaled: QKᵀ", "--"))
+_VARIANTS = (("scaled", "scaled: QKᵀ/√d", "-"), ("unscaled", "unscaled: QKᵀ", "--"),
+             ("matched", "control: unscaled, W_Q, W_K × d^(-1/4)", ":"))
+"""The versions of :data:`helpers.attention_training.VARIANTS`: key, legend label, line style."""
+_LEGACY = {True: "scaled", False: "unscaled"}
 
 
-def _head_sizes(curves: Mapping[tuple[int, bool], np.ndarray], name: str) -> list[int]:
+def _by_variant(curves: Mapping[tuple[int, bool | str], np.ndarray], name: str
+                ) -> tuple[list[int], list[tuple[int, str, str, str]], dict[tuple[int, str], np.ndarray]]:
+    """Head sizes, the variants drawn (colour index, key, label, style) and the curves keyed by
+    (head size, variant name); a bool variant means scaled (True) or unscaled (False)."""
     if not isinstance(curves, Mapping) or not curves:
-        raise TypeError(f"{name} must be a non-empty mapping (head size, scaled) -> array")
-    heads = sorted({key[0] for key in curves})
-    missing = [(h, s) for h in heads for s in (True, False) if (h, s) not in curves]
+        raise TypeError(f"{name} must be a non-empty mapping (head size, variant) -> array")
+    keyed = {(int(h), _LEGACY[v] if isinstance(v, bool) else str(v)): value for (h, v), value in curves.items()}
+    unknown = sorted({v for _, v in keyed} - {key for key, _, _ in _VARIANTS})
+    if unknown:
+        raise ValueError(f"{name}: unknown variants {unknown}; use scaled, unscaled, matched")
+    heads = sorted({h for h, _ in keyed})
+    drawn = [(i, key, label, style) for i, (key, label, style) in enumerate(_VARIANTS)
+             if key != "matched" or any(v == "matched" for _, v in keyed)]
+    missing = [(h, key) for h in heads for _, key, _, _ in drawn if (h, key) not in keyed]
     if missing:
-        raise ValueError(f"{name} needs a scaled and an unscaled entry per head size; missing {missing}")
-    return heads
+        raise ValueError(f"{name} needs a scaled and an unscaled entry (and matched, if any has one) "
+                         f"per head size; missing {missing}")
+    return heads, drawn, keyed
 
 
-def training_figure(steps: np.ndarray, curves: Mapping[tuple[int, bool], np.ndarray], *,
+def training_figure(steps: np.ndarray, curves: Mapping[tuple[int, bool | str], np.ndarray], *,
                     note: str = "", references: Mapping[str, float] | None = None) -> Figure:
-    """Training loss against step, one panel per head size, scaled and unscaled attention.
+    """Training loss against step, one panel per head size, scaled and unscaled attention (and
+    the control ``"matched"`` when ``curves`` has it).
 
-    ``curves[head size, scaled]`` holds one loss curve per seed (``[seeds, len(steps)]``, or one
+    ``curves[head size, variant]`` (variant ``"scaled"``, ``"unscaled"``, ``"matched"``, or a
+    bool: ``True`` scaled, ``False`` unscaled) holds one loss curve per seed (``[seeds, len(steps)]``, or one
     1-D curve); the line is the median over seeds and, with two or more seeds, the band their
     range.  ``note`` ends each panel's title (e.g. the learning rate); ``references`` draws
     labelled horizontal lines (label -> loss).
 
     Raises:
         TypeError: if ``curves`` is not a non-empty mapping.
-        ValueError: for a head size without both scalings or curves of the wrong length.
+        ValueError: for a head size without both scalings, an unknown variant or curves of the
+            wrong length.
     """
-    heads = _head_sizes(curves, "curves")
+    heads, drawn, keyed = _by_variant(curves, "curves")
     steps = np.asarray(steps)
     fig, axes = new_figure(1, len(heads), figsize=(4.6 * len(heads), 3.8), sharey=True)
     for ax, head in zip(axes[0], heads, strict=True):
-        for i, (scaled, name, style) in enumerate(_SCALINGS):
-            rows = np.atleast_2d(np.asarray(curves[head, scaled], dtype=np.float64))
+        for i, variant, name, style in drawn:
+            rows = np.atleast_2d(np.asarray(keyed[head, variant], dtype=np.float64))
             if rows.shape[1] != len(steps):
-                raise ValueError(f"curves[{head}, {scaled}] must have {len(steps)} points per seed, "
+                raise ValueError(f"curves[{head}, {variant}] must have {len(steps)} points per seed, "
                                  f"got {rows.shape[1]}")
             band = seed_band(rows)
             if len(rows) > 1:
@@ -216,33 +232,38 @@ def training_figure(steps: np.ndarray, curves: Mapping[tuple[int, bool], np.ndar
             ax.axhline(value, color="0.3", lw=1, ls=":" if j == 0 else "-.", label=label)
         ax.set_ylim(0, None)
         label_axes(ax, title=f"Head size d = {head}{note}", xlabel="training step (batches of new examples)",
-                   ylabel="cross-entropy loss (nats)", legend=head == heads[0])
+                   ylabel="cross-entropy loss (nats)", legend=len(heads) == 1)
+    if len(heads) > 1:  # below the panels: no curve hidden
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(drawn))
     return fig
 
 
-def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool], np.ndarray], *,
+def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool | str], np.ndarray], *,
                     ylabel: str, note: str = "") -> Figure:
     """A per-seed quantity against the learning rate, one panel per head size: median over
-    seeds (markers and line) and range (error bars), scaled and unscaled attention.
+    seeds (markers and line) and range (error bars), scaled and unscaled attention (and the
+    control ``"matched"`` when ``values`` has it; keys as in :func:`training_figure`).
 
-    ``values[head size, scaled]`` is ``[learning rates, seeds]``; ``note`` ends each panel's title.
+    ``values[head size, variant]`` is ``[learning rates, seeds]``; ``note`` ends each panel's title.
 
     Raises:
         TypeError: if ``values`` is not a non-empty mapping.
-        ValueError: for a head size without both scalings or values of the wrong shape.
+        ValueError: for a head size without both scalings, an unknown variant or values of the
+            wrong shape.
     """
-    heads = _head_sizes(values, "values")
+    heads, drawn, keyed = _by_variant(values, "values")
     lrs = np.asarray(lrs, dtype=np.float64)
     fig, axes = new_figure(1, len(heads), figsize=(4.2 * len(heads), 4.0), sharey=True)
     for ax, head in zip(axes[0], heads, strict=True):
-        for i, (scaled, name, style) in enumerate(_SCALINGS):
-            rows = np.asarray(values[head, scaled], dtype=np.float64)
+        for j, (i, variant, name, style) in enumerate(drawn):
+            rows = np.asarray(keyed[head, variant], dtype=np.float64)
             if rows.ndim != 2 or rows.shape[0] != len(lrs):
-                raise ValueError(f"values[{head}, {scaled}] must be [{len(lrs)} learning rates, seeds], "
+                raise ValueError(f"values[{head}, {variant}] must be [{len(lrs)} learning rates, seeds], "
                                  f"got shape {rows.shape}")
             median = np.nanmedian(rows, axis=1)
             low, high = np.nanmin(rows, axis=1), np.nanmax(rows, axis=1)
-            shift = 1.06 if scaled else 1 / 1.06  # side by side, so the error bars do not hide each other
+            shift = 1.08 ** (j - (len(drawn) - 1) / 2)  # side by side, so the error bars do not hide each other
             ax.errorbar(lrs * shift, median, yerr=[median - low, high - median], fmt="o" + style,
                         color=color(i), lw=2, capsize=3,
                         label=f"{name}: median, range over {rows.shape[1]} seeds")
@@ -251,5 +272,5 @@ def lr_sweep_figure(lrs: np.ndarray, values: Mapping[tuple[int, bool], np.ndarra
         label_axes(ax, title=f"Head size d = {head}{note}", xlabel="learning rate (Adam)", ylabel=ylabel,
                    legend=False)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2)  # below the panels: no data hidden
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(drawn))  # below the panels: no data hidden
     return fig
