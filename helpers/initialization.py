@@ -14,7 +14,7 @@ panels do not re-read and re-verify the data file on every redraw; it returns fr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from helpers.data import load_mnist
 from helpers.training import single_thread
-from helpers.validation import check_bool, check_choice, check_int, check_real
+from helpers.validation import check_bool, check_choice, check_int, check_ints, check_real
 
 #: Activations accepted by :func:`make_mlp` and :func:`norm_profile`.
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
@@ -479,6 +479,159 @@ def drift_log_slopes(gain: float = 2.0, width: int = 100, depth: int = 50, netwo
     return np.polyfit(np.arange(depth), log_norms, 1)[0]
 
 
+@dataclass(frozen=True)
+class FirstSteps:
+    """The first plain-SGD steps of :func:`make_mlp` ReLU networks, for several ``(gain, lr)``
+    settings and seeds (what :func:`sgd_first_steps` returns)."""
+
+    settings: tuple[tuple[float, float], ...]
+    """The ``(gain, lr)`` pairs, in the order of the first axis of every array."""
+    seeds: tuple[int, ...]
+    losses: np.ndarray
+    """Mean cross-entropy before step 1 and after step 1, 2, ..., shape ``(settings, seeds, steps + 1)``
+    (``inf`` or ``nan`` once the network's numbers leave float32's range)."""
+    first_change: np.ndarray
+    """The relative size of the first step, ``lr * ||grad W_i|| / ||W_i||``, largest over the
+    hidden matrices, shape ``(settings, seeds)``."""
+
+    @property
+    def first_nonfinite_step(self) -> np.ndarray:
+        """The first step after which the loss is NaN or infinite (0: none within the steps taken),
+        shape ``(settings, seeds)``."""
+        bad = ~np.isfinite(self.losses[..., 1:])
+        return np.where(bad.any(axis=-1), bad.argmax(axis=-1) + 1, 0)
+
+
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
+def sgd_first_steps(settings: Sequence[tuple[float, float]], seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                    steps: int = 3, depth: int = 50, width: int = 100, batch: int = 64) -> FirstSteps:
+    """Take ``steps`` plain SGD steps from the lecture's deep ReLU network, for every ``(gain, lr)``
+    in ``settings`` and every seed, all at once.
+
+    Network ``(gain, lr, seed)`` starts with the weights of :func:`make_mlp` ``(gain, depth, width,
+    seed=seed)`` (the same float32 numbers as :func:`norm_profile`, no biases) and takes the steps
+    ``W <- W - lr * grad`` of the mean cross-entropy on the first ``batch`` MNIST training images
+    (the same images every step: the question is whether the numbers stay finite).  All networks
+    run as one batched model (``torch.bmm``), each one's loss depending on its own weights only.
+
+    Raises:
+        ValueError / TypeError: naming the bad argument and the allowed values.
+    """
+    if isinstance(settings, (str, bytes)) or not isinstance(settings, Sequence) or not settings:
+        raise TypeError(f"settings must be a non-empty sequence of (gain, lr) pairs, got {settings!r}")
+    pairs = []
+    for pair in settings:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"settings must hold (gain, lr) pairs, got {pair!r}")
+        pairs.append((check_real("gain", pair[0], minimum=0.0, min_inclusive=False),
+                      check_real("lr", pair[1], minimum=0.0, min_inclusive=False)))
+    seeds = check_ints("seeds", seeds, minimum=0)
+    steps = check_int("steps", steps, minimum=1)
+    depth = check_int("depth", depth, minimum=1)
+    width = check_int("width", width, minimum=1)
+    batch = check_int("batch", batch, minimum=1, maximum=MNIST_TRAIN_SIZE)
+    sizes = [(IN_FEATURES, width)] + [(width, width)] * (depth - 1) + [(width, N_CLASSES)]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    params = []
+    for n_in, n_out in sizes:  # make_mlp's draws, layer by layer from each seed's generator
+        standard = [torch.randn(n_out, n_in, generator=g) for g in generators]
+        params.append(torch.stack([z * math.sqrt(gain / n_in) for gain, _ in pairs for z in standard])
+                      .requires_grad_(True))
+    lr = torch.tensor([lr for _, lr in pairs for _ in seeds]).view(-1, 1, 1)
+    x, y = mnist_batch(batch)
+    n = len(pairs) * len(seeds)
+    losses = np.empty((n, steps + 1))
+    first_change = np.zeros(n)
+    for step in range(steps + 1):
+        z = x.expand(n, -1, -1)
+        for w in params[:-1]:
+            z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
+        logits = torch.bmm(z, params[-1].transpose(1, 2))
+        loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y.repeat(n), reduction="none").reshape(n, batch).mean(1)
+        losses[:, step] = loss.detach().double().numpy()
+        if step == steps:
+            break
+        grads = torch.autograd.grad(loss.sum(), params)  # each network's loss depends on its own weights only
+        with torch.no_grad():
+            if step == 0:  # lr * ||grad W_i|| / ||W_i||, largest over the hidden matrices
+                relative = torch.stack([g.double().flatten(1).norm(dim=1) / w.double().flatten(1).norm(dim=1)
+                                        for w, g in zip(params[:-1], grads, strict=False)]).amax(0)
+                first_change = (relative * lr.view(-1).double()).numpy()
+            for w, g in zip(params, grads, strict=True):
+                w -= lr * g
+    shape = (len(pairs), len(seeds))
+    return FirstSteps(settings=tuple(pairs), seeds=seeds, losses=losses.reshape(*shape, -1),
+                      first_change=first_change.reshape(shape))
+
+
+# --------------------------------------------------------------------------------------
+# section 4: why the activation must be non-linear
+# --------------------------------------------------------------------------------------
+#: Activations of :func:`xor_losses`: the handout's affine ``2h + 3`` and two non-linear ones.
+XOR_ACTIVATIONS: tuple[str, ...] = ("affine", "tanh", "relu")
+XOR_X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_Y = torch.tensor([0.0, 1.0, 1.0, 0.0])
+
+
+@single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
+def xor_losses(activation: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), hidden: int = 8, layers: int = 2,
+               steps: int = 300, lr: float = 0.05) -> np.ndarray:
+    """Fit XOR with a small MLP ``2 -> hidden (x layers) -> 1`` and return each seed's final loss.
+
+    ``activation`` is one of :data:`XOR_ACTIVATIONS`: ``"affine"`` is the Viettel handout's example
+    ``f(h) = 2h + 3``, with which the whole network is an affine function of its input, so its
+    loss cannot go below ``ln 2`` (the best an affine model does on XOR); ``"tanh"`` and
+    ``"relu"`` are non-linear.  Weights ``N(0, 1 / n_in)`` with zero biases, drawn from
+    ``torch.Generator().manual_seed(seed)``; full-batch Adam on the binary cross-entropy of
+    the four XOR points, every seed at once (stacked weights, ``torch.bmm``).
+
+    Returns:
+        Shape ``(seeds,)``: the binary cross-entropy (nats) after ``steps`` steps.
+
+    Raises:
+        ValueError / TypeError: naming the bad argument and the allowed values.
+    """
+    activation = check_choice("activation", activation, XOR_ACTIVATIONS)
+    seeds = check_ints("seeds", seeds, minimum=0)
+    hidden = check_int("hidden", hidden, minimum=1)
+    layers = check_int("layers", layers, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    lr = check_real("lr", lr, minimum=0.0, min_inclusive=False)
+    sizes = [2] + [hidden] * layers + [1]
+    weights: list[torch.Tensor] = []
+    biases: list[torch.Tensor] = []
+    for n_in, n_out in pairwise(sizes):
+        draws = [torch.randn(n_out, n_in, generator=torch.Generator().manual_seed(1000 * s + len(weights)))
+                 for s in seeds]
+        weights.append((torch.stack(draws) / math.sqrt(n_in)).requires_grad_(True))
+        biases.append(torch.zeros(len(seeds), 1, n_out, requires_grad=True))
+    phi: Callable[[torch.Tensor], torch.Tensor] = {
+        "affine": lambda h: 2.0 * h + 3.0, "tanh": torch.tanh, "relu": torch.relu}[activation]
+    params = [*weights, *biases]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    x = XOR_X.expand(len(seeds), -1, -1)
+    target = XOR_Y.expand(len(seeds), -1)
+
+    def loss_per_seed() -> torch.Tensor:
+        z = x
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            z = torch.baddbmm(b, z, w.transpose(1, 2))
+            if i < len(weights) - 1:
+                z = phi(z)
+        return F.binary_cross_entropy_with_logits(z[..., 0], target, reduction="none").mean(dim=1)
+
+    beta1, beta2 = 0.9, 0.999
+    for step in range(1, steps + 1):  # Adam (Kingma and Ba, 2015), written out: torch.optim takes seconds to import
+        grads = torch.autograd.grad(loss_per_seed().sum(), params)  # each seed's loss depends on its own weights only
+        with torch.no_grad():
+            for p, g, (m, v) in zip(params, grads, moments, strict=True):
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                p -= lr * (m / (1 - beta1**step)) / ((v / (1 - beta2**step)).sqrt() + 1e-8)
+    with torch.no_grad():
+        return loss_per_seed().double().numpy()
+
+
 # --------------------------------------------------------------------------------------
 # section 3: the derivation, one step at a time
 # --------------------------------------------------------------------------------------
@@ -509,24 +662,29 @@ def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
     n = check_int("n", n, minimum=1)
     samples = check_int("samples", samples, minimum=2)
     gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    d = torch.float64
     checks: list[VarianceCheck] = []
+
+    def randn(*shape: int) -> torch.Tensor:
+        # standard normals drawn in float32 (about four times faster to draw than float64 on a
+        # CPU), every sum and moment then computed in float64
+        return torch.randn(*shape, generator=gen).double()
+
     # 1. linear layer, Gaussian inputs, Var(w) = 1/n
-    w = torch.randn(samples, n, generator=gen, dtype=d) / math.sqrt(n)
-    xg = torch.randn(samples, n, generator=gen, dtype=d)
+    w = randn(samples, n) / math.sqrt(n)
+    xg = randn(samples, n)
     s = (w * xg).sum(dim=1)
     checks.append(VarianceCheck("Var(w.x), x ~ N(0,1), Var(w) = 1/n  ->  n Var(w) Var(x)", 1.0, float(s.var())))
     # 2. real MNIST images: the lecture's Var(x) vs the second moment E[x^2]
     x, _ = mnist_batch(256)
     x = x.double()
-    wm = torch.randn(samples, IN_FEATURES, generator=gen, dtype=d) / math.sqrt(IN_FEATURES)
+    wm = randn(samples, IN_FEATURES) / math.sqrt(IN_FEATURES)
     sm = wm @ x.T  # every (w, image) pair
     checks.append(VarianceCheck("Var(w.x), MNIST x, with the lecture's Var(x) of the pixels",
                                 float(x.var()), float(sm.pow(2).mean())))
     checks.append(VarianceCheck("Var(w.x), MNIST x, with the second moment E[x^2]",
                                 float(x.pow(2).mean()), float(sm.pow(2).mean())))
     # 3. ReLU halves the second moment (not the variance)
-    h = torch.randn(samples * 64, generator=gen, dtype=d)
+    h = randn(samples * 64)
     r = torch.relu(h)
     checks.append(VarianceCheck("E[relu(h)^2] / Var(h)", 0.5, float(r.pow(2).mean() / h.var())))
     checks.append(VarianceCheck("Var(relu(h)) / Var(h)  (= 1/2 - 1/(2 pi))", 0.5 - 1 / (2 * math.pi),
@@ -536,15 +694,15 @@ def variance_checks(n: int = 784, samples: int = 4096, seed: int = 0,
     checks.append(VarianceCheck(f"E[leaky_relu(h)^2] / Var(h), slope a = {a:g}  ->  (1 + a^2)/2",
                                 (1 + a * a) / 2, float(lk.pow(2).mean() / h.var())))
     # 4. one ReLU layer with Var(W) = 2/n keeps the second moment of the layer input
-    zin = torch.relu(torch.randn(512, n, generator=gen, dtype=d))
-    wk = torch.randn(n, n, generator=gen, dtype=d) * math.sqrt(2.0 / n)
+    zin = torch.relu(randn(512, n))
+    wk = randn(n, n) * math.sqrt(2.0 / n)
     zout = torch.relu(zin @ wk.T)
     checks.append(VarianceCheck("E[z_out^2] / E[z_in^2], ReLU layer, Var(W) = 2/n", 1.0,
                                 float(zout.pow(2).mean() / zin.pow(2).mean())))
     # 5. tanh with Xavier Var(W) = 1/n: keeps small signals, shrinks large ones
     for std in (0.1, 1.0):
-        t = torch.tanh(std * torch.randn(512, n, generator=gen, dtype=d))
-        wx = torch.randn(n, n, generator=gen, dtype=d) / math.sqrt(n)
+        t = torch.tanh(std * randn(512, n))
+        wx = randn(n, n) / math.sqrt(n)
         t2 = torch.tanh(t @ wx.T)
         checks.append(VarianceCheck(f"E[z_out^2] / E[z_in^2], tanh layer, Var(W) = 1/n, input std {std:g}",
                                     1.0, float(t2.pow(2).mean() / t.pow(2).mean())))
@@ -637,9 +795,9 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 
 
 __all__ = [
-    "ACTIVATIONS", "LEAKY_SLOPE", "TORCH_INITS", "NormProfile", "VarianceCheck", "WeightBank",
-    "WeightInit", "activation_module", "fast_profile", "drift_log_slopes", "forward_norms",
+    "ACTIVATIONS", "LEAKY_SLOPE", "TORCH_INITS", "XOR_ACTIVATIONS", "FirstSteps", "NormProfile", "VarianceCheck",
+    "WeightBank", "WeightInit", "activation_module", "fast_profile", "drift_log_slopes", "forward_norms",
     "hidden_weights", "kaiming_normal", "kaiming_reinit", "make_mlp", "mean_top_probability",
-    "mnist_batch", "model_profile", "norm_profile", "profile_model", "torch_init_mlp",
-    "variance_checks",
+    "mnist_batch", "model_profile", "norm_profile", "profile_model", "sgd_first_steps", "torch_init_mlp",
+    "variance_checks", "xor_losses",
 ]

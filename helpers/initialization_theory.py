@@ -3,6 +3,8 @@
 The mean-field (infinite-width) recursion for the activation norms of the networks of
 :mod:`helpers.initialization`: :func:`second_moment` of each activation, :func:`theory_norms`
 layer by layer (any activation), :func:`relu_theory_norms` in closed form for ReLU,
+:func:`fixed_point_variance` and :func:`backward_factor` (where tanh settles, and how much each
+layer then multiplies the gradient by),
 :func:`relu_second_moments` of the pre-activations, :func:`stable_gain` (the gain that keeps the
 signal scale: Kaiming/He for ReLU, Xavier/Glorot for tanh), and :func:`finite_width_log_slope`,
 the typical drift of a finite-width network away from the infinite-width line.
@@ -141,6 +143,62 @@ def theory_norms(
     return norms
 
 
+def derivative_second_moment(activation: str, variance: np.ndarray | float,
+                             negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """``E[phi'(h)^2]`` for ``h ~ N(0, variance)``, by Gauss-Hermite quadrature (exact for the
+    piecewise-linear activations: ``1/2`` for ReLU, ``(1 + a^2)/2`` for Leaky ReLU, 1 for linear)."""
+    variance = np.asarray(variance, dtype=np.float64)
+    activation = check_choice("activation", activation, ACTIVATIONS)
+    negative_slope = check_real("negative_slope", negative_slope, minimum=0.0, maximum=1.0)
+    if activation == "relu":
+        return np.full_like(variance, 0.5)
+    if activation == "leaky_relu":
+        return np.full_like(variance, (1.0 + negative_slope**2) / 2.0)
+    if activation == "linear":
+        return np.ones_like(variance)
+    h = np.sqrt(variance)[..., None] * _HERMITE_NODES
+    phi = activation_numpy(activation, h)
+    slope = 1.0 - phi**2 if activation == "tanh" else phi * (1.0 - phi)
+    return (slope**2) @ _HERMITE_WEIGHTS
+
+
+def fixed_point_variance(gain: float, activation: str = "tanh", start: float = 1.0, iterations: int = 2000) -> float:
+    """The pre-activation variance ``q*`` a deep network settles at: ``q = gain * E[phi(h)^2]``,
+    ``h ~ N(0, q)``, iterated ``iterations`` times from ``q = start`` (the mean-field recursion of
+    :func:`theory_norms`, one layer per iteration).
+
+    For tanh with ``gain`` > 1 it converges to a positive ``q*`` (1.18 for PyTorch's
+    ``gain = 25/9``); for ``gain`` <= 1 it decays towards 0, slowly (about ``1/layer`` at ``gain = 1``).
+
+    Raises:
+        TypeError / ValueError: naming the bad argument; ValueError also for ReLU-like and linear
+            activations, whose recursion only scales ``q`` (no fixed point but 0 or infinity).
+    """
+    gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
+    activation = check_choice("activation", activation, ("tanh", "sigmoid"))
+    q = check_real("start", start, minimum=0.0, min_inclusive=False)
+    for _ in range(check_int("iterations", iterations, minimum=1)):
+        q = float(gain * second_moment(activation, q))
+    return q
+
+
+def backward_factor(gain: float, activation: str, variance: float, negative_slope: float = LEAKY_SLOPE) -> float:
+    """Infinite-width factor by which one layer multiplies the norm of the backward signal:
+    ``sqrt(gain * E[phi'(h)^2])`` for pre-activations ``h ~ N(0, variance)``.
+
+    The backward signal crosses ``D·W`` per layer (the Viettel handout's product): ``W`` contributes
+    ``gain`` to the squared norm, the activation's slope ``E[phi'(h)^2]``.  ReLU with
+    ``gain = 2`` gives exactly 1 at any variance; tanh at its fixed point with ``gain = 25/9``
+    gives about 1.10 (gradients grow towards the input: Poole et al., 2016; Schoenholz et al., 2017).
+
+    Raises:
+        TypeError / ValueError: naming the bad argument and the allowed values.
+    """
+    gain = check_real("gain", gain, minimum=0.0, min_inclusive=False)
+    variance = check_real("variance", variance, minimum=0.0)
+    return float(np.sqrt(gain * derivative_second_moment(activation, variance, negative_slope)))
+
+
 def relu_theory_norms(gain: float, depth: int, width: int, input_norm: float,
                       in_features: int = IN_FEATURES) -> np.ndarray:
     """The ReLU prediction in closed form: ``||Z_i|| = ||x|| sqrt(width / n_in) (gain / 2)^(i / 2)``."""
@@ -159,5 +217,6 @@ def finite_width_log_slope(gain: float, width: int) -> float:
     return 0.5 * math.log(gain / 2.0) - 5.0 / (4.0 * width)
 
 
-__all__ = ["activation_numpy", "finite_width_log_slope", "relu_second_moments", "relu_theory_norms", "second_moment",
-           "stable_gain", "theory_norms"]
+__all__ = ["activation_numpy", "backward_factor", "derivative_second_moment", "finite_width_log_slope",
+           "fixed_point_variance", "relu_second_moments", "relu_theory_norms", "second_moment", "stable_gain",
+           "theory_norms"]

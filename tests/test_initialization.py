@@ -473,3 +473,101 @@ def test_kaiming_reinit_bad_arguments():
         init.kaiming_reinit("model", torch.Generator())
     with pytest.raises(TypeError, match="generator"):
         init.kaiming_reinit(torch.nn.Linear(2, 2), 0)
+
+
+# ------------------------------------------------------------------ section 2: the first SGD steps (c = 3 and NaN)
+def test_sgd_first_steps_start_from_make_mlp_and_blow_up_only_at_large_gain_and_rate():
+    run = init.sgd_first_steps([(2.0, 1e-2), (3.0, 1e-2), (3.0, 1e-6)], seeds=(0, 1), steps=2, batch=16)
+    assert run.losses.shape == (3, 2, 3) and run.first_change.shape == (3, 2)
+    assert run.settings == ((2.0, 1e-2), (3.0, 1e-2), (3.0, 1e-6)) and run.seeds == (0, 1)
+    x, y = init.mnist_batch(16)
+    for k, seed in enumerate((0, 1)):  # the starting loss is make_mlp's own
+        loss = torch.nn.functional.cross_entropy(init.make_mlp(3.0, 50, 100, seed=seed)(x), y)
+        assert run.losses[1, k, 0] == pytest.approx(float(loss.detach()), rel=1e-4)
+    assert np.isfinite(run.losses[0]).all() and (run.first_nonfinite_step[0] == 0).all()
+    assert (run.first_nonfinite_step[1] >= 1).all()
+    assert (run.first_nonfinite_step[2] == 0).all()
+    # the first step's size is lr * ||grad|| / ||W||: proportional to lr for the same network
+    np.testing.assert_allclose(run.first_change[1] / run.first_change[2], 1e4, rtol=1e-4)
+
+
+def test_first_nonfinite_step_counts_from_one():
+    losses = np.array([[[2.0, 1.0, np.nan, np.nan], [2.0, 1.0, 0.5, 0.4], [2.0, np.inf, np.nan, np.nan]]])
+    run = init.FirstSteps(settings=((1.0, 0.1),), seeds=(0, 1, 2), losses=losses, first_change=np.zeros((1, 3)))
+    assert run.first_nonfinite_step.tolist() == [[2, 0, 1]]
+
+
+@pytest.mark.parametrize(("settings", "error", "match"), [
+    ([], TypeError, "settings"),
+    ("2, 0.1", TypeError, "settings"),
+    ([(2.0,)], TypeError, "pairs"),
+    ([(0.0, 0.1)], ValueError, "gain"),
+    ([(2.0, -1.0)], ValueError, "lr"),
+])
+def test_sgd_first_steps_bad_settings(settings, error, match):
+    with pytest.raises(error, match=match):
+        init.sgd_first_steps(settings)
+
+
+def test_sgd_first_steps_bad_sizes():
+    with pytest.raises(ValueError, match="steps"):
+        init.sgd_first_steps([(2.0, 0.1)], steps=0)
+    with pytest.raises(ValueError, match="seeds"):
+        init.sgd_first_steps([(2.0, 0.1)], seeds=())
+
+
+# ------------------------------------------------------------------ section 4: XOR and the handout's affine activation
+def test_xor_losses_affine_is_stuck_at_ln2_and_tanh_fits():
+    affine = init.xor_losses("affine", seeds=(0, 1), steps=150)
+    assert affine.shape == (2,)
+    assert (affine > math.log(2) - 1e-4).all() and (affine < 0.70).all()
+    assert (init.xor_losses("tanh", seeds=(0, 1), steps=150) < 0.05).all()
+    assert (init.xor_losses("relu", seeds=(0, 1), steps=300) < 0.1).all()
+    again = init.xor_losses("tanh", seeds=(3,), steps=5)
+    np.testing.assert_array_equal(again, init.xor_losses("tanh", seeds=(3,), steps=5))
+
+
+def test_xor_losses_bad_arguments():
+    with pytest.raises(ValueError, match="activation"):
+        init.xor_losses("sigmoid")
+    with pytest.raises(ValueError, match="steps"):
+        init.xor_losses("tanh", steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        init.xor_losses("tanh", lr=0.0)
+
+
+# ------------------------------------------------------------------ mean field: tanh's fixed point, backward factor
+def test_derivative_second_moment():
+    t = initialization_theory
+    assert t.derivative_second_moment("relu", 3.0) == pytest.approx(0.5)
+    assert t.derivative_second_moment("leaky_relu", 1.0, 0.1) == pytest.approx(1.01 / 2)
+    assert t.derivative_second_moment("linear", 2.0) == pytest.approx(1.0)
+    assert t.derivative_second_moment("tanh", 1e-12) == pytest.approx(1.0, abs=1e-9)
+    assert t.derivative_second_moment("sigmoid", 1e-12) == pytest.approx(1 / 16, rel=1e-6)
+    sample = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    monte_carlo = float((1 - torch.tanh(sample) ** 2).pow(2).mean())
+    assert t.derivative_second_moment("tanh", 1.0) == pytest.approx(monte_carlo, rel=2e-3)
+
+
+def test_fixed_point_and_backward_factor_of_tanh():
+    t = initialization_theory
+    q = t.fixed_point_variance(25 / 9)
+    assert q == pytest.approx(25 / 9 * float(t.second_moment("tanh", q)), rel=1e-9)  # a fixed point
+    assert 1.1 < q < 1.3
+    assert t.backward_factor(25 / 9, "tanh", q) == pytest.approx(1.10, abs=0.005)
+    assert t.fixed_point_variance(1.0) < 1e-3  # Xavier: the signal fades
+    assert t.backward_factor(2.0, "relu", 7.0) == pytest.approx(1.0)
+    assert t.backward_factor(1.0, "tanh", 0.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="activation"):
+        t.fixed_point_variance(2.0, "relu")
+    with pytest.raises(ValueError, match="gain"):
+        t.backward_factor(0.0, "tanh", 1.0)
+
+
+def test_tanh_net_at_gain_five_thirds_grows_its_gradient_as_the_mean_field_predicts():
+    p = norm_profile(25 / 9, depth=30, activation="tanh", seed=1)
+    t = initialization_theory
+    q = t.fixed_point_variance(25 / 9)
+    assert p.activation_norms[-1] == pytest.approx(math.sqrt(100 * q / (25 / 9)), rel=0.06)
+    per_layer = (p.grad_norms[1] / p.grad_norms[-1]) ** (1 / 28)
+    assert per_layer == pytest.approx(t.backward_factor(25 / 9, "tanh", q), rel=0.03)
