@@ -24,7 +24,11 @@ from torch import nn
 from helpers.training import error_rate, single_thread, train
 from helpers.validation import check_choice, check_int, check_probability
 
-NORM_KINDS = ("batch", "group", "layer", "none")
+NORM_KINDS = ("batch", "group", "layer", "instance", "none")
+CHANNELS_PER_GROUP = 4
+"""GroupNorm after a convolution of :func:`small_cnn`: groups of this many channels."""
+FC_GROUPS = 4
+"""GroupNorm after the fully connected layer of :func:`small_cnn`: this many groups of features."""
 
 
 def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.Module:
@@ -33,32 +37,43 @@ def norm_layer(kind: str, channels: int, groups: int = 4, dims: int = 2) -> nn.M
 
     ``"batch"``: BatchNorm2d / BatchNorm1d; ``"group"``: GroupNorm with ``groups`` groups;
     ``"layer"``: LayerNorm over all of an example's channels (and positions), written as
-    GroupNorm with one group as in the GroupNorm paper; ``"none"``: identity.
+    GroupNorm with one group as in the GroupNorm paper; ``"instance"``: InstanceNorm (each
+    channel of each example over its positions, with a learned γ and β per channel), written
+    as GroupNorm with one channel per group, feature maps only; ``"none"``: identity.
 
     Raises:
-        ValueError: for an unknown ``kind`` or ``dims``, or ``groups`` that does not divide ``channels``.
+        ValueError: for an unknown ``kind`` or ``dims``, ``groups`` that does not divide
+            ``channels``, or ``"instance"`` with ``dims=1`` (each feature would be normalized
+            over its own single value).
     """
     check_choice("kind", kind, NORM_KINDS)
     check_choice("dims", dims, (1, 2))
     if kind == "group" and channels % check_int("groups", groups, minimum=1):
         raise ValueError(f"groups must divide channels ({channels}), got {groups}")
+    if kind == "instance" and dims == 1:
+        raise ValueError("kind 'instance' needs feature maps (dims=2): with dims=1 each feature "
+                         "would be normalized over its single value")
     if kind == "batch":
         return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
     if kind == "group":
         return nn.GroupNorm(groups, channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
     return nn.Identity()
 
 
 CNN_KINDS = NORM_KINDS + ("batch-conv",)
 """Kinds of :func:`small_cnn`: a normalization kind for every layer, or ``"batch-conv"``,
-BatchNorm after the two convolutions and no normalization after the fully connected layer."""
+BatchNorm after the two convolutions and no normalization after the fully connected layer.
+``"instance"`` too normalizes the convolutions only (an InstanceNorm of a feature vector would
+normalize each value by itself)."""
 
 
 def _layer_kinds(kind: str) -> tuple[str, str]:
     """(kind of the convolutions' norm layers, kind of the fully connected layer's norm)."""
-    return ("batch", "none") if kind == "batch-conv" else (kind, kind)
+    return {"batch-conv": ("batch", "none"), "instance": ("instance", "none")}.get(kind, (kind, kind))
 
 
 def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 0) -> nn.Sequential:
@@ -69,7 +84,11 @@ def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 
     ``width`` then ``2 * width`` channels.  The bracketed fully connected layer is there
     only when ``hidden > 0``; its BatchNorm sees one value per feature and example.
     ``kind`` is one of :data:`CNN_KINDS`; ``"batch-conv"`` puts BatchNorm after the two
-    convolutions only (none after the fully connected layer).
+    convolutions only (none after the fully connected layer), and so does ``"instance"``
+    with InstanceNorm.  GroupNorm (``"group"``) splits each convolution's channels into groups
+    of :data:`CHANNELS_PER_GROUP` (``width // 4`` and ``width // 2`` groups), so that it is
+    neither InstanceNorm (one channel per group) nor LayerNorm (one group), and the fully
+    connected layer's features into :data:`FC_GROUPS` groups.
 
     Raises:
         ValueError: for a ``kind`` not in :data:`CNN_KINDS`, a ``width`` that is not a positive multiple of 4
@@ -85,16 +104,16 @@ def small_cnn(kind: str = "batch", width: int = 8, hidden: int = 0, seed: int = 
     layers: list[nn.Module] = [
         nn.Unflatten(1, (1, 28, 28)),
         nn.Conv2d(1, width, 3, stride=2, padding=1),
-        norm_layer(conv_kind, width),
+        norm_layer(conv_kind, width, groups=width // CHANNELS_PER_GROUP),
         nn.ReLU(),
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-        norm_layer(conv_kind, 2 * width),
+        norm_layer(conv_kind, 2 * width, groups=2 * width // CHANNELS_PER_GROUP),
         nn.ReLU(),
         nn.Flatten(),
     ]
     features = 2 * width * 7 * 7
     if hidden:
-        layers += [nn.Linear(features, hidden), norm_layer(fc_kind, hidden, dims=1), nn.ReLU()]
+        layers += [nn.Linear(features, hidden), norm_layer(fc_kind, hidden, groups=FC_GROUPS, dims=1), nn.ReLU()]
         features = hidden
     layers.append(nn.Linear(features, 10))
     return nn.Sequential(*layers)

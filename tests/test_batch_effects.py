@@ -24,6 +24,10 @@ def test_small_cnn_shapes_and_norm_layers() -> None:
         BE.norm_layer("weight", 8)
     with pytest.raises(ValueError, match="groups must divide channels"):
         BE.norm_layer("group", 6, groups=4)
+    instance = BE.norm_layer("instance", 8)
+    assert isinstance(instance, torch.nn.GroupNorm) and instance.num_groups == 8
+    with pytest.raises(ValueError, match="kind 'instance' needs feature maps"):
+        BE.norm_layer("instance", 8, dims=1)
     with pytest.raises(ValueError, match=r"dims must be one of \(1, 2\)"):
         BE.norm_layer("batch", 8, dims=3)
     with pytest.raises(ValueError, match="width must be a positive multiple of 4"):
@@ -51,6 +55,19 @@ def test_batch_conv_kind_normalizes_only_the_convolutions() -> None:
     assert isinstance(model[2], torch.nn.BatchNorm2d) and isinstance(model[5], torch.nn.BatchNorm2d)
     assert isinstance(model[9], torch.nn.Identity)
     assert isinstance(BE.small_cnn("batch", width=4, hidden=8)[9], torch.nn.BatchNorm1d)
+
+
+def test_group_norm_is_neither_instance_nor_layer_norm() -> None:
+    group, instance, layer = (BE.small_cnn(kind, width=8, hidden=64) for kind in ("group", "instance", "layer"))
+    # groups of 4 channels after the convolutions (8 and 16 channels), 4 groups of 16 features after the FC layer
+    assert [group[i].num_groups for i in (2, 5, 9)] == [2, 4, 4]
+    assert [instance[i].num_groups for i in (2, 5)] == [8, 16] and isinstance(instance[9], torch.nn.Identity)
+    assert [layer[i].num_groups for i in (2, 5, 9)] == [1, 1, 1]
+    x = torch.rand(3, 784, generator=torch.Generator().manual_seed(0))
+    features = group[:3](x)          # after the first GroupNorm: each group of 4 channels has mean 0, not each channel
+    per_group = features.reshape(3, 2, -1).mean(-1)
+    per_channel = features.reshape(3, 8, -1).mean(-1)
+    assert per_group.abs().max() < 1e-5 and per_channel.abs().max() > 0.01
     with pytest.raises(ValueError, match="kind must be one of"):
         BE.small_cnn("weight")
 
@@ -101,15 +118,15 @@ def test_batch_orders_are_train_cnns() -> None:
 
 def test_train_stacks_follows_train_cnn() -> None:
     x, y = load_mnist("train", limit=64)
-    kinds = ("batch", "batch-conv", "group", "layer")
-    # width 8, the study's: with width 4, GroupNorm's 4 groups hold one channel each after the
-    # first convolution, whose bias then has a gradient of exactly 0 in exact arithmetic and of
-    # rounding noise in float32, which SGD accumulates differently in the two computations
+    kinds = ("batch", "batch-conv", "group", "layer", "none")
+    # not "instance": with one channel per group, a convolution's bias has a gradient of exactly
+    # 0 in exact arithmetic and of rounding noise in float32, which SGD (with momentum)
+    # accumulates differently in the two computations
     stacks = [B.make_stack(kind, (3, 4), width=8, hidden=8) for kind in kinds]
     calls = []
     losses = B.train_stacks(stacks, x, y, batch_size=8, examples=96, lr=0.02,      # 12 steps, two epochs
                             on_step=lambda: calls.append(1))
-    assert losses.shape == (4, 2, 12) and len(calls) == 12 and np.isfinite(losses).all()
+    assert losses.shape == (5, 2, 12) and len(calls) == 12 and np.isfinite(losses).all()
     for stack in stacks:
         for i, seed in enumerate(stack.seeds):
             single = BE.train_cnn(stack.kind, x, y, batch_size=8, examples=96, lr=0.02, width=8, hidden=8,
