@@ -8,7 +8,8 @@ whole method in a few lines.  Invalid inputs raise ``TypeError`` (wrong type) or
 
 The module also holds the small measurements notebook 03 makes about these formulas:
 where epsilon sits, biased vs unbiased variance, per-row / per-column statistics, Pearson
-correlation and skewness.
+correlation and skewness, and what BatchNorm does to a deep ReLU network's activations,
+gradients and dead units at initialization.
 """
 
 from __future__ import annotations
@@ -19,8 +20,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-from helpers.validation import check_choice, check_int, check_ints, check_probability, check_real, check_tensor, is_int
+from helpers.initialization import hidden_weights, make_mlp, mnist_batch
+from helpers.training import single_thread
+from helpers.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_ints,
+    check_probability,
+    check_real,
+    check_tensor,
+    is_int,
+)
 
 ShapeLike = int | Sequence[int] | torch.Size
 
@@ -502,3 +515,58 @@ def panel_output(standardized: Standardized, gamma: float, beta: float, eps: flo
     density = standardized.counts / (standardized.counts.sum() * np.diff(edges))
     mean = round(scale * standardized.z_mean + beta, 3) + 0.0  # + 0.0: never "-0.000"
     return LayerNormOutput(density, edges, scale, mean, scale * standardized.z_std)
+
+
+# -- BatchNorm in a deep ReLU network at initialization ---------------------------------------
+@dataclass(frozen=True)
+class DeepReLUProfile:
+    """One deep ReLU MLP at initialization, with or without BatchNorm (:func:`deep_relu_profile`)."""
+
+    batch_norm: bool
+    activation_norms: np.ndarray
+    """Shape ``(depth,)``: mean over the batch of ``||h_i||_2``, the output of hidden layer i (after ReLU)."""
+    grad_norms: np.ndarray
+    """Shape ``(depth,)``: Frobenius norm of ``d loss / d W_i`` (mean cross-entropy)."""
+    dead_fraction: np.ndarray
+    """Shape ``(depth,)``: fraction of layer i's units whose ReLU output is 0 for every example of
+    the batch ("dead" on it: the weights feeding them get a gradient of exactly 0)."""
+
+    @property
+    def depth(self) -> int:
+        """Number of hidden layers."""
+        return len(self.grad_norms)
+
+
+def deep_relu_profile(batch_norm: bool, gain: float = 2.0, depth: int = 50, width: int = 100,
+                      batch: int = 128, seed: int = 0) -> DeepReLUProfile:
+    """Activations, weight gradients and dead units of notebook 01's deep ReLU MLP at initialization.
+
+    The network is :func:`helpers.initialization.make_mlp` (no biases, ``W ~ N(0, gain / n_in)``,
+    the same weights for the same ``seed``); with ``batch_norm=True`` a training-mode BatchNorm
+    without γ and β (batch statistics, biased variance, ε = 10⁻⁵) sits between every hidden
+    linear layer and its ReLU, the placement of Ioffe & Szegedy (2015).  Measured on the first
+    ``batch`` MNIST training images.
+
+    Raises:
+        TypeError / ValueError: naming a bad argument (``batch`` must be at least 2: BatchNorm
+            needs two examples).
+    """
+    batch_norm = check_bool("batch_norm", batch_norm)
+    batch = check_int("batch", batch, minimum=2)
+    model = make_mlp(gain, depth, width, "relu", False, seed)    # validates gain, depth, width, seed
+    x, y = mnist_batch(batch)
+    weights = hidden_weights(model)
+    act_norms, dead = np.empty(len(weights)), np.empty(len(weights))
+    with single_thread():
+        h = x
+        for i, weight in enumerate(weights):
+            z = h @ weight.T
+            if batch_norm:
+                z = (z - z.mean(dim=0)) / torch.sqrt(z.var(dim=0, unbiased=False) + 1e-5)
+            h = torch.relu(z)
+            act_norms[i] = float(h.detach().double().norm(dim=1).mean())
+            dead[i] = float(((h > 0).sum(dim=0) == 0).double().mean())
+        loss = F.cross_entropy(list(model)[-1](h), y)
+        grads = torch.autograd.grad(loss, weights)
+    grad_norms = np.array([float(g.double().norm()) for g in grads])
+    return DeepReLUProfile(batch_norm, act_norms, grad_norms, dead)

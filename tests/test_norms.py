@@ -411,3 +411,49 @@ def test_layer_norm_backward_bad_inputs() -> None:
         N.layer_norm_backward(np.ones((3, 4)), x, w)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
         N.layer_norm_backward(x, x, [1.0] * 4)  # type: ignore[arg-type]
+
+
+# -- BatchNorm in a deep ReLU network at initialization -------------------------------------------
+def test_deep_relu_profile_with_and_without_batchnorm() -> None:
+    plain = N.deep_relu_profile(False, depth=12, width=32, batch=64, seed=1)
+    normed = N.deep_relu_profile(True, depth=12, width=32, batch=64, seed=1)
+    for profile in (plain, normed):
+        assert profile.depth == 12
+        assert profile.activation_norms.shape == profile.grad_norms.shape == profile.dead_fraction.shape == (12,)
+        assert np.isfinite(profile.grad_norms).all() and (profile.grad_norms > 0).all()
+        assert ((profile.dead_fraction >= 0) & (profile.dead_fraction <= 1)).all()
+    # BatchNorm before the ReLU centres every unit over the batch: none is 0 on all examples
+    assert normed.dead_fraction.max() == 0 and normed.batch_norm and not plain.batch_norm
+    # and makes the network blind to the weights' scale: the same activations for gain 1 and 3
+    np.testing.assert_allclose(N.deep_relu_profile(True, gain=1.0, depth=12, width=32, batch=64, seed=1)
+                               .activation_norms, N.deep_relu_profile(True, gain=3.0, depth=12, width=32,
+                                                                      batch=64, seed=1).activation_norms, rtol=1e-3)
+    # without BatchNorm the weights' gradients are those autograd gives the make_mlp network
+    from helpers.initialization import make_mlp, mnist_batch, profile_model
+    x, y = mnist_batch(64)
+    _, grads, _ = profile_model(make_mlp(2.0, 12, 32, "relu", False, 1), x, y)
+    np.testing.assert_allclose(plain.grad_norms, grads, rtol=1e-4)
+    with pytest.raises(TypeError, match="batch_norm must be True or False"):
+        N.deep_relu_profile(1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch must be an int >= 2"):
+        N.deep_relu_profile(True, batch=1)
+    with pytest.raises(ValueError, match="gain"):
+        N.deep_relu_profile(True, gain=-1.0)
+
+
+def test_sweep_and_deep_relu_figures() -> None:
+    fig = P.lr_sweep_figure([0.01, 0.1], {"none": np.array([[0.9, 0.8], [0.1, 0.2]]), "BN": np.array([0.1, 0.1])},
+                            batch_size=32)
+    assert fig.axes[0].get_legend() is not None and "learning rate" in fig.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="must have 2 rows"):
+        P.lr_sweep_figure([0.01, 0.1], {"x": np.zeros(3)}, batch_size=32)
+    # order fixes each name's colour: "BN" drawn second here, in the first colour of the order
+    fig = P.lr_sweep_figure([0.01, 0.1], {"none": np.zeros(2), "BN": np.zeros(2)}, batch_size=32, order=["BN", "none"])
+    lines = {line.get_label().split(" ")[0]: line.get_color() for line in fig.axes[0].lines}
+    assert lines["BN"] == P.color(0) and lines["none"] == P.color(1)
+    runs = {name: [N.deep_relu_profile(bn, depth=4, width=8, batch=16, seed=s) for s in (0, 1)]
+            for name, bn in (("plain", False), ("BatchNorm", True))}
+    fig = P.deep_relu_figure(runs)
+    assert len(fig.axes) == 2 and all(ax.get_title() and ax.get_legend() is not None for ax in fig.axes)
+    with pytest.raises(ValueError, match="at least one profile"):
+        P.deep_relu_figure({"empty": []})

@@ -1,5 +1,6 @@
 """Figures of notebook 03: which values each normalization averages over, epsilon's place,
-LayerNorm on the lecture's matrices, gamma/beta, running statistics and batch-size effects."""
+LayerNorm on the lecture's matrices, gamma/beta, running statistics, batch-size and
+learning-rate effects, and BatchNorm in a deep ReLU network at initialization."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, StepPatch
 
-from helpers.norms import CUBE_METHODS, LayerNormOutput, normalization_set
+from helpers.norms import CUBE_METHODS, DeepReLUProfile, LayerNormOutput, normalization_set
 from helpers.plots import color, label_axes, new_figure
 
 
@@ -176,30 +178,90 @@ def accuracy_bars_figure(settings: Sequence[str], accuracies: Mapping[str, np.nd
     return fig
 
 
-def batch_size_figure(batch_sizes: Sequence[int], errors: Mapping[str, np.ndarray]) -> Figure:
+_SWEEP_STYLES = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("-", "v"), ("--", "X"))
+
+
+def _sweep_axes(ax: Axes, xs: Sequence[float], errors: Mapping[str, np.ndarray], order: Sequence[str] | None) -> None:
+    """One line per entry of ``errors`` (rows: the values of ``xs``; columns: seeds): the median,
+    with the range over seeds shaded.  A name's place in ``order`` (else its place in ``errors``)
+    picks its colour and line style, so that a kind looks the same in every figure."""
+    for position, (name, err) in enumerate(errors.items()):
+        k = list(order).index(name) if order is not None and name in order else position
+        table = 100 * np.asarray(err, dtype=float).reshape(len(err), -1)
+        if table.shape[0] != len(xs):
+            raise ValueError(f"errors[{name!r}] must have {len(xs)} rows, got {table.shape[0]}")
+        line, marker = _SWEEP_STYLES[k % len(_SWEEP_STYLES)]
+        ax.plot(xs, np.median(table, axis=1), color=color(k), linestyle=line, marker=marker,
+                label=name if table.shape[1] == 1 else f"{name} (median, range of {table.shape[1]} seeds)")
+        if table.shape[1] > 1:
+            ax.fill_between(xs, table.min(axis=1), table.max(axis=1), color=color(k), alpha=0.12)
+
+
+def batch_size_figure(batch_sizes: Sequence[int], errors: Mapping[str, np.ndarray],
+                      order: Sequence[str] | None = None) -> Figure:
     """Test error vs training batch size, one line per network kind.
 
     ``errors[name]`` has shape ``(len(batch_sizes),)`` or ``(len(batch_sizes), seeds)``; with
-    seeds the line is the median and the shaded band the range over seeds.
+    seeds the line is the median and the shaded band the range over seeds.  ``order``: names
+    whose positions fix the colours and line styles (default: the order of ``errors``).
 
     Raises:
         ValueError: if an entry of ``errors`` does not have ``len(batch_sizes)`` rows.
     """
     fig, axes = new_figure(figsize=(7.0, 3.8))
     ax = axes[0, 0]
-    styles = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
-    for k, (name, err) in enumerate(errors.items()):
-        table = 100 * np.asarray(err, dtype=float).reshape(len(err), -1)
-        if table.shape[0] != len(batch_sizes):
-            raise ValueError(f"errors[{name!r}] must have {len(batch_sizes)} rows, got {table.shape[0]}")
-        line, marker = styles[k % len(styles)]
-        ax.plot(batch_sizes, np.median(table, axis=1), color=color(k), linestyle=line, marker=marker,
-                label=name if table.shape[1] == 1 else f"{name} (median, range of {table.shape[1]} seeds)")
-        if table.shape[1] > 1:
-            ax.fill_between(batch_sizes, table.min(axis=1), table.max(axis=1), color=color(k), alpha=0.15)
+    _sweep_axes(ax, batch_sizes, errors, order)
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(batch_sizes), [str(b) for b in batch_sizes])
     label_axes(ax, title="MNIST test error vs training batch size (same examples seen)",
                xlabel="training batch size (log scale)", ylabel="test error (%)")
     ax.legend(fontsize=8)
+    return fig
+
+
+def lr_sweep_figure(lrs: Sequence[float], errors: Mapping[str, np.ndarray], batch_size: int,
+                    order: Sequence[str] | None = None) -> Figure:
+    """Test error vs learning rate, one line per network kind (as :func:`batch_size_figure`).
+
+    Raises:
+        ValueError: if an entry of ``errors`` does not have ``len(lrs)`` rows.
+    """
+    fig, axes = new_figure(figsize=(7.0, 3.8))
+    ax = axes[0, 0]
+    _sweep_axes(ax, lrs, errors, order)
+    ax.axhline(90, color="grey", linestyle=":", linewidth=1, label="chance (90 % error)")
+    ax.set_xscale("log")
+    ax.set_xticks(list(lrs), [f"{lr:g}" for lr in lrs])
+    label_axes(ax, title=f"MNIST test error vs learning rate (batch {batch_size}, SGD with momentum 0.9)",
+               xlabel="learning rate (log scale)", ylabel="test error (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def deep_relu_figure(profiles: Mapping[str, Sequence[DeepReLUProfile]]) -> Figure:
+    """Weight-gradient norm and fraction of dead units per layer of deep ReLU MLPs at
+    initialization (:func:`helpers.norms.deep_relu_profile`), one line per entry of
+    ``profiles`` (the median over its seeds, the range shaded).
+
+    Raises:
+        ValueError: if an entry holds no profiles or profiles of different depths.
+    """
+    fig, axes = new_figure(1, 2, figsize=(10.0, 3.8))
+    for k, (name, runs) in enumerate(profiles.items()):
+        if not runs or len({run.depth for run in runs}) != 1:
+            raise ValueError(f"profiles[{name!r}] must hold at least one profile, all of one depth")
+        layers = np.arange(1, runs[0].depth + 1)
+        for ax, values in ((axes[0, 0], np.array([run.grad_norms for run in runs])),
+                           (axes[0, 1], 100 * np.array([run.dead_fraction for run in runs]))):
+            line, marker = _SWEEP_STYLES[k % len(_SWEEP_STYLES)]
+            ax.plot(layers, np.median(values, axis=0), color=color(k), linestyle=line,
+                    label=f"{name} (median, range of {len(runs)} seeds)")
+            ax.fill_between(layers, values.min(axis=0), values.max(axis=0), color=color(k), alpha=0.15)
+    axes[0, 0].set_yscale("log")
+    label_axes(axes[0, 0], title="Gradient of each layer's weights at initialization",
+               xlabel="layer (1 = next to the input)", ylabel="‖∂loss/∂W‖ (log scale)")
+    label_axes(axes[0, 1], title="Units that are 0 on every image of the batch",
+               xlabel="layer (1 = next to the input)", ylabel="dead units (%)")
+    for ax in axes[0]:
+        ax.legend(fontsize=8)
     return fig
