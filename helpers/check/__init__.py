@@ -19,6 +19,7 @@ from helpers.check.feedback import Exercise, Feedback
 from helpers.check.gpt2 import *  # noqa: F403
 from helpers.check.initialization import *  # noqa: F403
 from helpers.check.norms import *  # noqa: F403
+from helpers.check.regularization import *  # noqa: F403
 from helpers.check.transformer import *  # noqa: F403
 
 __all__ = ["Exercise", "Feedback"]
