@@ -286,3 +286,12 @@ def test_best_settings_picks_lambda_zero_or_the_best_positive_one() -> None:
     assert chosen["weight decay"][1].tolist() == [0.2] * 5
     with pytest.raises(KeyError):
         reg.best_settings({"lams": lams}, 5)
+
+
+def test_decay_panel_reuses_loaded_results_and_rejects_others() -> None:
+    import studies
+
+    results = studies.obtain("regularization")
+    assert panels.decay_panel(results=results).readout.startswith("λ = 0.001: ")
+    with pytest.raises(TypeError, match="studies.Results"):
+        panels.decay_panel(results={"lams": []})

@@ -76,11 +76,19 @@ def make_decay_update(arrays: Mapping[str, np.ndarray], lr: float) -> Callable[.
     return update
 
 
-def decay_panel(lam: float = 1e-3, group: str = "Linear → BatchNorm (bn)") -> Panel:
-    """A slider over the study's λ values and a choice of network; ‖W₁‖ and lr/‖W₁‖² over training."""
+def decay_panel(lam: float = 1e-3, group: str = "Linear → BatchNorm (bn)", results: object = None) -> Panel:
+    """A slider over the study's λ values and a choice of network; ‖W₁‖ and lr/‖W₁‖² over training.
+    ``results``: the ``regularization`` study already loaded (by default it is loaded here).
+
+    Raises:
+        TypeError: if ``results`` is given and is not a ``studies.Results``.
+    """
     import studies
 
-    results = studies.obtain("regularization")
+    if results is None:
+        results = studies.obtain("regularization")
+    if not isinstance(results, studies.Results):
+        raise TypeError(f"results must be the regularization study's studies.Results, got {type(results).__name__}")
     options = [(f"{v:g}", float(v)) for v in results["lams"] if v > 0]
     controls = {
         "lam": widgets.SelectionSlider(options=options, value=min((v for _, v in options), key=lambda v: abs(v - lam)),
