@@ -232,7 +232,8 @@ def claims(results: studies.Results) -> list[studies.Claim]:
         Claim("§3: λ = 1e-4 vs 0: the 95 % interval of the paired test-error difference contains 0 in all 4 networks",
               sum(interval_has_zero(by(f"{g}_test_error")[lam(1e-4)], by(f"{g}_test_error")[0])
                   for g in ("plain", "dropout", "bn", "bn_dropout")), 4, 4, fmt=".0f"),
-        Claim("§3: without dropout every seed's difference is within ±0.1 points (plain and BatchNorm, largest |d|)",
+        Claim("§3: without dropout every seed's difference is within ±0.1 points "
+              "(plain and BatchNorm, largest absolute difference)",
               100 * max(np.abs(by(f"{g}_test_error")[lam(1e-4)] - by(f"{g}_test_error")[0]).max()
                         for g in ("plain", "bn")), None, 0.1, fmt=".2f"),
         # §4 dropout and BatchNorm
