@@ -175,3 +175,40 @@ def test_train_batched_bad_inputs() -> None:
         model(torch.zeros(3, 2, 784))
     with pytest.raises(ValueError, match="depth must be an int >= 1"):
         draw_weights(2.0, 0, depth=0)
+
+
+# ------------------------------------------------- the studies' extra measurements (notebook 02)
+
+
+def test_update_cosine_and_random_change_norms() -> None:
+    from studies.weights_move import random_change_norms, update_cosine
+
+    model = BatchedMLP([2.0, 2.0], [0, 1], depth=3, width=8)
+    initial = [w.clone() for w in model.hidden_weights()]
+    with torch.no_grad():                         # member 0: W ← 1.1 W (along W_0); member 1: orthogonal-ish
+        model.weights[0][0].mul_(1.1)
+        model.weights[1][0].mul_(0.9)
+    cosine = update_cosine(model, initial)
+    assert cosine.shape == (2, 3)
+    np.testing.assert_allclose(cosine[0, 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(cosine[0, 1], -1.0, atol=1e-6)
+    x = torch.rand(6, 784)
+    trained = [w.clone() for w in model.hidden_weights()]
+    before = activation_norms(model, x)
+    norms = random_change_norms(model, initial, x, draws=2, seed=0)
+    assert norms.shape == (2, 2, 3) and np.isfinite(norms).all()
+    for w, t in zip(model.hidden_weights(), trained, strict=True):   # the model is left as it was
+        torch.testing.assert_close(w, t, rtol=0, atol=0)
+    np.testing.assert_allclose(activation_norms(model, x), before)
+    assert not np.allclose(norms[0], norms[1])                       # two different random draws
+
+
+def test_similarity_kept() -> None:
+    from studies.layernorm_depth import similarity_kept
+
+    x, _ = load_mnist("train", limit=12)
+    model = BatchedMLP([2.0, 2.0], [0, 1], depth=1, width=200)
+    kept = similarity_kept(model, x)
+    assert kept.shape == (2,) and np.all(kept > 0.8)                 # one wide random ReLU layer keeps most of it
+    deep = BatchedMLP([2.0], [0], depth=40, width=30, norm="layernorm")
+    assert similarity_kept(deep, x)[0] < kept.min()
