@@ -249,9 +249,11 @@ def test_study_figures_draw_the_quick_studies() -> None:
     per_epoch = moved.quick.train_images // moved.quick.batch_size
     figures = [plots.weights_study_figure(arrays),
                plots.learning_figure(arrays, moved.quick.checkpoint_step, per_epoch),
-               plots.study_profile_figure(arrays), plots.study_drift_figure(arrays, per_epoch)]
+               plots.study_profile_figure(arrays), plots.study_drift_figure(arrays, per_epoch),
+               plots.why_little_figure(arrays)]
     depth = studies.get("layernorm_depth")
     depth_arrays = dict(depth.execute(depth.quick).arrays)
+    figures.append(plots.similarity_figure(depth_arrays))
     depth_arrays["final_loss"] = depth_arrays["final_loss"].copy()
     depth_arrays["final_loss"][0, 1, 0] = np.nan        # every seed of one cell diverged: an ✕
     figures.append(plots.layernorm_depth_figure(depth_arrays))

@@ -16,6 +16,10 @@ from helpers.drift import growth_per_step, predicted_growth, smoothed_losses
 from helpers.plots import artist, color, freeze_layout, label_axes, new_figure, set_limits
 
 LINESTYLES = ("-", "--", "-.", ":")
+#: Resolution of the notebook's large static figures (the inline backend renders at ``fig.dpi``):
+#: a little below the course default keeps notebook 02, with its many multi-panel study figures,
+#: under the 2 MB a notebook may weigh; the slider panels keep the default.
+STATIC_DPI = 85
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
@@ -51,6 +55,7 @@ def repeated_product_figure(unscaled: Mapping[float, np.ndarray], scaled: Mappin
                             n: int, dtype_name: str = "float32") -> Figure:
     """‖A_k‖_F for each ``s``: B_k with N(0, 1) entries (left) and divided by √n (right)."""
     fig, axes = new_figure(1, 2, figsize=(11.0, 4.2))
+    fig.set_dpi(STATIC_DPI)
     for ax, data, title, factor in (
         (axes[0, 0], unscaled, f"B_k ~ N(0, 1): growth ≈ s·√n per step (n = {n})", False),
         (axes[0, 1], scaled, "B_k ~ N(0, 1/n): growth ≈ s per step", True),
@@ -162,6 +167,7 @@ def normed_profiles_figure(profiles: Mapping[str, Mapping[float, tuple[np.ndarra
     """
     cols = len(profiles)
     fig, axes = new_figure(2, cols, figsize=(4.0 * cols, 6.6))
+    fig.set_dpi(STATIC_DPI)
     for col, (norm, by_gain) in enumerate(profiles.items()):
         for i, (c, (act, grad)) in enumerate(by_gain.items()):
             layers = np.arange(1, len(act) + 1)
@@ -248,6 +254,7 @@ def weights_study_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     end (solid) and at the step-``checkpoint`` checkpoint (dashed, median).
     """
     fig, axes = new_figure(1, 3, figsize=(11.5, 3.8))
+    fig.set_dpi(STATIC_DPI)
     left, middle, right = axes[0]
     layers = np.arange(1, arrays["relative_change"].shape[1] + 1)
     ratio = arrays["weight_var_final"] / arrays["weight_var_init"]
@@ -281,10 +288,11 @@ def learning_figure(arrays: Mapping[str, np.ndarray], checkpoint_step: int, step
     test error at initialization, at the checkpoint and after every epoch; one colour per gain,
     median over seeds with the range shaded."""
     fig, axes = new_figure(1, 2, figsize=(11.0, 3.9))
+    fig.set_dpi(STATIC_DPI)
     left, right = axes[0]
     epochs = arrays["test_error_epoch"].shape[0]
     x_err = np.concatenate([[0.0, checkpoint_step / steps_per_epoch], np.arange(1, epochs + 1)])
-    group = max(1, len(arrays["loss_steps"]) // 100)        # mean over a few windows: ≤ 100 points per curve
+    group = max(1, len(arrays["loss_steps"]) // 40)         # mean over a few windows: ≤ 40 points per curve
     points = len(arrays["loss_steps"]) // group
     loss_epochs = arrays["loss_steps"][group - 1:points * group:group] / steps_per_epoch
     curve = np.nan_to_num(arrays["loss_curve"][:points * group], nan=math.log(10))
@@ -312,6 +320,7 @@ def study_profile_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     """Activation-norm profile per layer at initialization (dotted), after the checkpoint
     (dashed, median) and after training (solid, median with the range shaded)."""
     fig, axes = new_figure(figsize=(8.0, 4.3))
+    fig.set_dpi(STATIC_DPI)
     ax = axes[0, 0]
     layers = np.arange(1, arrays["act_norms_init"].shape[1] + 1)
     for i, (c, rows) in enumerate(_gain_rows(arrays)):
@@ -332,7 +341,8 @@ def study_drift_figure(arrays: Mapping[str, np.ndarray], steps_per_epoch: int) -
     training (median over seeds, range shaded)."""
     gain_rows = _gain_rows(arrays)
     fig, axes = new_figure(1, len(gain_rows), figsize=(3.7 * len(gain_rows), 3.5), sharey=True)
-    group = max(1, len(arrays["tracked_steps"]) // 100)     # mean over a few records: ≤ 100 points per curve
+    fig.set_dpi(STATIC_DPI)
+    group = max(1, len(arrays["tracked_steps"]) // 40)      # mean over a few records: ≤ 40 points per curve
     points = len(arrays["tracked_steps"]) // group
     epochs = arrays["tracked_steps"][:points * group:group] / steps_per_epoch
     norms = arrays["tracked_norms"][:points * group].reshape(points, group, *arrays["tracked_norms"].shape[1:])
@@ -371,6 +381,7 @@ def layernorm_depth_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     lrs, norms = np.asarray(arrays["lrs"], dtype=np.float64), [str(n) for n in arrays["norms"]]
     cols = len(depths)
     fig, axes = new_figure(2, cols, figsize=(2.9 * cols, 5.6), sharey="row")
+    fig.set_dpi(STATIC_DPI)
     names = {"layernorm": "with LayerNorm", "none": "without normalization"}
     for a in range(cols):
         arch = f"depth {int(depths[a])}{' + residual' if residual[a] else ''}"
@@ -389,11 +400,100 @@ def layernorm_depth_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
     return fig
 
 
+def why_little_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
+    """Why the ``weights_move`` networks' weights move so little, yet their deep norms drift.
+
+    Left (lazy training): the width sweep's relative change ``‖W − W_0‖_F / ‖W_0‖_F`` when the
+    training loss first reached the target, median over the ``width × width`` layers (solid) and
+    layer 1 (dashed), median over seeds with the range shaded, against the width; dotted: a line
+    ∝ 1/√width through the median at the smallest width.  Right: the layer-50 norm after / at
+    initialization for the trained weights (filled) and for the initial weights plus a random
+    change of the same size in every layer (open), one point per network (and random draw).
+    """
+    fig, axes = new_figure(1, 2, figsize=(10.5, 3.9))
+    fig.set_dpi(STATIC_DPI)
+    left, right = axes[0]
+    widths = np.asarray(arrays["sweep_widths"], dtype=np.float64)
+    change = np.asarray(arrays["sweep_change"], dtype=np.float64)          # [widths, seeds, depth]
+    deep = np.median(change[:, :, 1:], axis=2).T if change.shape[2] > 1 else change[:, :, 0].T
+    _band(left, widths, deep, 0, "median over layers 2–L (width × width)")
+    _band(left, widths, change[:, :, 0].T, 1, "layer 1 (784 × width)")
+    start = float(np.median(deep[:, 0]))
+    left.plot(widths, start * np.sqrt(widths[0] / widths), color="0.4", linestyle=":", label="∝ 1/√width")
+    left.set_xscale("log")
+    left.set_xticks(widths, [f"{w:g}" for w in widths])
+    left.xaxis.set_minor_locator(NullLocator())
+    left.set_yscale("log")
+    low, high = 0.7 * np.nanmin(change), 1.4 * np.nanmax(change)
+    ticks = [t for t in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5) if low <= t <= high]
+    left.set_yticks(ticks, [f"{100 * t:g} %" for t in ticks])
+    left.yaxis.set_minor_locator(NullLocator())
+    label_axes(left, title="Same loss, wider network: smaller moves",
+               xlabel="hidden width (log scale)", ylabel="‖W − W_0‖_F / ‖W_0‖_F (log scale)")
+    left.legend(fontsize=7)
+    init = np.asarray(arrays["act_norms_init"], dtype=np.float64)[:, -1]
+    actual = np.asarray(arrays["act_norms_final"], dtype=np.float64)[:, -1] / init
+    random = np.asarray(arrays["random_act_norms"], dtype=np.float64)[:, :, -1] / init   # [draws, networks]
+    for i, (c, rows) in enumerate(_gain_rows(arrays)):
+        x = np.full(len(rows), i, dtype=np.float64)
+        right.plot(x - 0.12, actual[rows], marker=MARKERS[i], color=color(i), linestyle="none",
+                   label=f"c = {c:g}, trained")
+        right.plot(np.repeat(x + 0.12, random.shape[0]), random[:, rows].T.ravel(), marker=MARKERS[i],
+                   markerfacecolor="none", color=color(i), linestyle="none",
+                   label=f"c = {c:g}, random change, same size")
+    right.axhline(1.0, color="0.5", linestyle=":", label="unchanged")
+    _few_log_ticks(right)
+    right.set_ylim(0.05, 1e6)                                  # room for the legend above the points
+    right.set_xticks(range(len(_gain_rows(arrays))), [f"c = {c:g}" for c, _ in _gain_rows(arrays)])
+    label_axes(right, title="Layer 50: trained vs a random change",
+               xlabel="initialization gain", ylabel="layer-50 norm / at init (log scale)")
+    right.legend(fontsize=6.5, ncol=2, loc="upper center")
+    fig.suptitle("Why the weights move little (left), and why their small moves still matter (right)")
+    return fig
+
+
+def similarity_figure(arrays: Mapping[str, np.ndarray]) -> Figure:
+    """The ``layernorm_depth`` study: for every architecture and normalization, how much of the input's
+    similarity structure the last hidden layer carries at initialization (the correlation of pairwise
+    cosine similarities; median over seeds, the range as a horizontal bar) against the best median test
+    error over the learning-rate grid; a configuration whose every run diverged is an ✕ at the top."""
+    depths, residual = arrays["depths"], arrays["residual"]
+    norms = [str(n) for n in arrays["norms"]]
+    names = {"layernorm": "LayerNorm", "none": "no normalization"}
+    fig, axes = new_figure(1, 1, figsize=(6.8, 3.9))
+    fig.set_dpi(STATIC_DPI)
+    ax = axes[0][0]
+    for a in range(len(depths)):
+        for n in range(len(norms)):
+            kept = np.asarray(arrays["similarity_init"][a, n], dtype=np.float64)
+            errors = np.asarray(arrays["test_error"][a, n], dtype=np.float64)
+            medians = [np.median(row[np.isfinite(row)]) for row in errors if np.isfinite(row).any()]
+            diverged = not medians
+            y = 100.0 if diverged else 100 * min(medians)
+            x = float(np.median(kept))
+            ax.plot([kept.min(), kept.max()], [y, y], color=color(n), linewidth=1.5, alpha=0.6)
+            ax.plot([x], [y], marker="X" if diverged else MARKERS[n], markersize=10 if diverged else 7,
+                    color=color(n), linestyle="none")
+            ax.annotate(f"depth {int(depths[a])}{' + res.' if residual[a] else ''}", (x, y),
+                        textcoords="offset points", xytext=(6, 5), fontsize=8, color=color(n))
+    for n, norm in enumerate(norms):
+        ax.plot([], [], marker=MARKERS[n], color=color(n), linestyle="-", label=f"{names.get(norm, norm)} "
+                "(median, range over seeds)")
+    ax.plot([], [], marker="X", color="0.4", linestyle="none", label="every run diverged")
+    ax.axvline(0, color="0.6", linewidth=0.8, linestyle=":")
+    ax.set_ylim(0, 105)
+    label_axes(ax, title="Similarity kept at init vs test error after training",
+               xlabel="input similarity kept by the last layer at init (correlation)",
+               ylabel="best median test error, 500 steps (%)")
+    ax.legend(fontsize=7, loc="center right")
+    return fig
+
 def backward_growth_figure(factors: Mapping[str, np.ndarray], ratios: Mapping[str, np.ndarray]) -> Figure:
     """Per block, the factor by which the gradient grows going one layer back
     (‖∂L/∂W_i‖ / ‖∂L/∂W_(i+1)‖, lines) next to the RMS/std of that block's normalization input
     (dashed), median over seeds; ``factors[norm]`` and ``ratios[norm]`` are ``[seeds, layers]``."""
     fig, axes = new_figure(figsize=(8.0, 4.0))
+    fig.set_dpi(STATIC_DPI)
     ax = axes[0, 0]
     for i, (norm, rows) in enumerate(factors.items()):
         layers = np.arange(1, rows.shape[1] + 1)
@@ -431,6 +531,7 @@ def relu_stack_figure(measured: Mapping[float, np.ndarray], predicted: Mapping[f
     range shaded; ``measured[c]`` is ``[seeds, depth]``) next to the prediction ``predicted[c]``
     (``[depth]``, dashed, same colour), one colour per gain ``c``."""
     fig, axes = new_figure(figsize=(8.0, 4.4))
+    fig.set_dpi(STATIC_DPI)
     ax = axes[0, 0]
     for i, (c, rows) in enumerate(measured.items()):
         rows = np.asarray(rows, dtype=np.float64)
