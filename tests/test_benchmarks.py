@@ -244,7 +244,7 @@ def test_runs_a_tiny_notebook_without_modifying_it(tmp_path: Path) -> None:
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = sum(range(10))"), nbformat.v4.new_code_cell("x")]
-    path = tmp_path / "07_tiny.ipynb"
+    path = tmp_path / "99_tiny.ipynb"  # a number the course table does not use
     nbformat.write(nb, path)
     before = path.read_bytes()
     result = run_notebook(path, repeats=1)
