@@ -116,7 +116,7 @@ course: install  ## regenerate the tables from notebooks/course.toml
 	$(PY) -m tools.course
 
 # Studies (studies/): the long multi-seed experiments, run once and stored with their provenance
-# in data/studies, which the notebooks load.  `make studies` reruns them all (22 minutes
+# in data/studies, which the notebooks load.  `make studies` reruns them all (28 minutes
 # on 2 idle cores, measured) and overwrites the stored results; `make studies-verify` reruns them into
 # build/studies-verify, leaves the stored arrays alone, checks every claim on the rerun and
 # records the outcome in each study's provenance; `make studies-check` checks that every
