@@ -35,7 +35,7 @@ __all__ = [
     "AdamState", "PairedDifference", "SETTINGS", "VarianceShift", "adam_l2_step", "adamw_step", "best_settings",
     "bn_mlp", "by_setting",
     "effective_lr", "equilibrium_angle", "gradient_norm", "inverted_dropout", "live_norm_run",
-    "paired_difference", "report_study_section", "scaled_output_change", "sgd_decay_step", "sgd_l2_step",
+    "paired_difference", "scaled_output_change", "sgd_decay_step", "sgd_l2_step",
     "variance_shift",
 ]
 
@@ -445,21 +445,3 @@ def live_norm_run(x: torch.Tensor, y: torch.Tensor, lam: float, *, seed: int = 0
             opt.step()
     return np.asarray(norms)
 
-
-def report_study_section(results: object, section: str) -> None:
-    """Print (and check) the claims of a stored study whose description starts with ``section``
-    (e.g. ``"§2"``): one ``✓`` line each; raise ``AssertionError`` naming every claim that fails.
-
-    Raises:
-        TypeError: if ``results`` is not a ``studies.Results``.
-        ValueError: if no claim of the study starts with ``section``.
-    """
-    import studies
-    from studies.store import report
-
-    if not isinstance(results, studies.Results):
-        raise TypeError(f"results must be studies.Results, got {type(results).__name__}")
-    chosen = [c for c in studies.get(results.name).claims(results) if c.description.startswith(section)]
-    if not chosen:
-        raise ValueError(f"study {results.name!r} has no claim starting with {section!r}")
-    report(chosen)

@@ -60,9 +60,24 @@ def obtain(name: str, rerun: bool = False, device: str | None = None) -> Results
     return study.execute(study.full, device or default_device())
 
 
-def report_claims(results: Results) -> None:
+def report_claims(results: Results, section: str | None = None) -> None:
     """Print the claims the notebook makes about a study, checked on ``results``; raise
-    ``AssertionError`` naming every claim that fails."""
+    ``AssertionError`` naming every claim that fails.
+
+    With ``section`` (e.g. ``"§2:"``), only the claims whose description starts with it, so a
+    notebook can check each section's claims where that section measures them.
+
+    Raises:
+        TypeError: if ``results`` is not a :class:`Results` or ``section`` is not a str.
+        ValueError: if no claim of the study starts with ``section``.
+    """
     if not isinstance(results, Results):
         raise TypeError(f"results must be studies.Results, got {type(results).__name__}")
-    report(get(results.name).claims(results))
+    if section is not None and not isinstance(section, str):
+        raise TypeError(f"section must be a str or None, got {type(section).__name__}")
+    claims = get(results.name).claims(results)
+    if section is not None:
+        claims = [claim for claim in claims if claim.description.startswith(section)]
+        if not claims:
+            raise ValueError(f"study {results.name!r} has no claim starting with {section!r}")
+    report(claims)

@@ -261,19 +261,6 @@ def test_by_setting_groups_rows_by_seed() -> None:
         reg.by_setting(np.zeros(7), 5)
 
 
-def test_report_study_section_prints_only_that_section(capsys) -> None:
-    import studies
-
-    results = studies.obtain("regularization")
-    reg.report_study_section(results, "§1")
-    lines = capsys.readouterr().out.splitlines()
-    assert lines and all(line.startswith("✓ §1") for line in lines)
-    with pytest.raises(ValueError, match="no claim starting with"):
-        reg.report_study_section(results, "§9")
-    with pytest.raises(TypeError, match="studies.Results"):
-        reg.report_study_section({}, "§1")
-
-
 def test_best_settings_picks_lambda_zero_or_the_best_positive_one() -> None:
     lams = np.array([0.0, 1e-3, 1e-2])
     arrays = {"lams": lams}

@@ -137,6 +137,21 @@ def test_claims_report_prints_each_and_fails_naming_the_failures(capsys):
         studies.report([])
 
 
+def test_report_claims_of_one_section_prints_only_those(capsys):
+    results = studies.obtain("regularization")
+    studies.report_claims(results, section="§1:")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("✓ §1:") for line in lines)
+    studies.report_claims(results)
+    assert len(capsys.readouterr().out.splitlines()) > len(lines)
+    with pytest.raises(ValueError, match="no claim starting with"):
+        studies.report_claims(results, section="§9:")
+    with pytest.raises(TypeError, match="section"):
+        studies.report_claims(results, section=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="studies.Results"):
+        studies.report_claims({})  # type: ignore[arg-type]
+
+
 def test_bad_names_are_named():
     with pytest.raises(ValueError, match="name must be one of"):
         studies.get("no_such_study")
