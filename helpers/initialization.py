@@ -607,8 +607,9 @@ def xor_losses(activation: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), hidden
         biases.append(torch.zeros(len(seeds), 1, n_out, requires_grad=True))
     phi: Callable[[torch.Tensor], torch.Tensor] = {
         "affine": lambda h: 2.0 * h + 3.0, "tanh": torch.tanh, "relu": torch.relu}[activation]
-    params = [*weights, *biases]
-    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    # Adam acts element by element, so one optimizer over the stacked weights trains every seed
+    # on its own; each seed's loss depends on its own weights only.
+    optimizer = torch.optim.Adam([*weights, *biases], lr=lr)
     x = XOR_X.expand(len(seeds), -1, -1)
     target = XOR_Y.expand(len(seeds), -1)
 
@@ -620,14 +621,10 @@ def xor_losses(activation: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), hidden
                 z = phi(z)
         return F.binary_cross_entropy_with_logits(z[..., 0], target, reduction="none").mean(dim=1)
 
-    beta1, beta2 = 0.9, 0.999
-    for step in range(1, steps + 1):  # Adam (Kingma and Ba, 2015), written out: torch.optim takes seconds to import
-        grads = torch.autograd.grad(loss_per_seed().sum(), params)  # each seed's loss depends on its own weights only
-        with torch.no_grad():
-            for p, g, (m, v) in zip(params, grads, moments, strict=True):
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                p -= lr * (m / (1 - beta1**step)) / ((v / (1 - beta2**step)).sqrt() + 1e-8)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_per_seed().sum().backward()
+        optimizer.step()
     with torch.no_grad():
         return loss_per_seed().double().numpy()
 
