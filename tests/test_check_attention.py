@@ -109,6 +109,37 @@ def test_softmax_overflow_is_named():
     assert "overflow" in _message(ex.softmax, naive)
 
 
+def _shifted_softmax(centre):
+    """A softmax that subtracts ``centre(z, dim)`` (keepdim) from the logits before exp."""
+    def fn(x, temperature=1.0, dim=-1):
+        z = x / temperature
+        e = torch.exp(z - centre(z, dim))
+        return e / e.sum(dim=dim, keepdim=True)
+    return fn
+
+
+@pytest.mark.parametrize("centre, words", [
+    (lambda z, dim: z.amin(dim=dim, keepdim=True), "subtracts the row min, not the max"),
+    (lambda z, dim: z.min(dim=dim, keepdim=True).values, "subtracts the row min, not the max"),
+    (lambda z, dim: z.mean(dim=dim, keepdim=True), "subtracts the row mean, not the max"),
+    (lambda z, dim: z.median(dim=dim, keepdim=True).values, "subtracts the row median, not the max"),
+    (lambda z, dim: z.quantile(0.5, dim=dim, keepdim=True), "subtracts the row median, not the max"),
+    (lambda z, dim: z.narrow(dim, 0, 1), "overflow on rows spread wide, like [0, 800, −800]"),
+])
+def test_softmax_subtracting_another_centre_than_the_max_is_named(centre, words):
+    # each passes rows near ±1000 (their spread is small) but overflows on [0, 800, −800]
+    message = _message(ex.softmax, _shifted_softmax(centre))
+    assert words in message, message
+    if words.startswith("subtracts"):
+        assert "exp of a large positive still overflows for rows like [0, 800, −800]" in message, message
+
+
+def test_softmax_stable_variants_pass():
+    assert ex.softmax.feedback(_shifted_softmax(lambda z, dim: z.max(dim=dim, keepdim=True).values)).passed
+    assert ex.softmax.feedback(_shifted_softmax(lambda z, dim: torch.logsumexp(z, dim=dim, keepdim=True))).passed
+    assert ex.softmax.feedback(lambda x, temperature=1.0, dim=-1: torch.softmax(x / temperature, dim=dim)).passed
+
+
 def test_softmax_one_max_for_the_whole_tensor_is_named():
     def global_max(x, temperature=1.0, dim=-1):
         z = x / temperature

@@ -95,7 +95,35 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
         if bool(bad[1].any()):
             return ("one max for the whole tensor: a row near −1000 underflows to 0/0 = nan when "
                     "the max of another row (near +1000) is subtracted; use z.amax(dim, keepdim=True).")
-    return compare("softmax of logits near ±1000", out, att.stable_softmax(big), {}, atol=_ATOL)
+    problem = compare("softmax of logits near ±1000", out, att.stable_softmax(big), {}, atol=_ATOL)
+    if problem:
+        return problem
+
+    # 5. rows spread wide: only the max keeps every exponent ≤ 0 (see _WIDE_ROWS)
+    out = student(_WIDE_ROWS.clone())
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(_WIDE_ROWS.shape):
+        overflowed = tuple(bool(row.any()) for row in ~torch.isfinite(out))
+        if any(overflowed):
+            centre = _SHIFTS.get(overflowed)
+            if centre is not None:
+                return _SHIFT_MISTAKE.format(centre=centre)
+            return ("overflow on rows spread wide, like [0, 800, −800]: exp(z) is inf beyond z ≈ 709; subtract "
+                    "each row's max, z.amax(dim, keepdim=True), so that the largest exponent is exp(0) = 1.")
+    return compare("softmax of rows spread wide, like [0, 800, −800]", out, att.stable_softmax(_WIDE_ROWS), {},
+                   atol=_ATOL)
+
+
+#: Rows whose spread is wider than exp's range (exp(z) = inf for z > 709.8): subtracting the max
+#: keeps every exponent ≤ 0, subtracting another centre overflows in its own set of rows.
+_WIDE_ROWS = torch.tensor([[800.0, 0.0, -800.0, 0.0, 0.0],       # min, mean and median all overflow
+                           [-800.0, 0.0, 10.0, 5.0, -5.0],       # only the min (z − min reaches 810)
+                           [720.0, 0.0, -800.0, 0.0, 720.0]],    # the min and the median (0), not the mean (128)
+                          dtype=torch.float64)
+#: Which rows overflow -> the centre subtracted instead of the max.
+_SHIFTS = {(True, True, True): "min", (True, False, False): "mean", (True, False, True): "median"}
+_SHIFT_MISTAKE = ("subtracts the row {centre}, not the max: exp of a large positive still overflows for rows "
+                  "like [0, 800, −800] (exp(z) is inf beyond z ≈ 709); subtract z.amax(dim, keepdim=True), "
+                  "so that the largest exponent is exp(0) = 1.")
 
 
 softmax = Exercise(
