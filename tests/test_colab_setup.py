@@ -1,5 +1,6 @@
-"""tools/colab_setup.py: which requirements count as satisfied, missing or too old, the pins
-that keep pip from upgrading preinstalled packages, and the reading of pip's JSON report."""
+"""tools/colab_setup.py: which requirements count as satisfied, missing or too old (with
+``packaging``, or pip's vendored copy of it), the pins that keep pip from upgrading preinstalled
+packages, and the reading of pip's JSON report."""
 
 from __future__ import annotations
 
@@ -7,17 +8,24 @@ import ast
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tools" / "colab_setup.py"
 
-_spec = importlib.util.spec_from_file_location("colab_setup", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-colab_setup = importlib.util.module_from_spec(_spec)
-sys.modules["colab_setup"] = colab_setup
-_spec.loader.exec_module(colab_setup)
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+colab_setup = _load("colab_setup")
 
 # What the Colab runtime read on 2026-11-30 has (tests/colab/colab-versions.txt), plus tqdm and
 # safetensors as transformers installs them.
@@ -25,14 +33,36 @@ COLAB = {"torch": "2.13.0+cpu", "numpy": "2.0.2", "matplotlib": "3.10.0", "ipywi
          "tqdm": "4.67.1", "safetensors": "0.6.2", "transformers": "4.57.1", "ipykernel": "6.17.1"}
 
 
-def test_script_imports_only_the_standard_library() -> None:
+def test_script_imports_only_the_standard_library_and_packaging() -> None:
+    """What runs before the course is installed: the standard library, and packaging or the
+    copy of it that pip vendors."""
     tree = ast.parse(SCRIPT.read_text())
-    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-               for alias in node.names}
-    modules |= {node.module.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module}
-    assert "helpers" not in modules
-    assert modules <= set(sys.stdlib_module_names) | {"__future__"}, modules - set(sys.stdlib_module_names)
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    others = {m for m in modules if m.split(".")[0] not in set(sys.stdlib_module_names) | {"__future__"}}
+    assert others == {f"{prefix}packaging.{sub}" for prefix in ("", "pip._vendor.")
+                      for sub in ("requirements", "specifiers", "utils", "version")}
+
+
+@pytest.fixture(scope="module")
+def vendored() -> ModuleType:
+    """The script loaded where ``packaging`` cannot be imported: it takes pip's copy."""
+    blocked = [name for name in sys.modules if name == "packaging" or name.startswith("packaging.")]
+    blocked += ["packaging", "packaging.requirements", "packaging.specifiers", "packaging.utils",
+                "packaging.version"]
+    saved = {name: sys.modules.get(name) for name in blocked}
+    sys.modules.update(dict.fromkeys(blocked))  # None: import raises ImportError
+    try:
+        module = _load("colab_setup_vendored")
+    finally:
+        for name, module_before in saved.items():
+            if module_before is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = module_before
+    assert module.Requirement.__module__ == "pip._vendor.packaging.requirements"
+    assert colab_setup.Requirement.__module__ == "packaging.requirements"
+    return module
 
 
 def test_course_floors_admit_what_colab_ships() -> None:
@@ -69,57 +99,80 @@ def test_names_match_after_normalization() -> None:
     assert plan.missing == [] and len(plan.satisfied) == 2
 
 
-@pytest.mark.parametrize(("smaller", "larger"), [
-    ("1.0.dev1", "1.0a1"), ("1.0a1", "1.0b2"), ("1.0b2", "1.0rc1"), ("1.0rc1", "1.0"),
-    ("1.0", "1.0.post1"), ("1.0.post1", "1.0.1"), ("1.9", "1.10"), ("2.0.2", "2.0.10"),
-    ("7.7.1", "8.1.9"), ("1!0.1", "1!0.2"), ("99", "1!0"),
-])
-def test_version_order(smaller: str, larger: str) -> None:
-    assert colab_setup.version_key(smaller) < colab_setup.version_key(larger)
+def _is_met(module: ModuleType, version: str, spec: str) -> bool:
+    """Whether ``pkg{spec}`` counts as satisfied with ``pkg`` ``version`` installed."""
+    plan = module.plan_install([f"pkg{spec}"], {"pkg": version})
+    assert plan.missing == [] and len(plan.satisfied) + len(plan.outdated) == 1
+    return bool(plan.satisfied)
 
 
-@pytest.mark.parametrize(("a", "b"), [("1.0", "1.0.0"), ("2.13.0+cpu", "2.13.0"), ("1.0RC1", "1.0rc1")])
-def test_equal_versions(a: str, b: str) -> None:
-    assert colab_setup.version_key(a) == colab_setup.version_key(b)
-
-
-@pytest.mark.parametrize(("version", "spec", "met"), [
+# Versions in PEP 440 order: a floor at the larger is not met by the smaller, and conversely.
+ORDER = [("1.0.dev1", "1.0a1"), ("1.0a1", "1.0b2"), ("1.0b2", "1.0rc1"), ("1.0rc1", "1.0"),
+         ("1.0", "1.0.post1"), ("1.0.post1", "1.0.1"), ("1.9", "1.10"), ("2.0.2", "2.0.10"),
+         ("7.7.1", "8.1.9"), ("1!0.1", "1!0.2"), ("99", "1!0")]
+SPECIFIERS = [
     ("7.7.1", ">=7.7", True), ("7.6.5", ">=7.7", False), ("8.1.9", ">=7.7,<8", False),
     ("2.0.2", "==2.0.*", True), ("2.1.0", "==2.0.*", False), ("2.1.0", "!=2.0.*", True),
     ("4.57.1", "~=4.40", True), ("5.0", "~=4.40", False), ("4.57.1", "~=4.57.0", True),
     ("4.58.0", "~=4.57.0", False), ("1.0", "===1.0", True), ("1.0.0", "===1.0", False),
     ("2.13.0+cpu", "==2.13.0", True), ("3.10.0", ">3.10", False), ("3.10.0", "<=3.10", True),
-])
+    # equal versions
+    ("1.0", "==1.0.0", True), ("1.0.0", "==1.0", True), ("1.0RC1", "==1.0rc1", True),
+    # pre-releases count: Colab's nightly torch meets torch>=2.2
+    ("2.14.0.dev20261201+cu126", ">=2.2", True), ("2.2.0rc1", ">=2.2", False),
+    *[(smaller, f">={larger}", False) for smaller, larger in ORDER],
+    *[(larger, f">={smaller}", True) for smaller, larger in ORDER],
+]
+
+
+@pytest.mark.parametrize(("version", "spec", "met"), SPECIFIERS)
 def test_specifiers(version: str, spec: str, met: bool) -> None:
-    assert colab_setup.parse_requirement(f"pkg{spec}").is_met_by(version) is met
+    assert _is_met(colab_setup, version, spec) is met
 
 
 def test_parse_requirement() -> None:
-    req = colab_setup.parse_requirement(" Torch [cpu] >= 2.2 , < 3 ")
-    assert req.name == "torch" and req.specifiers == ((">=", "2.2"), ("<", "3"))
-    assert colab_setup.parse_requirement("tqdm").specifiers == ()
+    """Whitespace, the name's spelling and extras do not matter; the text is kept as written."""
+    text = " Torch [cpu] >= 2.2 , < 3 "
+    assert colab_setup.plan_install([text, "tqdm"], {"torch": "2.8.0", "tqdm": "0.1"}).satisfied == [
+        "Torch [cpu] >= 2.2 , < 3 (2.8.0 installed)", "tqdm (0.1 installed)"]
+    assert colab_setup.plan_install([text], {"torch": "3.0"}).outdated == [text.strip()]
+    assert colab_setup.canonical_name(colab_setup.parse_requirement(text).name) == "torch"
 
 
-@pytest.mark.parametrize(("text", "error", "match"), [
+REJECTED = [
     ("", ValueError, "text must be a requirement"),
     ("numpy>=1.26; python_version<'3.12'", ValueError, "markers are not supported"),
     ("numpy @ https://example.org/numpy.whl", ValueError, "URL requirements"),
-    ("numpy=1", ValueError, "malformed version specifier"),
-    ("numpy>>1", ValueError, "is not a version"),
-    ("numpy>=one", ValueError, "is not a version"),
-    ("numpy>=1.*", ValueError, "only allowed after == or !="),
+    ("numpy=1", ValueError, "text must be a requirement"),
+    ("numpy>>1", ValueError, "text must be a requirement"),
+    ("numpy>=one", ValueError, "text must be a requirement"),
+    ("numpy>=1.*", ValueError, "text must be a requirement"),
+    ("numpy~=1", ValueError, "text must be a requirement"),
     (3, TypeError, "text must be a str"),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "error", "match"), REJECTED)
 def test_parse_requirement_rejects(text: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         colab_setup.parse_requirement(text)  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore:Creating a LegacyVersion:DeprecationWarning")  # packaging 21
+def test_pips_vendored_packaging_gives_the_same_answers(vendored: ModuleType) -> None:
+    """Without packaging (a bare interpreter), pip's copy of it decides the same, whatever its
+    version (pip 23's copy, packaging 21, would accept ``numpy>=one`` as a legacy specifier)."""
+    assert [_is_met(vendored, version, spec) for version, spec, _ in SPECIFIERS] == [
+        met for _, _, met in SPECIFIERS]
+    for text, error, match in REJECTED:
+        with pytest.raises(error, match=match):
+            vendored.parse_requirement(text)
+    requirements = vendored.course_requirements(ROOT)
+    assert vars(vendored.plan_install(requirements, COLAB)) == vars(colab_setup.plan_install(requirements, COLAB))
+    assert vendored.pin_constraints(COLAB, ["numpy>=1.26"]) == colab_setup.pin_constraints(COLAB, ["numpy>=1.26"])
+
+
 def test_bad_arguments_name_the_argument() -> None:
-    with pytest.raises(ValueError, match="version must be a PEP 440 version"):
-        colab_setup.version_key("not a version")
-    with pytest.raises(TypeError, match="version must be a str"):
-        colab_setup.version_key(1.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="requirements must be an iterable"):
         colab_setup.plan_install("numpy>=1", {})
     with pytest.raises(TypeError, match="installed must be a mapping"):
@@ -183,6 +236,13 @@ def test_replaced_packages_names_what_pip_would_upgrade() -> None:
 def test_parse_pip_report_rejects(report: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         colab_setup.parse_pip_report(report)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("version", "valid"), [
+    ("2.13.0+cpu", True), ("1!2.0.post1.dev3", True), ("not a version", False), ("1.0-foo", False),
+    (1.0, False), (None, False)])
+def test_is_version(version: object, valid: bool) -> None:
+    assert colab_setup.is_version(version) is valid  # type: ignore[arg-type]
 
 
 def test_installed_distributions_sees_this_environment() -> None:

@@ -1,14 +1,18 @@
 """Install the course on Google Colab without upgrading anything Colab has installed.
 
-The notebooks' setup cell clones the course and, on Colab only, runs this file.  It must
-work before the course package is importable, so it uses the standard library alone.
+The notebooks' setup cell clones the course and, on Colab only, runs this file before the
+course is importable, so it imports only the standard library and ``packaging`` (PEP 440
+versions and PEP 508 requirements, read as pip reads them).  Colab ships ``packaging``, as does
+every Jupyter kernel (ipykernel requires it).  Where it is missing (a bare interpreter running
+the command line below), the copy pip vendors stands in: this file needs pip anyway.  A
+specifier only packaging < 22 accepts (``>=one``, a "legacy" one) is refused as newer ones do.
 
 What it does, in order:
 
 1. reads the course's requirements (``[project].dependencies`` in ``pyproject.toml``);
 2. compares each with what is installed: a requirement is *satisfied* when an installed
-   version meets it, *missing* when its distribution is not installed, *outdated* when the
-   installed version is too old (or otherwise outside the range);
+   version meets it (pre-releases count), *missing* when its distribution is not installed,
+   *outdated* when the installed version is too old (or otherwise outside the range);
 3. installs only the missing ones, with every installed distribution pinned to its current
    version (a pip constraints file), so that pip cannot upgrade an already-imported package
    as a dependency of a missing one; pip's dry-run report is checked first, and nothing is
@@ -48,29 +52,21 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+try:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import Specifier
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # a bare interpreter: pip's own copy (see the module's docstring)
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+    from pip._vendor.packaging.specifiers import Specifier
+    from pip._vendor.packaging.utils import canonicalize_name
+    from pip._vendor.packaging.version import InvalidVersion, Version
+
 #: The course's distribution name (``[project].name`` in ``pyproject.toml``).
 COURSE_DIST = "init-norm-course"
 #: Seconds allowed for one pip call (a torch download on a slow network included).
 PIP_TIMEOUT_S = 1800
-
-_VERSION = re.compile(
-    r"""^\s*v?
-    (?:(?P<epoch>\d+)!)?
-    (?P<release>\d+(?:\.\d+)*)
-    (?:[-_.]?(?P<pre_l>alpha|beta|preview|pre|a|b|c|rc)[-_.]?(?P<pre_n>\d*))?
-    (?:-(?P<post_n1>\d+)|[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>\d*))?
-    (?:[-_.]?(?P<dev_l>dev)[-_.]?(?P<dev_n>\d*))?
-    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?
-    \s*$""",
-    re.VERBOSE | re.IGNORECASE,
-)
-_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
-_REQUIREMENT = re.compile(
-    r"^\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
-    r"(?:\[(?P<extras>[^\]]*)\])?\s*(?P<spec>[^;]*?)\s*(?:;(?P<marker>.*))?$"
-)
-_SPECIFIER = re.compile(r"^\s*(?P<op>===|~=|==|!=|<=|>=|<|>)\s*(?P<version>[^\s,]+)\s*$")
-_NOT_FOUND = ""
 
 
 def canonical_name(name: str) -> str:
@@ -85,117 +81,45 @@ def canonical_name(name: str) -> str:
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if not name.strip():
         raise ValueError("name must not be empty")
-    return re.sub(r"[-_.]+", "-", name.strip()).lower()
-
-
-def version_key(version: str) -> tuple:
-    """A sort key that orders PEP 440 versions as pip does (local labels such as ``+cpu`` are
-    ignored): ``1.0.dev1 < 1.0a1 < 1.0rc1 < 1.0 == 1.0.0 < 1.0.post1 < 1.1``.
-
-    Raises:
-        TypeError: if ``version`` is not a string.
-        ValueError: if ``version`` is not a PEP 440 version.
-    """
-    if not isinstance(version, str):
-        raise TypeError(f"version must be a str, got {type(version).__name__}")
-    match = _VERSION.match(version)
-    if match is None:
-        raise ValueError(f"version must be a PEP 440 version, got {version!r}")
-    release = [int(part) for part in match["release"].split(".")]
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    post_n = match["post_n1"] or match["post_n2"]
-    has_post = match["post_n1"] is not None or match["post_l"] is not None
-    if match["pre_l"]:
-        pre = (_PRE_RANK[match["pre_l"].lower()], int(match["pre_n"] or 0))
-    elif match["dev_l"] and not has_post:
-        pre = (-1, 0)  # 1.0.dev1 sorts before 1.0a1
-    else:
-        pre = (3, 0)  # a final release sorts after its pre-releases
-    post = int(post_n or 0) if has_post else -1
-    dev = int(match["dev_n"] or 0) if match["dev_l"] else float("inf")
-    return (int(match["epoch"] or 0), tuple(release), pre, post, dev)
+    return canonicalize_name(name.strip())
 
 
 def is_version(version: str) -> bool:
     """Whether ``version`` is a PEP 440 version (pip refuses pins on anything else)."""
-    return isinstance(version, str) and _VERSION.match(version) is not None
-
-
-def _release(version: str) -> list[int]:
-    match = _VERSION.match(version)
-    assert match is not None
-    return [int(part) for part in match["release"].split(".")]
-
-
-def _matches_one(version: str, op: str, wanted: str) -> bool:
-    if op == "===":
-        return version.strip().lower() == wanted.strip().lower()
-    if op in ("==", "!=") and wanted.endswith(".*"):
-        prefix = _release(wanted[:-2])
-        equal = (_release(version) + [0] * len(prefix))[: len(prefix)] == prefix
-        return equal if op == "==" else not equal
-    have, want = version_key(version), version_key(wanted)
-    if op == "~=":
-        prefix = _release(wanted)
-        if len(prefix) < 2:
-            raise ValueError(f"~= needs at least two release numbers, got ~={wanted}")
-        upper = prefix[:-1]
-        return have >= want and (_release(version) + [0] * len(upper))[: len(upper)] == upper
-    return {
-        "==": have == want,
-        "!=": have != want,
-        "<=": have <= want,
-        ">=": have >= want,
-        "<": have < want,
-        ">": have > want,
-    }[op]
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One requirement line, e.g. ``ipywidgets>=7.7`` or ``torch>=2.2,<3``."""
-
-    text: str
-    name: str
-    specifiers: tuple[tuple[str, str], ...] = ()
-
-    def is_met_by(self, version: str) -> bool:
-        """Whether the installed ``version`` meets every specifier (pre-releases count)."""
-        return all(_matches_one(version, op, wanted) for op, wanted in self.specifiers)
+    try:
+        Version(version)
+    except (InvalidVersion, TypeError):
+        return False
+    return True
 
 
 def parse_requirement(text: str) -> Requirement:
-    """Parse a PEP 508 requirement without environment markers or URLs.
+    """Parse a PEP 508 requirement without environment markers or URLs into packaging's
+    ``Requirement`` (its ``name`` as written: compare it with :func:`canonical_name`).
 
     Extras (``name[extra]``) are accepted and ignored: what counts is the distribution.
 
     Raises:
         TypeError: if ``text`` is not a string.
-        ValueError: if ``text`` is empty, has a marker or URL, or a specifier is malformed.
+        ValueError: if ``text`` is not a requirement, has a marker or URL, or a specifier is
+            malformed.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    match = _REQUIREMENT.match(text)
-    if not text.strip() or match is None:
-        raise ValueError(f"text must be a requirement such as 'numpy>=1.26', got {text!r}")
-    if match["marker"] is not None:
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"text must be a requirement such as 'numpy>=1.26', got {text!r} ({reason})") from None
+    legacy = [str(spec) for spec in requirement.specifier if not isinstance(spec, Specifier)]  # packaging < 22
+    if legacy:
+        raise ValueError(f"text must be a requirement such as 'numpy>=1.26', got {text!r} "
+                         f"({legacy[0]} is not a PEP 440 version specifier)")
+    if requirement.marker is not None:
         raise ValueError(f"text: environment markers are not supported, got {text!r}")
-    spec = match["spec"]
-    if spec.startswith("@"):
+    if requirement.url is not None:
         raise ValueError(f"text: URL requirements are not supported, got {text!r}")
-    specifiers: list[tuple[str, str]] = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        found = _SPECIFIER.match(part)
-        if found is None:
-            raise ValueError(f"text: malformed version specifier {part!r} in {text!r}")
-        op, version = found["op"], found["version"]
-        if op != "===" and not is_version(version.removesuffix(".*")):
-            raise ValueError(f"text: {version!r} is not a version, in {text!r}")
-        if version.endswith(".*") and op not in ("==", "!="):
-            raise ValueError(f"text: '.*' is only allowed after == or !=, in {text!r}")
-        specifiers.append((op, version))
-    return Requirement(text.strip(), canonical_name(match["name"]), tuple(specifiers))
+    return requirement
 
 
 @dataclass(frozen=True)
@@ -231,13 +155,13 @@ def plan_install(requirements: Iterable[str], installed: Mapping[str, str]) -> P
     plan = Plan()
     for text in requirements:
         requirement = parse_requirement(text)
-        version = installed.get(requirement.name)
+        version = installed.get(canonical_name(requirement.name))
         if version is None:
-            plan.missing.append(requirement.text)
-        elif is_version(version) and requirement.is_met_by(version):
-            plan.satisfied.append(f"{requirement.text} ({version} installed)")
+            plan.missing.append(text.strip())
+        elif is_version(version) and requirement.specifier.contains(version, prereleases=True):  # as pip
+            plan.satisfied.append(f"{text.strip()} ({version} installed)")
         else:
-            plan.outdated.append(requirement.text)
+            plan.outdated.append(text.strip())
     return plan
 
 
@@ -262,7 +186,7 @@ def pin_constraints(installed: Mapping[str, str], unpinned: Iterable[str] = ()) 
 
     Distributions whose version is not PEP 440 are left out (pip would reject the line).
     """
-    free = {parse_requirement(item).name for item in unpinned}
+    free = {canonical_name(parse_requirement(item).name) for item in unpinned}
     lines = [f"{name}=={version}" for name, version in sorted(installed.items())
              if name not in free and is_version(version)]
     return "\n".join(lines) + "\n"
@@ -386,7 +310,7 @@ def install_missing(course_dir: str | os.PathLike[str], *, dry_run: bool = False
     for text in plan.missing:
         print(f"  missing  {text}")
     for text in plan.outdated:
-        name = parse_requirement(text).name
+        name = canonical_name(parse_requirement(text).name)
         print(f"  too old  {text} ({installed.get(name)} installed)")
     reports = Path(report_dir) if report_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="course-setup-") as scratch:
