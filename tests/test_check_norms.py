@@ -47,6 +47,19 @@ LN_MISTAKES = [
     (lambda x, g, b, eps=1e-5: _std(x, tuple(range(1, x.dim())), eps) * g + b,
      "normalised over all dims but the first"),
     (lambda x, g, b, eps=1e-5: ln_right(x, g, b, eps)[..., :-1], "wrong shape"),
+    # the Annotated Transformer's LayerNorm: unbiased x.std() with ε added outside the root
+    (lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + eps) + b,
+     "uses x.std() (unbiased, n−1) with ε added outside the square root, as the Annotated Transformer does; "
+     "LayerNorm uses the biased variance inside: √(var + ε)"),
+    (lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-6) + b,
+     "uses x.std() (unbiased, n−1) without the eps argument"),
+    (lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) + b,
+     "uses x.std() (unbiased, n−1) without the eps argument"),
+    # its two halves on their own
+    (lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) + b,
+     "unbiased variance (divides by n − 1)"),
+    (lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.std(-1, correction=0, keepdim=True) + eps) + b,
+     "ε outside the root"),
     (lambda x, g, b, eps=1e-5: ln_right(x, g, b, eps) + 1e-3, "differs from the right answer at [0, 0]"),
 ]
 
@@ -203,6 +216,12 @@ BN_MISTAKES = [
     (_bn(lambda x: (2, 3) if x.dim() == 4 else 0), "(InstanceNorm)"),
     (lambda x, g, b, eps=1e-5: _std(x, 0, eps) * g + b, "works on (N, C) but raised RuntimeError"),
     (lambda x, g, b, eps=1e-5: bn_right(x, g, b, eps)[:, :2], "wrong shape"),
+    (lambda x, g, b, eps=1e-5: (x - x.mean(_dims(x), keepdim=True)) / (x.std(_dims(x), keepdim=True) + eps)
+     * _per_channel(g, x) + _per_channel(b, x),
+     "uses x.std() (unbiased, n−1) with ε added outside the square root; training-mode BatchNorm normalises "
+     "with the biased variance inside: √(var + ε)"),
+    (lambda x, g, b, eps=1e-5: (x - x.mean(_dims(x), keepdim=True)) / x.std(_dims(x), keepdim=True)
+     * _per_channel(g, x) + _per_channel(b, x), "uses x.std() (unbiased, n−1) without the eps argument"),
 ]
 
 

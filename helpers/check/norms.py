@@ -33,10 +33,34 @@ def _affine(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _standardize(x: torch.Tensor, dims: int | tuple[int, ...], eps: float, unbiased: bool = False,
                  outside: bool = False) -> torch.Tensor:
-    """x̂ over ``dims``, right or with one typical mistake (unbiased variance, ε outside)."""
+    """x̂ over ``dims``, right or with typical mistakes (unbiased variance, ε outside, or both)."""
     centred = x - x.mean(dim=dims, keepdim=True)
     var = x.var(dim=dims, unbiased=unbiased, keepdim=True)
     return centred / (var.sqrt() + eps if outside else torch.sqrt(var + eps))
+
+
+#: The Annotated Transformer's LayerNorm, ``(x - mean) / (x.std(-1, keepdim=True) + eps)``: torch's
+#: default std is unbiased (n − 1), and ε is added to the std, outside the square root.
+ANNOTATED_TRANSFORMER = ("uses x.std() (unbiased, n−1) with ε added outside the square root, as the Annotated "
+                         "Transformer does; LayerNorm uses the biased variance inside: √(var + ε), "
+                         "var = x.var(-1, unbiased=False, keepdim=True).")
+#: The same two slips in BatchNorm: x.std(dims) + eps.
+BATCH_NORM_STD = ("uses x.std() (unbiased, n−1) with ε added outside the square root; training-mode BatchNorm "
+                  "normalises with the biased variance inside: √(var + ε), "
+                  "var = x.var(dims, unbiased=False, keepdim=True).")
+#: When ε is missing, or hard-coded (the Annotated Transformer's 1e-6, torch's 1e-5) in place of the argument.
+_NO_EPS = ("uses x.std() (unbiased, n−1) without the eps argument (no ε, or a hard-coded tiny one like the "
+           "Annotated Transformer's 1e-6; the check passes eps = {eps:g}): divide by √(var + eps) with the biased "
+           "variance, {var}.")
+
+
+def _std_mistakes(x: torch.Tensor, dims: int | tuple[int, ...], eps: float, message: str, var: str,
+                  affine: Callable[[torch.Tensor], torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """x.std(dims) (unbiased) in place of √(var + ε): ε outside the root, hard-coded, or missing."""
+    no_eps = _NO_EPS.format(eps=eps, var=var)
+    return [(message, affine(_standardize(x, dims, eps, unbiased=True, outside=True))),
+            *((no_eps, affine(_standardize(x, dims, fixed, unbiased=True, outside=True))) for fixed in (1e-6, 1e-5)),
+            (no_eps, affine(_standardize(x, dims, 0.0, unbiased=True)))]
 
 
 # -- LayerNorm forward ------------------------------------------------------------------------
@@ -47,7 +71,7 @@ def _reference_layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tens
 
 
 def _layer_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                         eps: float) -> dict[str, torch.Tensor]:
+                         eps: float) -> list[tuple[str, torch.Tensor]]:
     last = -1
     wrong_axis = {
         "normalised over dim 0 (across the batch, BatchNorm-style) instead of the last dim "
@@ -60,7 +84,8 @@ def _layer_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tenso
             "normalised over all dims but the first (the whole example) instead of the last dim "
             "only.": _standardize(x, (1, 2), eps) * gamma + beta,
         }
-    return {
+    return [*_std_mistakes(x, last, eps, ANNOTATED_TRANSFORMER, "x.var(-1, unbiased=False, keepdim=True)",
+                           lambda x_hat: x_hat * gamma + beta), *{
         **wrong_axis,
         "unbiased variance (divides by n − 1): LayerNorm uses the biased one, x.var(unbiased=False).":
             _standardize(x, last, eps, unbiased=True) * gamma + beta,
@@ -71,7 +96,7 @@ def _layer_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tenso
         "β is not added: the output should be x̂ · gamma + beta.": _standardize(x, last, eps) * gamma,
         "γ is not applied: the output should be x̂ · gamma + beta.": _standardize(x, last, eps) + beta,
         "γ and β swapped: the output is x̂ · gamma + beta.": _standardize(x, last, eps) * beta + gamma,
-    }
+    }.items()]
 
 
 def _diagnose_layer_norm(student: Callable[..., Any]) -> str | None:
@@ -193,7 +218,7 @@ def _reference_batch_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tens
 
 
 def _batch_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                         eps: float) -> dict[str, torch.Tensor]:
+                         eps: float) -> list[tuple[str, torch.Tensor]]:
     shape = (1, -1, *([1] * (x.dim() - 2)))
     g, b = gamma.reshape(shape), beta.reshape(shape)
     right = (0, *range(2, x.dim()))
@@ -208,7 +233,8 @@ def _batch_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tenso
                  "the positions too, dims (0, 2, 3)."] = _standardize(x, 0, eps) * g + b
         mistakes["normalised each example's channel over its positions (InstanceNorm) instead of over "
                  "the batch too: dims (0, 2, 3)."] = _standardize(x, (2, 3), eps) * g + b
-    return {
+    return [*_std_mistakes(x, right, eps, BATCH_NORM_STD, "x.var(dims, unbiased=False, keepdim=True)",
+                           lambda x_hat: x_hat * g + b), *{
         **mistakes,
         "one mean and variance for the whole tensor: BatchNorm keeps one per channel (dim 1).":
             _standardize(x, tuple(range(x.dim())), eps) * g + b,
@@ -223,7 +249,7 @@ def _batch_norm_mistakes(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tenso
         "β is not added: the output should be x̂ · gamma + beta.": _standardize(x, right, eps) * g,
         "γ is not applied: the output should be x̂ · gamma + beta.": _standardize(x, right, eps) + b,
         "γ and β swapped: the output is x̂ · gamma + beta.": _standardize(x, right, eps) * b + g,
-    }
+    }.items()]
 
 
 def _diagnose_batch_norm(student: Callable[..., Any]) -> str | None:
