@@ -120,7 +120,8 @@ _WIDE_ROWS = torch.tensor([[800.0, 0.0, -800.0, 0.0, 0.0],       # min, mean and
                            [720.0, 0.0, -800.0, 0.0, 720.0]],    # the min and the median (0), not the mean (128)
                           dtype=torch.float64)
 #: Which rows overflow -> the centre subtracted instead of the max.
-_SHIFTS = {(True, True, True): "min", (True, False, False): "mean", (True, False, True): "median"}
+_SHIFTS: dict[tuple[bool, ...], str] = {
+    (True, True, True): "min", (True, False, False): "mean", (True, False, True): "median"}
 _SHIFT_MISTAKE = ("subtracts the row {centre}, not the max: exp of a large positive still overflows for rows "
                   "like [0, 800, −800] (exp(z) is inf beyond z ≈ 709); subtract z.amax(dim, keepdim=True), "
                   "so that the largest exponent is exp(0) = 1.")
