@@ -35,6 +35,8 @@ KAIMING = _kaiming(lambda i, o: math.sqrt(2 / i))
     lambda i, o, g: torch.normal(0.0, math.sqrt(2 / i), size=(o, i), generator=g),
     lambda i, o, g: torch.nn.init.kaiming_normal_(torch.empty(o, i), nonlinearity="relu", generator=g),
     lambda i, o, g: torch.randn(o, i, generator=g, dtype=torch.float64) * math.sqrt(2 / i),
+    # trunc_normal_'s default bounds are a = −2, b = 2 in absolute value: 28σ here, so nothing is cut
+    lambda i, o, g: torch.nn.init.trunc_normal_(torch.empty(o, i), std=math.sqrt(2 / i), generator=g),
 ])
 def test_kaiming_normal_right_answers_pass(answer):
     result = check.kaiming_normal.feedback(answer)
@@ -62,6 +64,47 @@ def test_kaiming_normal_typical_mistakes_are_named(answer, expected):
     result = check.kaiming_normal.feedback(answer)
     assert not result.passed and result.written
     assert expected in result.message, result.message
+
+
+def _truncated(k, rescale=1.0):
+    """trunc_normal_ with std √(2 / fan_in) · rescale, cut at ±k of that std."""
+    def answer(fan_in, fan_out, generator):
+        std = math.sqrt(2 / fan_in) * rescale
+        return torch.nn.init.trunc_normal_(torch.empty(fan_out, fan_in), std=std, a=-k * std, b=k * std,
+                                           generator=generator)
+    return answer
+
+
+def _clamped(k):
+    def answer(fan_in, fan_out, generator):
+        std = math.sqrt(2 / fan_in)
+        return (torch.randn(fan_out, fan_in, generator=generator) * std).clamp(-k * std, k * std)
+    return answer
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    # variance 0.774 σ², close to Xavier's 0.8 σ²: it used to be called Xavier
+    (_truncated(2.0), "draws a truncated normal: no weight beyond ±2σ (σ = sqrt(2 / fan_in))"),
+    (_truncated(2.0), "cutting the tails shrinks the variance (≈ 0.774 σ² at ±2σ): here 0.777 × 2 / fan_in"),
+    (_truncated(1.0), "draws a truncated normal: no weight beyond ±1σ"),
+    # rescaled to the right variance, its kurtosis (2.35) used to be called uniform
+    (_truncated(2.0, rescale=1 / math.sqrt(0.774)), "rescaled to the right variance, it still has the wrong shape"),
+    (_clamped(2.0), "clamps a normal at ±2σ (σ = sqrt(2 / fan_in)): 4.6 % of the weights sit exactly on the bounds"),
+])
+def test_kaiming_normal_a_truncated_normal_is_named(answer, expected):
+    result = check.kaiming_normal.feedback(answer)
+    assert not result.passed and result.written
+    assert expected in result.message, result.message
+    assert "Xavier" not in result.message and "uniform" not in result.message, result.message
+
+
+@pytest.mark.parametrize("answer", [
+    _kaiming(lambda i, o: math.sqrt(2 / (i + o))),
+    lambda i, o, g: torch.nn.init.xavier_normal_(torch.empty(o, i), generator=g),
+])
+def test_kaiming_normal_xavier_is_still_named_xavier(answer):
+    result = check.kaiming_normal.feedback(answer)
+    assert not result.passed and "Xavier/Glorot's average of the two fans" in result.message, result.message
 
 
 def test_kaiming_normal_an_unknown_variance_is_stated():
@@ -186,6 +229,10 @@ def _zero_every_bias(model, generator):
              * math.sqrt(2 / m.out_features)), "first nn.Linear (400 → 100): fan_out in place of fan_in"),
     (_reinit(weight=lambda m, g: torch.nn.init.xavier_normal_(torch.empty_like(m.weight), generator=g)),
      "Xavier/Glorot"),
+    (_reinit(weight=lambda m, g: torch.nn.init.trunc_normal_(
+        torch.empty_like(m.weight), std=math.sqrt(2 / m.in_features), a=-2 * math.sqrt(2 / m.in_features),
+        b=2 * math.sqrt(2 / m.in_features), generator=g)),
+     "the first nn.Linear (400 → 100): draws a truncated normal"),
     (_reinit(weight=lambda m, g: torch.nn.init.kaiming_uniform_(torch.empty_like(m.weight), nonlinearity="relu",
                                                                 generator=g)), "uniform, not normal"),
     (lambda model, g: torch.nn.Sequential(torch.nn.Linear(400, 100)), "does not have the layers it was given"),
