@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers import check
-from helpers.check.feedback import Exercise, compare, first_mismatch, grading
+from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare, first_mismatch, grading
 
 
 def _double(x: torch.Tensor) -> torch.Tensor:
@@ -87,18 +87,130 @@ def test_first_mismatch_points_at_the_first_entry_beyond_tolerance():
     assert first_mismatch(actual, expected, atol=0.1).startswith("at [1, 3]: 0.25 instead of 0")
 
 
-def test_under_nbgrader_a_failure_raises_instead_of_falling_back(monkeypatch, capsys):
+def test_under_nbgrader_the_check_still_falls_back_and_only_grade_raises(monkeypatch, capsys):
+    """One mistake costs one exercise: the fallback stays in place when grading, so the exercises
+    that build on this one still run; the points are lost in the graded cell alone."""
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     assert grading()
+    assert DOUBLE(_stub) is _double  # the check cell falls back, graded or not
     with pytest.raises(AssertionError, match="✗ double: not written yet"):
-        DOUBLE(_stub)
-    assert DOUBLE(_double) is _double  # a right answer still passes
+        DOUBLE.grade(_stub)
+    DOUBLE.grade(_double)  # a right answer keeps its points
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
     with pytest.raises(AssertionError, match="added instead of multiplied"):
-        DOUBLE(lambda x: x + 2)
+        DOUBLE.grade(lambda x: x + 2)
     monkeypatch.delenv("NBGRADER_EXECUTION")
     assert not grading()
-    assert DOUBLE(_stub) is _double
+    capsys.readouterr()
+    assert DOUBLE.grade(_stub) is None  # outside grading the graded cell does nothing ...
+    assert capsys.readouterr().out == ""  # ... and prints nothing
+
+
+def _softmax(x):
+    return torch.softmax(x, dim=-1)
+
+
+SOFTMAX = Exercise(
+    name="softmax", checked="right.", reference=_softmax,
+    diagnose=lambda fn: compare("the output", fn(torch.tensor([[0.0, 1.0, 2.0]])),
+                                _softmax(torch.tensor([[0.0, 1.0, 2.0]])), {}),
+    forbidden=("torch.softmax", "torch.Tensor.softmax", "torch.nn.functional.softmax"))
+
+
+@pytest.mark.parametrize("shortcut", [lambda x: torch.softmax(x, -1), lambda x: x.softmax(-1),
+                                      lambda x: torch.nn.functional.softmax(x, dim=-1)],
+                         ids=["torch.softmax", "Tensor.softmax", "F.softmax"])
+def test_a_forbidden_call_passes_with_a_note_in_self_study_and_fails_when_graded(shortcut, monkeypatch, capsys):
+    result = SOFTMAX.feedback(shortcut)
+    assert result.passed and len(result.shortcuts) == 1
+    assert SOFTMAX(shortcut) is shortcut
+    printed = capsys.readouterr().out
+    assert printed.startswith("✓ softmax: right.\n  Correct, but it calls torch.") and "by hand" in printed
+    SOFTMAX.grade(shortcut)  # not graded: nothing happens
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match="right, but it calls torch.*which this task forbids"):
+        SOFTMAX.grade(shortcut)
+
+
+def test_an_answer_by_hand_has_no_note_and_keeps_its_points(monkeypatch):
+    def by_hand(x):
+        e = (x - x.max(dim=-1, keepdim=True).values).exp()
+        return e / e.sum(dim=-1, keepdim=True)
+
+    assert SOFTMAX.feedback(by_hand).shortcuts == ()
+    assert "\n" not in str(SOFTMAX.feedback(by_hand))
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    SOFTMAX.grade(by_hand)
+
+
+def test_the_course_reference_may_use_the_library_but_is_never_recorded_as_the_students():
+    """Only the student's own calls are recorded: the diagnosis itself calls torch.softmax."""
+    assert SOFTMAX.feedback(lambda x: (lambda e: e / e.sum(-1, keepdim=True))(x.exp())).shortcuts == ()
+
+
+def _autograd_double(x):
+    leaf = x.clone().requires_grad_()
+    return torch.autograd.grad((leaf ** 2).sum(), leaf)[0]
+
+
+def _backward_double(x):
+    leaf = x.clone().requires_grad_()
+    (leaf ** 2).sum().backward()
+    return leaf.grad
+
+
+def _jacobian_double(x):
+    return torch.autograd.functional.jacobian(lambda y: (y ** 2).sum(), x)
+
+
+@pytest.mark.parametrize("backward", [_autograd_double, _backward_double, _jacobian_double],
+                         ids=["autograd.grad", "Tensor.backward", "functional.jacobian"])
+def test_autograd_is_recognised_however_it_is_called(backward):
+    exercise = Exercise(name="grad", checked="right.", reference=lambda x: 2 * x,
+                        diagnose=lambda fn: compare("dx", fn(torch.ones(2, 3)), 2 * torch.ones(2, 3), {}),
+                        forbidden=AUTOGRAD)
+    result = exercise.feedback(backward)
+    assert result.passed and result.shortcuts, result
+
+
+CHOICE = Question(name="q_choice", answer="b", why="because.",
+                  choices={"a": "a misses this.", "b": "", "c": "c misses that."})
+NUMBER = Question(name="q_number", answer=2.0, why="two.", rel_tol=0.05)
+
+
+@pytest.mark.parametrize(("question", "value", "passed", "message"), [
+    (CHOICE, None, False, 'not answered yet: replace None by one of "a", "b", "c".'),
+    (CHOICE, "b", True, "because."),
+    (CHOICE, " B ", True, "because."),
+    (CHOICE, "a", False, 'not "a": a misses this.'),
+    (CHOICE, "d", False, "'d' is not a choice here"),
+    (CHOICE, 2, False, "2 is not a choice here"),
+    (NUMBER, 2.09, True, "two."),
+    (NUMBER, 2.2, False, "2.2 is too large"),
+    (NUMBER, 1, False, "1 is too small"),
+    (NUMBER, float("nan"), False, "answer a finite number"),
+    (NUMBER, "2", False, "answer a finite number"),
+    (NUMBER, True, False, "answer a finite number"),
+])
+def test_questions_judge_choices_and_numbers(question, value, passed, message):
+    result = question.feedback(value)
+    assert result.passed is passed and result.message.startswith(message), result
+
+
+def test_a_question_prints_and_raises_only_when_graded(monkeypatch, capsys):
+    CHOICE("a")
+    assert capsys.readouterr().out == '✗ q_choice: not "a": a misses this.\n'
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    CHOICE("b")
+    with pytest.raises(AssertionError, match="not answered yet"):
+        CHOICE(None)
+
+
+def test_a_badly_written_question_is_refused():
+    with pytest.raises(ValueError, match="not one of its choices"):
+        Question(name="q", answer="z", why=".", choices={"a": "", "b": ""})
+    with pytest.raises(TypeError, match="needs a numeric answer"):
+        Question(name="q", answer="a", why=".")
 
 
 @pytest.mark.parametrize("bad", [None, 3, "my_double"])

@@ -2,8 +2,12 @@
 
 In the instructor notebooks (``notebooks/``) each exercise is a *solution cell* that defines
 ``my_<name>`` with the body between nbgrader's ``### BEGIN SOLUTION`` / ``### END SOLUTION``
-markers, followed by a *check cell* ``<name> = check.<name>(my_<name>)`` that later cells
-build on. ``make student`` (tools/student.py) replaces the solutions by nbgrader's stub; the
+markers, followed by a locked *check cell* ``<name> = check.<name>(my_<name>)`` that later cells
+build on (it falls back to the course's own function when the answer is wrong, graded or not),
+and a locked, graded *grade cell* ``check.<name>.grade(my_<name>)`` that holds the points. So one
+wrong answer costs one exercise, not the later ones that use it: a *partially correct student*
+(an exercise answered right, the exercises it builds on wrong or blank) keeps the points of what
+is right. ``make student`` (tools/student.py) replaces the solutions by nbgrader's stub; the
 edition must still run from top to bottom, every check saying it fell back to the course's
 own implementation; and nbgrader itself must release and autograde the notebooks unchanged.
 
@@ -37,6 +41,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WITH_EXERCISES = [path for path in NOTEBOOKS if path.name[:2] != "00"]
 MIN_EXERCISES = 2
 CHECK_LINE = re.compile(r"^(\w+) = check\.(\w+)\(my_(\w+)\)$", re.MULTILINE)
+GRADE_LINE = re.compile(r"^check\.(\w+)\.grade\(my_(\w+)\)$", re.MULTILINE)
 #: The notebook nbgrader autogrades in full here (the cheapest one to execute).
 AUTOGRADED = "05_gpt2_layernorm_parameters.ipynb"
 
@@ -65,24 +70,38 @@ def edition(tmp_path_factory) -> Path:
     return out
 
 
+def _grade_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode, str]]:
+    found = []
+    for i, cell in enumerate(nb.cells):
+        match = GRADE_LINE.search(cell.source) if cell.cell_type == "code" else None
+        if match:
+            found.append((i, cell, match.group(1)))
+    return found
+
+
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
 def test_each_chapter_has_exercises_in_nbgraders_format(path):
     nb = _read(path)
-    solutions, checks = _solution_cells(nb), _check_cells(nb)
+    solutions, checks, grades = _solution_cells(nb), _check_cells(nb), _grade_cells(nb)
     assert len(solutions) >= MIN_EXERCISES, f"{path.name}: {len(solutions)} build-it-yourself exercises"
-    assert len(checks) == len(solutions), f"{path.name}: every solution cell needs one check cell"
-    for (i, solution), (j, checker, name) in zip(solutions, checks, strict=True):
-        meta, grade = solution.metadata["nbgrader"], checker.metadata.get("nbgrader", {})
+    assert len(checks) == len(solutions) == len(grades), \
+        f"{path.name}: every solution cell needs one check cell and one grade cell"
+    for (i, solution), (j, checker, name), (k, grader, graded) in zip(solutions, checks, grades, strict=True):
+        meta = solution.metadata["nbgrader"]
+        read_only, grade = checker.metadata.get("nbgrader", {}), grader.metadata.get("nbgrader", {})
         assert solution.cell_type == "code" and meta.get("grade") is False and meta.get("locked") is False
         assert re.search(rf"^def my_{name}\(", solution.source, re.MULTILINE), \
             f"{path.name} cell {i} must define my_{name}, checked in cell {j}"
         lines = [line.strip() for line in solution.source.splitlines()]
         assert lines.count("### BEGIN SOLUTION") == 1 and lines.count("### END SOLUTION") == 1
-        assert j > i and grade.get("grade") is True and grade.get("locked") is True \
+        assert j > i and read_only.get("locked") is True and read_only.get("grade") is False \
+            and read_only.get("solution") is False, \
+            f"{path.name} cell {j}: the check cell must be locked and ungraded (it falls back, graded or not)"
+        assert k == j + 1 and graded == name and grade.get("grade") is True and grade.get("locked") is True \
             and grade.get("points", 0) > 0 and grade.get("solution") is False, \
-            f"{path.name} cell {j}: the check cell must be a locked, graded nbgrader test cell"
+            f"{path.name} cell {k}: check.{name}.grade(my_{name}) must follow the check as a locked, graded cell"
         assert isinstance(getattr(check, name, None), Exercise), f"helpers.check has no exercise {name}"
-        later = "\n".join(c.source for c in nb.cells[j + 1:] if c.cell_type == "code")
+        later = "\n".join(c.source for c in nb.cells[k + 1:] if c.cell_type == "code")
         assert not re.search(rf"\bmy_{name}\b", later), \
             f"{path.name}: cells after the check use my_{name}; they must use {name} (the checked one)"
 
@@ -132,7 +151,7 @@ def test_a_solution_outside_a_solution_cell_is_refused():
 def exercise_notebook(chapters: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     """The exercises of ``chapters`` as one notebook (one kernel): the first chapter's setup cell,
     ``from helpers import check``, every chapter's import-only cells, then each solution cell
-    followed by its check cell.  Each cell keeps its chapter's index in ``metadata.chapter``."""
+    followed by its check and grade cells.  Each cell keeps its chapter's index in ``metadata.chapter``."""
     def imports_only(cell: nbformat.NotebookNode) -> bool:
         body = ast.parse(cell.source).body if cell.cell_type == "code" else []
         return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
@@ -141,27 +160,23 @@ def exercise_notebook(chapters: list[nbformat.NotebookNode]) -> nbformat.Noteboo
     cells = [*setup, nbformat.v4.new_code_cell("from helpers import check")]
     cells += [c for nb in chapters for c in nb.cells if imports_only(c)]
     for index, nb in enumerate(chapters):
-        for (_, solution), (_, checker, _) in zip(_solution_cells(nb), _check_cells(nb), strict=True):
-            for cell in (solution, checker):
-                copy = nbformat.from_dict(dict(cell))
-                copy.metadata = nbformat.from_dict({**cell.metadata, "chapter": index})
-                cells.append(copy)
+        for exercise in _exercises(nb):
+            cells += [_tagged(cell, chapter=index) for cell in exercise]
     mini = nbformat.v4.new_notebook(metadata=chapters[0].metadata)
     mini.cells = cells
     return mini
 
 
-def test_exercise_notebook_keeps_setup_imports_and_exercises_in_order():
-    chapters = [_read(path) for path in WITH_EXERCISES[:2]]
-    mini = exercise_notebook(chapters)
-    sources = [c.source for c in mini.cells]
-    assert "setup" in mini.cells[0].metadata["tags"] and sources[1] == "from helpers import check"
-    expected = [c.source for nb in chapters
-                for (_, solution), (_, checker, _) in zip(_solution_cells(nb), _check_cells(nb), strict=True)
-                for c in (solution, checker)]
-    assert sources[-len(expected):] == expected
-    assert [c.metadata["chapter"] for c in mini.cells[-len(expected):]] == sorted(
-        c.metadata["chapter"] for c in mini.cells[-len(expected):])
+def _exercises(nb: nbformat.NotebookNode) -> list[tuple[nbformat.NotebookNode, ...]]:
+    """Each exercise's (solution, check, grade) cells, in order."""
+    return [(solution, checker, grader) for (_, solution), (_, checker, _), (_, grader, _)
+            in zip(_solution_cells(nb), _check_cells(nb), _grade_cells(nb), strict=True)]
+
+
+def _tagged(cell: nbformat.NotebookNode, **metadata: object) -> nbformat.NotebookNode:
+    copy = nbformat.from_dict(dict(cell))
+    copy.metadata = nbformat.from_dict({**cell.metadata, **metadata})
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +212,102 @@ def test_every_exercise_of_the_student_edition_runs_unanswered(index, exercises_
         assert f"The cells below use the course's own {name} instead." in printed, printed
 
 
+def _exercise_name(solution: nbformat.NotebookNode) -> str:
+    match = re.search(r"^def my_(\w+)\(", solution.source, re.MULTILINE)
+    assert match, solution.source
+    return match.group(1)
+
+
+def dependencies(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """Exercise -> the earlier exercises of its chapter whose checked function its solution calls."""
+    found: dict[str, list[str]] = {}
+    for _, solution in _solution_cells(nb):
+        body = solution.source.split("### BEGIN SOLUTION")[1]
+        found[_exercise_name(solution)] = [name for name in found if re.search(rf"(?<!my_)\b{name}\b", body)]
+    return found
+
+
+def answered(solution: nbformat.NotebookNode, how: str) -> nbformat.NotebookNode:
+    """The solution cell answered ``right`` (as it is), ``blank`` (nbgrader's stub) or ``wrong``
+    (returns None)."""
+    if how == "right":
+        return solution
+    head, rest = solution.source.split("### BEGIN SOLUTION")
+    _, tail = rest.split("### END SOLUTION")
+    indent = head[head.rfind("\n") + 1:]
+    body = CODE_STUB if how == "blank" else "return None"
+    return _tagged(nbformat.from_dict({**solution, "source": head + body.replace("\n", "\n" + indent) + tail}))
+
+
+#: (chapter, exercise, the exercises it builds on) for every exercise that builds on another.
+DEPENDENT = [(path, name, deps) for path in WITH_EXERCISES for name, deps in dependencies(_read(path)).items() if deps]
+PARTIAL_STUDENTS = [(path, name, deps, how) for path, name, deps in DEPENDENT for how in ("wrong", "blank")]
+
+
+def partial_student(nb: nbformat.NotebookNode, name: str, wrong: list[str], how: str) -> list[nbformat.NotebookNode]:
+    """The exercise cells of a chapter up to ``name``: ``wrong`` answered ``how``, the rest right."""
+    cells = []
+    for solution, checker, grader in _exercises(nb):
+        exercise = _exercise_name(solution)
+        cells += [answered(solution, how if exercise in wrong else "right"), checker, grader]
+        if exercise == name:
+            return cells
+    raise AssertionError(f"no exercise {name}")
+
+
+def test_the_course_has_exercises_that_build_on_others():
+    """Otherwise the partially correct students below would test nothing."""
+    assert {(path.name, name) for path, name, _ in DEPENDENT} >= {
+        ("01_initialization.ipynb", "kaiming_reinit"), ("04_attention_scaling.ipynb", "softmax_jacobian")}
+
+
+def test_answered_writes_a_stub_or_a_wrong_body_in_the_solutions_place():
+    _, solution = _solution_cells(_read(WITH_EXERCISES[0]))[0]
+    blank, wrong = answered(solution, "blank").source, answered(solution, "wrong").source
+    assert "raise NotImplementedError()" in blank and "BEGIN SOLUTION" not in blank
+    assert "    return None" in wrong and "BEGIN SOLUTION" not in wrong
+    assert answered(solution, "right") is solution
+
+
+@pytest.fixture(scope="module")
+def partial_students_run() -> nbformat.NotebookNode:
+    """Every partially correct student (an exercise right, what it builds on wrong or blank), graded
+    as nbgrader grades (NBGRADER_EXECUTION=autograde), one after the other in one kernel."""
+    chapters = [_read(path) for path in WITH_EXERCISES]
+    cells = [c for c in exercise_notebook(chapters).cells if "chapter" not in c.metadata]  # setup, imports
+    for index, (path, name, deps, how) in enumerate(PARTIAL_STUDENTS):
+        cells += [_tagged(c, student=index) for c in partial_student(_read(path), name, deps, how)]
+    nb = nbformat.v4.new_notebook(metadata=chapters[0].metadata)
+    nb.cells = cells
+    client = notebook_client(nb, WITH_EXERCISES[0])
+    client.allow_errors = True
+    client.execute(env={**os.environ, "NBGRADER_EXECUTION": "autograde"})
+    return nb
+
+
+@pytest.mark.parametrize("index", range(len(PARTIAL_STUDENTS)),
+                         ids=[f"{p.name[:2]}-{n}-{h}" for p, n, _, h in PARTIAL_STUDENTS])
+def test_a_partially_correct_student_loses_only_the_points_of_the_wrong_answers(index, partial_students_run):
+    """Measured before the grade cells existed: a wrong kaiming_normal cost kaiming_reinit its
+    points too (NameError); now only the wrong answer's grade cell fails."""
+    path, name, deps, how = PARTIAL_STUDENTS[index]
+    mine = [c for c in partial_students_run.cells if c.metadata.get("student") == index]
+    for cell in mine:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        grade = GRADE_LINE.search(cell.source)
+        if grade and grade.group(1) in deps:
+            assert [e.ename for e in errors] == ["AssertionError"], \
+                f"{path.name}: {grade.group(1)} must lose its points"
+        else:
+            assert not errors, f"{path.name}, {name} right, {deps} {how}: " \
+                f"{[f'{e.ename}: {e.evalue}' for e in errors]} in:\n{cell.source[:200]}"
+    printed = {match.group(2): "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+               for cell in mine if (match := CHECK_LINE.search(cell.source))}
+    assert printed[name].startswith(f"✓ {name}:"), printed[name]
+    for dep in deps:
+        assert f"The cells below use the course's own {dep} instead." in printed[dep], printed[dep]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
 def test_the_student_edition_runs_top_to_bottom_with_every_exercise_unanswered(path, edition):
@@ -216,14 +327,14 @@ def _nbgrader(course: Path, *args: str) -> None:
 
 
 @pytest.mark.slow
-def test_nbgrader_releases_the_course_unchanged_and_grades_an_answered_and_an_unanswered_copy(
+def test_nbgrader_releases_the_course_unchanged_and_grades_answered_unanswered_and_partial_copies(
         tmp_path, edition):
     course = tmp_path / "course"
     (course / "source" / "chapters").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
         'c = get_config()\nc.CourseDirectory.course_id = "init-norm-course"\n'
         'c.CourseDirectory.db_assignments = [dict(name="chapters")]\n'
-        'c.CourseDirectory.db_students = [dict(id="answered"), dict(id="unanswered")]\n')
+        'c.CourseDirectory.db_students = [dict(id="answered"), dict(id="unanswered"), dict(id="partial")]\n')
     for path in WITH_EXERCISES:
         shutil.copy(path, course / "source" / "chapters")
     for name in ("figures", "rise.css"):
@@ -240,12 +351,28 @@ def test_nbgrader_releases_the_course_unchanged_and_grades_an_answered_and_an_un
         folder = course / "submitted" / student / "chapters"
         folder.mkdir(parents=True)
         shutil.copy(source / AUTOGRADED, folder)
+    # The partially correct student: in every chapter with exercises that build on others, what
+    # they build on answered wrong, everything else right.
+    folder, lost = course / "submitted" / "partial" / "chapters", 0.0
+    folder.mkdir(parents=True)
+    for path in sorted({path for path, _, _ in DEPENDENT}):
+        nb = _read(path)
+        wrong = {dep for p, _, deps in DEPENDENT if p == path for dep in deps}
+        for index, cell in enumerate(nb.cells):
+            if cell.metadata.get("nbgrader", {}).get("solution") and _exercise_name(cell) in wrong:
+                nb.cells[index] = answered(cell, "wrong")
+        lost += sum(c.metadata["nbgrader"]["points"] for _, c, name in _grade_cells(nb) if name in wrong)
+        nbformat.write(nb, folder / path.name)
     _nbgrader(course, "autograde", "chapters")
     _nbgrader(course, "export", "--to", "grades.csv")
     with open(course / "grades.csv", newline="") as handle:
         grades = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(handle)}
-    points = sum(c.metadata["nbgrader"].get("points", 0) for c in _read(ROOT / "notebooks" / AUTOGRADED).cells
-                 if c.metadata.get("nbgrader", {}).get("grade"))
-    assert points >= MIN_EXERCISES
-    assert grades["answered"][0] == points, grades
+
+    def points(path: Path) -> float:
+        return sum(c.metadata["nbgrader"].get("points", 0) for c in _read(path).cells
+                   if c.metadata.get("nbgrader", {}).get("grade"))
+
+    assert points(ROOT / "notebooks" / AUTOGRADED) >= MIN_EXERCISES
+    assert grades["answered"][0] == points(ROOT / "notebooks" / AUTOGRADED), grades
     assert grades["unanswered"][0] == 0, grades
+    assert lost > 0 and grades["partial"][0] == sum(points(p) for p in {p for p, _, _ in DEPENDENT}) - lost, grades

@@ -10,11 +10,27 @@ calls the exercise on the student's function::
 
 which prints one line (``✓ …`` or ``✗ …``) and returns the function the following cells use:
 the student's own when it passed, otherwise the course's reference, saying so. That is what
-keeps a notebook running from top to bottom while an exercise is still unanswered.
+keeps a notebook running from top to bottom while an exercise is still unanswered, and what
+keeps one mistake from costing the later exercises that build on it: the fallback stays in
+place when nbgrader grades the notebook too.
 
-Graded runs: under nbgrader's ``autograde`` and ``validate`` (which set the environment
-variable ``NBGRADER_EXECUTION``), a failing exercise raises :class:`AssertionError` with the
-same message instead of falling back, so the check cell loses its points.
+Grading: the points sit in a separate, locked cell right after the check::
+
+    check.layer_norm.grade(my_layer_norm)
+
+Outside grading it does nothing. Under nbgrader's ``autograde`` and ``validate`` (which set the
+environment variable ``NBGRADER_EXECUTION``) it raises :class:`AssertionError` with the check's
+message when the answer is wrong, so that cell, and only that cell, loses its points.
+
+Shortcuts: an exercise may name the library calls its task forbids (``forbidden``: autograd in
+a hand-written backward pass, ``torch.softmax`` in a softmax, ...). The student's function runs
+under a :class:`torch.overrides.TorchFunctionMode` that records every torch function it calls.
+A right answer that calls a forbidden one passes in self-study with a note ("correct, but it
+calls torch.softmax: try it by hand"), and is rejected when graded.
+
+Concept questions are :class:`Question`: answered in a variable (a choice such as ``"b"``, or
+a number), checked with a one-line explanation, ungraded unless an instructor gives their cell
+points. Their answers are in this package's source: they are for self-study, not for exams.
 
 The comparison helpers (:func:`compare`, :func:`first_mismatch`) are what the ``diagnose``
 functions are made of: they name a wrong shape, and they recognise *typical* mistakes by
@@ -23,19 +39,27 @@ comparing the student's output with the outputs those mistakes would give.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode, resolve_name
 
-__all__ = ["Exercise", "Feedback", "compare", "first_line", "first_mismatch", "grading", "not_close"]
+__all__ = ["AUTOGRAD", "Exercise", "Feedback", "Question", "compare", "first_line", "first_mismatch", "grading",
+           "not_close"]
 
 #: The values of ``NBGRADER_EXECUTION`` under which a failure raises instead of falling back.
 GRADING_MODES = ("autograde", "validate")
 
 Diagnosis = Callable[[Callable[..., Any]], "str | None"]
+
+#: The calls that compute gradients for you: forbidden where the task is a backward pass by hand
+#: (``torch.autograd.functional.jacobian`` and ``torch.func`` transforms call ``torch.autograd.grad``).
+AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.grad", "torch.autograd.backward")
 
 
 def grading() -> bool:
@@ -51,10 +75,46 @@ class Feedback:
     passed: bool
     message: str
     written: bool = True  # False when the function still raises NotImplementedError
+    shortcuts: tuple[str, ...] = ()  # forbidden calls a right answer made
 
     def __str__(self) -> str:
         mark = "✓" if self.passed else "✗"
-        return f"{mark} {self.exercise}: {self.message}"
+        line = f"{mark} {self.exercise}: {self.message}"
+        if self.shortcuts:
+            line += (f"\n  Correct, but it calls {', '.join(self.shortcuts)}, which this task asks you to do by hand: "
+                     "try it without (a graded run does not accept it).")
+        return line
+
+
+class _CallRecorder(TorchFunctionMode):
+    """Records the qualified name of every torch function called while it is active."""
+
+    def __init__(self, seen: set[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.seen.add(_qualified_name(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _qualified_name(func: Any) -> str:
+    name = resolve_name(func)
+    if name:
+        return name
+    owner = getattr(func, "__objclass__", None)  # slot wrappers such as torch.Tensor.backward
+    if owner is not None:
+        return f"{owner.__module__}.{owner.__qualname__}.{func.__name__}"
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _recording(fn: Callable[..., Any], seen: set[str]) -> Callable[..., Any]:
+    """``fn``, recording into ``seen`` the torch functions each of its calls makes."""
+    @functools.wraps(fn)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        with _CallRecorder(seen):
+            return fn(*args, **kwargs)
+    return recorded
 
 
 @dataclass(frozen=True)
@@ -72,6 +132,7 @@ class Exercise:
     checked: str
     reference: Callable[..., Any]
     diagnose: Diagnosis
+    forbidden: tuple[str, ...] = ()
 
     def feedback(self, student_fn: object) -> Feedback:
         """Judge ``student_fn`` without printing anything (what the unit tests call).
@@ -82,8 +143,9 @@ class Exercise:
         if not callable(student_fn):
             raise TypeError(
                 f"student_fn must be the function you wrote (callable), got {type(student_fn).__name__}")
+        seen: set[str] = set()
         try:
-            problem = self.diagnose(student_fn)
+            problem = self.diagnose(_recording(student_fn, seen) if self.forbidden else student_fn)
         except NotImplementedError:
             return Feedback(self.name, False, "not written yet (it still raises NotImplementedError).",
                             written=False)
@@ -91,24 +153,95 @@ class Exercise:
             return Feedback(self.name, False,
                             f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
-            return Feedback(self.name, True, self.checked)
+            used = tuple(name for name in self.forbidden if name in seen)
+            return Feedback(self.name, True, self.checked, shortcuts=used)
         return Feedback(self.name, False, problem)
 
     def __call__(self, student_fn: object) -> Callable[..., Any]:
         """Print the feedback and return the function the notebook goes on with.
 
-        Returns ``student_fn`` when it passed, else :attr:`reference` (and says so). Under
-        nbgrader's autograde/validate a failure raises :class:`AssertionError` instead.
+        Returns ``student_fn`` when it passed, else :attr:`reference` (and says so), graded
+        or not: the points are given by :meth:`grade`, in a cell of their own.
         """
         result = self.feedback(student_fn)
         print(result)
         if result.passed:
             assert callable(student_fn)  # feedback() raised TypeError otherwise
             return student_fn
-        if grading():
-            raise AssertionError(str(result))
         print(f"  The cells below use the course's own {self.name} instead.")
         return self.reference
+
+    def grade(self, student_fn: object) -> None:
+        """The graded cell's assertion: under nbgrader's autograde/validate, raise
+        :class:`AssertionError` (with the check's message) unless ``student_fn`` is right and
+        calls nothing the task forbids. Outside grading it does nothing and prints nothing."""
+        if not grading():
+            return
+        result = self.feedback(student_fn)
+        if not result.passed:
+            raise AssertionError(str(result))
+        if result.shortcuts:
+            raise AssertionError(f"✗ {self.name}: right, but it calls {', '.join(result.shortcuts)}, "
+                                 "which this task forbids.")
+
+
+@dataclass(frozen=True)
+class Question:
+    """A concept question answered in a variable: one of ``choices`` or a number.
+
+    Attributes:
+        name: the question's name, printed with its verdict ("q03_small_batch").
+        answer: the right choice (a key of ``choices``) or the right number.
+        why: one or two sentences printed with ``✓``: why that is the answer.
+        choices: for a choice question, every choice -> what picking it wrongly misses
+            (the right choice's entry is unused); empty for a numeric question.
+        rel_tol: for a numeric question, the relative tolerance of a right answer.
+    """
+
+    name: str
+    answer: str | float
+    why: str
+    choices: Mapping[str, str] = field(default_factory=dict)
+    rel_tol: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.choices and self.answer not in self.choices:
+            raise ValueError(f"answer {self.answer!r} of {self.name} is not one of its choices {sorted(self.choices)}")
+        if not self.choices and not isinstance(self.answer, int | float):
+            raise TypeError(f"{self.name}: a question without choices needs a numeric answer, got {self.answer!r}")
+
+    def _expected(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(f'"{choice}"' for choice in self.choices)
+        return "a number"
+
+    def feedback(self, value: object) -> Feedback:
+        """Judge an answer without printing anything (what the unit tests call)."""
+        if value is None:
+            return Feedback(self.name, False, f"not answered yet: replace None by {self._expected()}.", written=False)
+        if self.choices:
+            choice = value.strip().lower() if isinstance(value, str) else None
+            if choice is None or choice not in self.choices:
+                return Feedback(self.name, False, f"{value!r} is not a choice here: answer {self._expected()}.")
+            if choice == self.answer:
+                return Feedback(self.name, True, self.why)
+            return Feedback(self.name, False, f'not "{choice}": {self.choices[choice]}')
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return Feedback(self.name, False, f"answer a finite number, got {value!r}.")
+        assert isinstance(self.answer, int | float)
+        if math.isclose(value, self.answer, rel_tol=self.rel_tol):
+            return Feedback(self.name, True, self.why)
+        side = "too large" if value > self.answer else "too small"
+        return Feedback(self.name, False, f"{value:.4g} is {side} (a right answer is within "
+                                          f"{self.rel_tol:.0%}): look again at the reasoning above the question.")
+
+    def __call__(self, value: object) -> None:
+        """Print the verdict; under nbgrader's autograde/validate a wrong or missing answer
+        also raises :class:`AssertionError` (the cell has 0 points unless the instructor gives it some)."""
+        result = self.feedback(value)
+        print(result)
+        if grading() and not result.passed:
+            raise AssertionError(str(result))
 
 
 def first_line(error: BaseException, limit: int = 160) -> str:
