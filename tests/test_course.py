@@ -8,7 +8,6 @@ import copy
 import json
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -33,6 +32,11 @@ from tools.course import (
     replace_block,
     sync,
 )
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the package tomli (the `test` extra)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

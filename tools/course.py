@@ -27,11 +27,15 @@ import json
 import re
 import statistics
 import sys
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the package tomli (the `test` extra)
+    import tomli as tomllib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The course table.

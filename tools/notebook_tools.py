@@ -26,13 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 import uuid
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the package tomli (the `test` extra)
+    import tomli as tomllib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
