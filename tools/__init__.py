@@ -6,5 +6,5 @@ Run from the repository root (nothing here is imported by the notebooks):
 - ``python -m tools.handouts``: offline HTML handouts and slide decks (JavaScript in ``tools/vendor``);
 - ``python -m tools.student``: the student edition (solutions replaced by stubs);
 - ``python -m tools.course``: the course table (``notebooks/course.toml``) and what is generated from it;
-- ``tools/colab_setup.py``: run by the notebooks' setup cell on Colab (standard library only).
+- ``tools/colab_setup.py``: run by the notebooks' setup cell on Colab (standard library and `packaging`, which Colab ships).
 """
