@@ -1,5 +1,4 @@
 """``python -m benchmarks.classroom``: see :mod:`benchmarks.classroom.run`."""
-
 import sys
 
 from benchmarks.classroom.run import main
