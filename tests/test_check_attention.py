@@ -265,3 +265,37 @@ def test_attention_an_exception_and_the_stub():
 
     assert "raised ZeroDivisionError" in _message(ex.scaled_attention, broken)
     assert ex.scaled_attention.feedback(_stub).written is False
+
+
+# -- inputs changed in place -----------------------------------------------------------------------
+def _softmax_subtracting_in_place(logits, temperature=1.0, dim=-1):
+    logits -= logits.amax(dim=dim, keepdim=True)  # right values, but the caller's logits are shifted
+    e = torch.exp(logits / temperature)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def _softmax_dividing_in_place(logits, temperature=1.0, dim=-1):
+    logits.div_(temperature)
+    return torch.softmax(logits, dim=dim)
+
+
+def _jacobian_in_place(z):
+    p = torch.softmax(z.sub_(z.max()), dim=0)
+    return torch.diag(p) - torch.outer(p, p)
+
+
+def _attention_scaling_q_in_place(q, k, v, causal=False):  # right values
+    q /= math.sqrt(q.shape[-1])
+    return _attn(scale=lambda *_: 1.0)(q, k, v, causal)
+
+
+@pytest.mark.parametrize("exercise, wrong, words", [
+    # used to be blamed on the dim argument: softmax(x, dim=0) then ran on rows already shifted
+    (ex.softmax, _softmax_subtracting_in_place, "your function changed its input logits in place; "
+                                                "return a new tensor instead"),
+    (ex.softmax, _softmax_dividing_in_place, "changed its input logits in place"),
+    (ex.softmax_jacobian, _jacobian_in_place, "changed its input z in place"),
+    (ex.scaled_attention, _attention_scaling_q_in_place, "changed its input q in place"),
+])
+def test_an_input_changed_in_place_is_named_first(exercise, wrong, words):
+    assert words in _message(exercise, wrong)

@@ -253,3 +253,39 @@ def test_the_reference_falls_back_for_a_wrong_answer(capsys) -> None:
     chosen = ex.batch_norm(_bn(_dims, unbiased=True))
     assert chosen is ex.batch_norm.reference
     assert "use the course's own batch_norm" in capsys.readouterr().out
+
+
+# -- inputs changed in place -------------------------------------------------------------------
+def ln_centring_in_place(x, gamma, beta, eps=1e-5):  # right values: it used to pass
+    x -= x.mean(-1, keepdim=True)
+    return x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + eps) * gamma + beta
+
+
+def ln_unsqueezing_gamma(x, gamma, beta, eps=1e-5):  # right values; the caller's gamma becomes (1, 6)
+    gamma.unsqueeze_(0)
+    return _std(x, -1, eps) * gamma + beta
+
+
+def bn_centring_in_place(x, gamma, beta, eps=1e-5):
+    x.sub_(x.mean(_dims(x), keepdim=True))
+    return x / torch.sqrt((x ** 2).mean(_dims(x), keepdim=True) + eps) * _per_channel(gamma, x) + _per_channel(beta, x)
+
+
+def bw_dout_in_place(dout, x, gamma, eps=1e-5):
+    rstd, x_hat, _ = _parts(dout, x, gamma, eps)
+    dbeta, dgamma = dout.sum(0), (dout * x_hat).sum(0)
+    dout *= gamma
+    dx = rstd * (dout - _mean(dout) - x_hat * _mean(dout * x_hat))
+    return dx, dgamma, dbeta
+
+
+@pytest.mark.parametrize("exercise, fn, expected", [
+    (ex.layer_norm, ln_centring_in_place, "your function changed its input x in place; return a new tensor instead"),
+    (ex.layer_norm, ln_unsqueezing_gamma, "your function changed its input gamma in place"),
+    (ex.batch_norm, bn_centring_in_place, "your function changed its input x in place"),
+    (ex.layer_norm_backward, bw_dout_in_place, "your function changed its input dout in place"),
+])
+def test_an_input_changed_in_place_is_named(exercise, fn, expected) -> None:
+    result = exercise.feedback(fn)
+    assert not result.passed and result.written
+    assert result.message.startswith(expected), result.message

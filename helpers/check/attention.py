@@ -18,6 +18,7 @@ import torch
 
 from helpers import attention as att
 from helpers.check.feedback import Exercise, compare, first_line
+from helpers.check.inputs import call
 
 __all__ = ["scaled_attention", "softmax", "softmax_jacobian"]
 
@@ -37,7 +38,7 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
     # 1. the plain softmax over the last dimension (no temperature, no dim given)
     expected = att.stable_softmax(x)
     try:
-        out = student(x)
+        out, changed = call(student, (x,))
     except NotImplementedError:
         raise
     except RuntimeError as error:
@@ -45,6 +46,8 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
             raise
         return (f"shapes do not broadcast ({first_line(error)}): keep the reduced dim, "
                 "z.amax(dim=dim, keepdim=True) and e.sum(dim=dim, keepdim=True).")
+    if changed:
+        return changed
     problem = compare("softmax(x)", out, expected, {
         "normalised over dim 0 (down the columns) instead of the last dim: each row "
         "(one query's keys) must sum to 1.": att.stable_softmax(x, dim=0),
@@ -60,7 +63,10 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
     # 2. the temperature: T = 2.5 must flatten the rows
     t = 2.5
     expected = att.stable_softmax(x, temperature=t)
-    problem = compare("softmax(x, temperature=2.5)", student(x, temperature=t), expected, {
+    out, changed = call(student, (x,), {"temperature": t})
+    if changed:
+        return changed
+    problem = compare("softmax(x, temperature=2.5)", out, expected, {
         "temperature multiplied instead of divided: softmax(x / T), so that T > 1 flattens "
         "the row (you computed softmax(x · T)).": att.stable_softmax(x * t),
         "temperature ignored: the output should be softmax(x / T).": att.stable_softmax(x),
@@ -74,7 +80,10 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
 
     # 3. the dim argument: dim=0 makes the columns sum to 1
     expected = att.stable_softmax(x, dim=0)
-    problem = compare("softmax(x, dim=0)", student(x, dim=0), expected, {
+    out, changed = call(student, (x,), {"dim": 0})
+    if changed:
+        return changed
+    problem = compare("softmax(x, dim=0)", out, expected, {
         "the dim argument is ignored (always the last dim): use it in max, exp-sum and keepdim.":
             att.stable_softmax(x),
     }, atol=_ATOL)
@@ -83,7 +92,9 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
 
     # 4. large logits: row 0 near +1000 (exp overflows), row 1 near −1000 (exp underflows)
     big = torch.stack([1000 + x[0], -1000 + x[1]])
-    out = student(big)
+    out, changed = call(student, (big,))
+    if changed:
+        return changed
     if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(big.shape):
         bad = ~torch.isfinite(out)
         if bool(bad[0].any()) and bool(bad[1].any()):
@@ -100,7 +111,9 @@ def _diagnose_softmax(student: Callable[..., Any]) -> str | None:
         return problem
 
     # 5. rows spread wide: only the max keeps every exponent ≤ 0 (see _WIDE_ROWS)
-    out = student(_WIDE_ROWS.clone())
+    out, changed = call(student, (_WIDE_ROWS,))
+    if changed:
+        return changed
     if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(_WIDE_ROWS.shape):
         overflowed = tuple(bool(row.any()) for row in ~torch.isfinite(out))
         if any(overflowed):
@@ -142,7 +155,9 @@ def _diagnose_softmax_jacobian(student: Callable[..., Any]) -> str | None:
     # the truth from autograd, not from the closed form the student is asked for
     expected = torch.autograd.functional.jacobian(lambda u: torch.softmax(u, dim=0), z)
     p = torch.softmax(z, dim=0)
-    out = student(z.clone())
+    out, changed = call(student, (z,))
+    if changed:
+        return changed
     if isinstance(out, torch.Tensor) and tuple(out.shape) == (5,):
         return ("returned a vector of shape (5,): the Jacobian of 5 outputs with respect to 5 "
                 "logits is a 5×5 matrix, J[i, j] = ∂p_i/∂z_j.")
@@ -199,12 +214,14 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
 
     # 1. no mask, n_q ≠ n_k ≠ d ≠ d_v
     try:
-        out = student(q, k, v)
+        out, changed = call(student, (q, k, v))
     except NotImplementedError:
         raise
     except RuntimeError as error:
         return (f"your function raised RuntimeError ({first_line(error)}) for q {list(q.shape)}, "
                 f"k {list(k.shape)}: the scores are Q Kᵀ ([{n_q}, {d}] @ [{d}, {n_k}]); was K transposed?")
+    if changed:
+        return changed
     if isinstance(out, torch.Tensor) and tuple(out.shape) == (n_q, n_k):
         return (f"returned the attention weights [{n_q}, {n_k}]: the output is those weights "
                 f"times V, of shape [{n_q}, {d_v}].")
@@ -216,12 +233,14 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
     # 2. a batch of 2 sequences (the shape attention has in a model: [..., tokens, d])
     qb, kb, vb = (torch.stack([t, t.flip(0)]) for t in (q, k, v))
     try:
-        out = student(qb, kb, vb)
+        out, changed = call(student, (qb, kb, vb))
     except NotImplementedError:
         raise
     except Exception as error:  # k.T on a 3-D tensor reverses every dim
         return (f"fails on a batch of shape {list(qb.shape)} ({type(error).__name__}: "
                 f"{first_line(error)}): transpose the last two dims, k.transpose(-2, -1), not k.T.")
+    if changed:
+        return changed
     problem = compare(f"scaled_attention on a batch {list(qb.shape)}", out, att.manual_attention(qb, kb, vb), {},
                       atol=_ATOL)
     if problem:
@@ -234,7 +253,9 @@ def _diagnose_attention(student: Callable[..., Any]) -> str | None:
     s = qc @ kc.T / math.sqrt(d)
     future = torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
     past = torch.ones(n, n, dtype=torch.bool).tril(diagonal=-1)
-    out = student(qc, kc, vc, causal=True)
+    out, changed = call(student, (qc, kc, vc), {"causal": True})
+    if changed:
+        return changed
     if isinstance(out, torch.Tensor) and tuple(out.shape) == (n, d_v) and bool(torch.isnan(out).any()):
         return ("NaN with causal=True: a row whose keys are all masked has softmax(−inf, …, −inf) = nan; "
                 "hide only keys j > i (triu(diagonal=1)), each token sees itself.")

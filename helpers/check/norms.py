@@ -19,6 +19,7 @@ import torch
 
 from helpers import norms
 from helpers.check.feedback import Exercise, compare
+from helpers.check.inputs import call
 
 __all__ = ["batch_norm", "layer_norm", "layer_norm_backward"]
 
@@ -107,8 +108,10 @@ def _diagnose_layer_norm(student: Callable[..., Any]) -> str | None:
         gamma, beta = _affine(6, g)
         expected = _reference_layer_norm(x, gamma, beta, eps)
         what = "the output" if len(shape) == 2 else "the output for a 3-D input (2, 3, 6)"
-        problem = compare(what, student(x, gamma, beta, eps), expected,
-                          _layer_norm_mistakes(x, gamma, beta, eps), atol=1e-6)
+        out, changed = call(student, (x, gamma, beta, eps))
+        if changed:
+            return changed
+        problem = compare(what, out, expected, _layer_norm_mistakes(x, gamma, beta, eps), atol=1e-6)
         if problem is not None:
             return problem
     return None
@@ -148,7 +151,9 @@ def _diagnose_layer_norm_backward(student: Callable[..., Any]) -> str | None:
     dout = torch.randn(n, d, generator=g, dtype=F64)
     dx_ok, dgamma_ok, dbeta_ok = _autograd_layer_norm(dout, x, gamma, beta, eps)
 
-    answer = student(dout, x, gamma, eps)
+    answer, changed = call(student, (dout, x, gamma, eps))
+    if changed:
+        return changed
     if not isinstance(answer, (tuple, list)) or len(answer) != 3:
         return "return three tensors, (dx, dgamma, dbeta); got " + (
             f"{len(answer)} values." if isinstance(answer, (tuple, list)) else f"a {type(answer).__name__}.")
@@ -260,7 +265,7 @@ def _diagnose_batch_norm(student: Callable[..., Any]) -> str | None:
         gamma, beta = _affine(3, g)
         label = "(N, C) = (5, 3)" if len(shape) == 2 else "(N, C, H, W) = (4, 3, 2, 5)"
         try:
-            out = student(x, gamma, beta, eps)
+            out, changed = call(student, (x, gamma, beta, eps))
         except NotImplementedError:
             raise
         except Exception as error:
@@ -270,6 +275,8 @@ def _diagnose_batch_norm(student: Callable[..., Any]) -> str | None:
                         "only the dims after the channels that x has, (0, *range(2, x.dim())).")
             return (f"works on (N, C) but raised {type(error).__name__} on an {label} input ({text}): "
                     "reduce over dims (0, 2, 3) and reshape γ, β to (1, C, 1, 1).")
+        if changed:
+            return changed
         problem = compare(f"the output for x of shape {label}", out,
                           _reference_batch_norm(x, gamma, beta, eps),
                           _batch_norm_mistakes(x, gamma, beta, eps), atol=1e-6)
