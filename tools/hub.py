@@ -51,6 +51,13 @@ BINDER_ENVIRONMENT = Path(".binder/environment.yml")
 LEARNER_EXTRAS = ("lab",)
 #: The Python that ``constraints.txt`` was locked with (``make lock`` on CI's Python).
 PYTHON_VERSION = "3.11"
+#: The platform the learner set is resolved for (markers such as ``sys_platform == 'win32'``):
+#: the hub's servers and Binder, Linux on x86-64 with CI's Python.  Laptops on other systems
+#: install requirements.txt with constraints.txt instead (DAY_ONE.md), which pip resolves there.
+TARGET_PLATFORM = {"os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+                   "platform_machine": "x86_64", "implementation_name": "cpython",
+                   "platform_python_implementation": "CPython", "python_version": PYTHON_VERSION,
+                   "python_full_version": f"{PYTHON_VERSION}.0"}
 #: PyTorch's index of CPU-only wheels: on Linux, PyPI's torch pulls in the CUDA libraries
 #: (tools/torch_index.py).  The hub image and Binder have no GPU.
 TORCH_CPU_INDEX = CPU_INDEX
@@ -111,10 +118,10 @@ def learner_closure(requirements: Iterable[Requirement],
     Args:
         requirements: the top-level requirements.
         requires: a distribution's ``Requires-Dist`` lines (default: the installed metadata).
-        environment: the marker environment (default: this interpreter's: Linux with CI's Python).
+        environment: the marker environment (default: ``TARGET_PLATFORM``).
     """
     requires = requires or _distribution_requires
-    env: dict[str, str] = dict(environment or default_environment())
+    env: dict[str, str] = {**default_environment(), **(environment or TARGET_PLATFORM)}
     names: set[str] = set()
     expanded: set[tuple[str, str]] = set()  # (name, extra or "" for the package itself)
     # Each requirement with the extra of the package that declared it ("" for none).
@@ -156,7 +163,8 @@ def render_learner_requirements(pinned: Sequence[str]) -> str:
     """The text of ``deploy/requirements-learner.txt``."""
     header = [
         f"# {_GENERATED}",
-        "# The learners' packages (the hub's course kernel, a laptop install):",
+        "# The learners' packages on a Linux server (the hub's course kernel; .binder/environment.yml",
+        "# holds the same list):",
         "# pyproject's [project].dependencies and its `lab` extra, with everything they depend on,",
         "# each at the version CI tests.  Install torch's CPU build on Linux (the default PyPI wheel",
         "# pulls in several GB of CUDA libraries):",
