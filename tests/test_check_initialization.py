@@ -249,3 +249,23 @@ def test_kaiming_reinit_an_answer_that_raises_and_the_stub():
     stub = check.kaiming_reinit.feedback(_stub)
     assert not stub.passed and not stub.written
     assert check.kaiming_reinit.reference is init.kaiming_reinit
+
+
+@pytest.mark.parametrize("answer", [
+    lambda i, o, g: torch.nn.init.kaiming_normal_(torch.empty(o, i), nonlinearity="relu", generator=g),
+    lambda i, o, g: torch.nn.init.normal_(torch.empty(o, i), 0.0, math.sqrt(2 / i), generator=g),
+    lambda i, o, g: torch.empty(o, i).normal_(0.0, math.sqrt(2 / i), generator=g),
+])
+def test_kaiming_normal_from_nn_init_passes_with_a_note_and_fails_when_graded(answer, monkeypatch):
+    result = check.kaiming_normal.feedback(answer)
+    assert result.passed and set(result.shortcuts) & {"torch.Tensor.normal_", "torch.nn.init.normal_"}, result
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match="forbids"):
+        check.kaiming_normal.grade(answer)
+
+
+def test_kaiming_normal_by_hand_calls_nothing_forbidden(monkeypatch):
+    assert check.kaiming_normal.feedback(KAIMING).shortcuts == ()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    check.kaiming_normal.grade(KAIMING)
+    check.kaiming_normal.grade(init.kaiming_normal)

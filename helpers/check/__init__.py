@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from helpers.check.attention import *  # noqa: F403
 from helpers.check.drift import *  # noqa: F403
+from helpers.check.fans import *  # noqa: F403
 from helpers.check.feedback import Exercise, Feedback, Question
 from helpers.check.gpt2 import *  # noqa: F403
 from helpers.check.initialization import *  # noqa: F403

@@ -149,6 +149,9 @@ kaiming_normal = Exercise(
     checked="(fan_out, fan_in) draws from the generator, mean 0, variance 2 / fan_in, normal.",
     reference=initialization.kaiming_normal,
     diagnose=_diagnose_kaiming_normal,
+    # nn.init.kaiming_normal_ is not seen by name (it has no torch-function hook); it fills the tensor
+    # with Tensor.normal_, which a draw with torch.randn never calls.
+    forbidden=("torch.Tensor.normal_", "torch.nn.init.normal_"),
 )
 
 
