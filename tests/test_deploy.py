@@ -103,11 +103,12 @@ def test_binder_recipe_is_python_of_the_lock_and_torch_cpu() -> None:
     assert hub.TORCH_CPU_INDEX in (ROOT / hub.LEARNER_REQUIREMENTS).read_text(encoding="utf-8")
 
 
-def test_post_build_installs_only_the_course_package() -> None:
+def test_post_build_installs_the_course_package_and_nbgitpuller_only() -> None:
     text = POST_BUILD.read_text(encoding="utf-8")
     assert POST_BUILD.stat().st_mode & 0o111, "postBuild must be executable for repo2docker"
     commands = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert commands == ["set -euo pipefail", "pip install --no-deps -e .",
+                        "pip install --no-deps nbgitpuller==1.3.0",  # repo2docker's base image lacks it
                         "jupyter labextension develop --overwrite .",
                         "jupyter labextension disable @jupyterlab/mathjax3-extension"]
     assert not (ROOT / ".binder" / "requirements.txt").exists(), "repo2docker would mix pip files into the recipe"
@@ -390,3 +391,11 @@ def test_pages_link_to_files_that_exist(page: str) -> None:
     path = ROOT / page
     for target in re.findall(r"\]\(((?!https?://|#)[^)#]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
         assert (path.parent / target).exists(), f"{page} links to a missing file: {target}"
+
+
+def test_command_line_check_and_image_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert hub.main(["check"]) == 0
+    assert hub.main(["image-tag"]) == 0
+    assert capsys.readouterr().out.split() == [hub.image_tag()]
+    assert hub.main(["learner-set"]) == 0
+    assert capsys.readouterr().out.split() == hub.pinned_learner_set()
