@@ -23,5 +23,7 @@ from helpers.check.initialization import *  # noqa: F403
 from helpers.check.norms import *  # noqa: F403
 from helpers.check.regularization import *  # noqa: F403
 from helpers.check.transformer import *  # noqa: F403
+from helpers.check.transformer_forward import *  # noqa: F403
+from helpers.check.weight_decay import *  # noqa: F403
 
 __all__ = ["Exercise", "Feedback", "Question"]
