@@ -195,3 +195,39 @@ def test_ratio_typical_mistakes_are_named(answer, text) -> None:
 def test_ratio_a_raise_and_the_stub() -> None:
     assert "raised TypeError" in _message(ex.rms_std_ratio, lambda v, d: v.pow(2).mean(d, "x"))
     assert not ex.rms_std_ratio.feedback(_stub).written
+
+
+# --------------------------------------------------------------------------------------
+# inputs changed in place
+# --------------------------------------------------------------------------------------
+def _stack_relu_in_place(weights, x):  # relu_ on the input itself overwrites the caller's x
+    norms, h = [], x.relu_()
+    for w in weights:
+        h = torch.relu(h @ w.T)
+        norms.append(h.norm(dim=1).mean())
+    return torch.stack(norms)
+
+
+def _stack_replacing_weights(weights, x):
+    norms, h = [], x
+    for i, w in enumerate(weights):
+        weights[i] = w.T.contiguous()  # "transposed once for all": the caller's list changes
+        h = torch.relu(h @ weights[i])
+        norms.append(h.norm(dim=1).mean())
+    return torch.stack(norms)
+
+
+def _ratio_centring_in_place(values, dim):
+    rms = values.pow(2).mean(dim).sqrt()
+    values -= values.mean(dim, keepdim=True)
+    return rms / values.pow(2).mean(dim).sqrt()
+
+
+@pytest.mark.parametrize("exercise, answer, text", [
+    (ex.relu_stack_norms, _stack_relu_in_place, "your function changed its input x in place"),
+    (ex.relu_stack_norms, _stack_replacing_weights, "your function changed its input weights in place"),
+    (ex.rms_std_ratio, _ratio_centring_in_place, "your function changed its input values in place; "
+                                                 "return a new tensor instead"),
+])
+def test_an_input_changed_in_place_is_named(exercise, answer, text) -> None:
+    assert _message(exercise, answer).startswith(text)

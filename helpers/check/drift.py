@@ -19,6 +19,7 @@ import torch
 
 from helpers import drift
 from helpers.check.feedback import Exercise, compare
+from helpers.check.inputs import call
 from helpers.initialization_theory import relu_theory_norms
 
 __all__ = ["predicted_relu_norms", "relu_stack_norms", "rms_std_ratio"]
@@ -94,7 +95,8 @@ def _diagnose_relu_stack_norms(student: Callable[..., Any]) -> str | None:
     weights, x = _stack_inputs()
     expected = _reference_relu_stack_norms(weights, x)
     try:
-        actual = student([w.clone() for w in weights], x.clone())
+        actual, changed = call(student, (weights, x), hint="h = torch.relu(h @ w.T) makes a new tensor for each "
+                               "layer; x.relu_(), w.t_() or weights[i] = … change the caller's x and weights")
     except RuntimeError as error:
         text = str(error)
         if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
@@ -102,6 +104,8 @@ def _diagnose_relu_stack_norms(student: Callable[..., Any]) -> str | None:
                     "(n_out, n_in) like nn.Linear.weight: a layer computes h @ W.T (or W @ h for one "
                     "column vector h), not h @ W.")
         raise
+    if changed:
+        return changed
     v = _stack_variants(weights, x)
     mistakes = {
         "the ReLU is missing: h_l = relu(h_{l-1} @ W_l.T); you measured a purely linear stack.": v["linear"],
@@ -203,7 +207,9 @@ def _diagnose_rms_std_ratio(student: Callable[..., Any]) -> str | None:
     v = torch.randn(4, 5, generator=g, dtype=torch.float64) + 0.8   # a mean, so RMS ≠ std
     for dim, other in ((1, 0), (0, 1)):
         expected = _reference_rms_std_ratio(v, dim)
-        actual = student(v.clone(), dim)
+        actual, changed = call(student, (v, dim))
+        if changed:
+            return changed
         if isinstance(actual, torch.Tensor) and tuple(actual.shape) != tuple(expected.shape):
             if tuple(actual.shape) == tuple(_reference_rms_std_ratio(v, other).shape):
                 return (f"with dim={dim} the result has shape {tuple(actual.shape)}: you reduced over "
