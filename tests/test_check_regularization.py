@@ -135,3 +135,28 @@ def test_dropout_mistakes_are_named(fn, expected) -> None:
 def test_unwritten_exercises_say_so() -> None:
     for exercise in (ex.adam_l2_step, ex.adamw_step, ex.inverted_dropout):
         assert not exercise.feedback(_stub).written
+
+
+# -- inputs changed in place -------------------------------------------------------------------
+def adam_l2_moments_in_place(w, grad, m, v, t, lr, lam):  # right values, like torch.optim's own in-place state
+    g = grad + lam * w
+    m.mul_(B1).add_((1 - B1) * g)
+    v.mul_(B2).add_((1 - B2) * g * g)
+    return w - lr * (m / (1 - B1**t)) / ((v / (1 - B2**t)).sqrt() + EPS), m, v
+
+
+def adamw_weights_in_place(w, grad, m, v, t, lr, lam):
+    w.mul_(1 - lr * lam)
+    m, v = B1 * m + (1 - B1) * grad, B2 * v + (1 - B2) * grad * grad
+    w -= lr * (m / (1 - B1**t)) / ((v / (1 - B2**t)).sqrt() + EPS)
+    return w, m, v
+
+
+@pytest.mark.parametrize("exercise, fn, expected", [
+    (ex.adam_l2_step, adam_l2_moments_in_place, "your function changed its inputs m and v in place"),
+    (ex.adamw_step, adamw_weights_in_place, "your function changed its input w in place"),
+])
+def test_adam_inputs_changed_in_place_are_named(exercise, fn, expected) -> None:
+    result = exercise.feedback(fn)
+    assert not result.passed and result.message.startswith(expected), result.message
+

@@ -21,6 +21,7 @@ import torch
 
 from helpers import regularization as reg
 from helpers.check.feedback import Exercise, compare
+from helpers.check.inputs import call
 
 __all__ = ["adam_l2_step", "adamw_step", "inverted_dropout"]
 
@@ -78,7 +79,14 @@ def _shape_problem(answer: object) -> str | None:
 
 def _diagnose_adam(student: Callable[..., Any], decoupled: bool) -> str | None:
     w0, grads = _inputs()
-    first = student(w0.clone(), grads[0].clone(), torch.zeros_like(w0), torch.zeros_like(w0), 1, LR, LAM)
+    # the first step from moments that are not zero, so that m.mul_(β₁) shows too; then from zero moments
+    warm = (0.1 * grads[1], 0.01 * grads[2] ** 2)
+    for m, v in (warm, (torch.zeros_like(w0), torch.zeros_like(w0))):
+        first, changed = call(student, (w0, grads[0], m, v, 1, LR, LAM), names=("w", "grad", "m", "v"),
+                              hint="w - lr * …, b1 * m + (1 - b1) * g make new tensors; w -= …, m.mul_(b1) and "
+                                   "v.add_(…) overwrite the caller's")
+        if changed:
+            return changed
     problem = _shape_problem(first)
     if problem is not None:
         return problem
@@ -152,10 +160,10 @@ def _diagnose_dropout(student: Callable[..., Any]) -> str | None:
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(3)
         x = torch.rand(400, 250, generator=g, dtype=F64) + 0.5      # all positive: a zero means "dropped"
-        original = x.clone()
-        out = student(x, p, True)
-        if not torch.equal(x, original):
-            return "x was changed in place: return a new tensor (x * mask / (1 - p)), leave x alone."
+        hint = "x * mask / (1 - p), leave x alone"
+        out, changed = call(student, (x, p, True), hint=hint)
+        if changed:
+            return changed
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             return compare("the training output", out, x, {})
         dropped = out == 0
@@ -176,7 +184,9 @@ def _diagnose_dropout(student: Callable[..., Any]) -> str | None:
             return "the kept units are multiplied by (1 - p): inverted dropout divides them by (1 - p)."
         if not torch.allclose(kept, torch.full_like(kept, 1 / (1 - p))):
             return "the kept units should be x / (1 - p) exactly."
-        at_eval = student(x, p, False)
+        at_eval, changed = call(student, (x, p, False), hint=hint)
+        if changed:
+            return changed
         if not isinstance(at_eval, torch.Tensor) or at_eval.shape != x.shape:
             return compare("the evaluation output", at_eval, x, {})
         if (at_eval == 0).any():
@@ -188,7 +198,9 @@ def _diagnose_dropout(student: Callable[..., Any]) -> str | None:
                 x / (1 - p)}, atol=1e-12)
         if problem is not None:
             return problem
-        same = student(x, 0.0, True)
+        same, changed = call(student, (x, 0.0, True), hint=hint)
+        if changed:
+            return changed
         if isinstance(same, torch.Tensor) and same.shape == x.shape and not torch.allclose(same, x):
             return "p = 0 should leave x unchanged in training too."
     return None
