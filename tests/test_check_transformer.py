@@ -253,3 +253,25 @@ def test_stream_norm_mistakes_are_distinct():
     }
     for (a, va), (b, vb) in itertools.combinations(names.items(), 2):
         assert abs(float(va - vb)) > 0.05, f"{a} and {b} coincide"
+
+
+# -- inputs changed in place ---------------------------------------------------------------
+def _pre_adding_into_ln1s_output(x, ln1, attn, ln2, ffn):
+    h = ln1(x)
+    h += attn(h) - h + x  # x + attn(ln1(x)); with nn.Identity, h *is* x, so the caller's x changes
+    return h + ffn(ln2(h))
+
+
+def _post_in_place(x, ln1, attn, ln2, ffn):
+    x += attn(x)
+    x = ln1(x)
+    return ln2(x + ffn(x))
+
+
+def test_an_input_changed_in_place_is_named_before_the_output() -> None:
+    message = check.pre_ln_block.feedback(_pre_adding_into_ln1s_output).message
+    assert message.startswith("with nn.Identity for ln1 and ln2 (the \"none\" variant) your function changed its "
+                              "input x in place"), message
+    assert "nn.Identity returns x itself" in message
+    message = check.post_ln_block.feedback(_post_in_place).message
+    assert message.startswith("your function changed its input x in place; return a new tensor instead"), message

@@ -17,6 +17,7 @@ import torch
 
 from helpers import gpt2
 from helpers.check.feedback import Exercise, compare
+from helpers.check.inputs import call
 
 __all__ = ["fold_layernorm", "int8_roundtrip", "robust_z"]
 
@@ -63,14 +64,13 @@ def _robust_z_variant(x: torch.Tensor, dim: int | None = -1, lower_centre: bool 
 
 def _diagnose_robust_z(student: Callable[..., Any]) -> str | None:
     x = _robust_z_inputs()
-    given = x.clone()
-    actual = student(given)
+    actual, changed = call(student, (x,), hint="compute new tensors, x - med, not x -= med")
+    if changed:
+        return changed
     if isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(x.shape) and (
             not bool(torch.isfinite(actual).all()) or actual.abs().max().item() > 1e8):
         return ("division by (almost) 0: the spread came out 0 — did you forget the absolute value? "
                 "MAD = median(|x − median|); median(x − median) is always 0.")
-    if not torch.equal(given, x):
-        return "your function changed its input in place: compute new tensors (x - med), not x -= med."
     expected = _reference_robust_z(x)
     mean = x.mean(dim=-1, keepdim=True)
     median = _median(x, -1)
@@ -141,10 +141,9 @@ def _int8_variant(y: torch.Tensor, dim: int | None = 1, levels: float = 127.0, r
 
 def _diagnose_int8_roundtrip(student: Callable[..., Any]) -> str | None:
     y = _int8_inputs()
-    given = y.clone()
-    actual = student(given)
-    if not torch.equal(given, y):
-        return "your function changed its input in place: compute new tensors (y / scale), not y /= scale."
+    actual, changed = call(student, (y,), hint="compute new tensors, y / scale, not y /= scale")
+    if changed:
+        return changed
     expected = _reference_int8_roundtrip(y)
     mistakes = [
         ("one scale for the whole matrix: each row (vector) gets its own scale max |y_row| / 127, "
@@ -226,13 +225,10 @@ def _diagnose_fold(student: Callable[..., Any]) -> str | None:
     # non-square one (4 outputs, 6 inputs), the way real layers are
     for out, d, seed in ((5, 5, 1), (4, 6, 2)):
         inputs = _fold_inputs(out, d, seed)
-        given = tuple(t.clone() for t in inputs)
-        result = student(*given)
-        changed = [name for name, before, after in zip(("gamma", "beta", "weight", "bias"), inputs, given, strict=True)
-                   if not torch.equal(before, after)]
+        result, changed = call(student, inputs, names=("gamma", "beta", "weight", "bias"),
+                               hint="weight * gamma, not weight *= gamma")
         if changed:
-            return (f"your function changed {' and '.join(changed)} in place: return new tensors "
-                    f"(weight * gamma, not weight *= gamma).")
+            return changed
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             return f"return a pair (folded_weight, folded_bias), got {type(result).__name__}."
         w_f, b_f = result

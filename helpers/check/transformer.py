@@ -22,6 +22,7 @@ from torch import nn
 
 from helpers import transformer
 from helpers.check.feedback import Exercise, compare
+from helpers.check.inputs import call
 
 __all__ = ["post_ln_block", "pre_ln_block", "stream_norm"]
 
@@ -134,6 +135,10 @@ def _post_ln_mistakes(x: torch.Tensor, l1: Part, a: Part, l2: Part, f: Part) -> 
     }
 
 
+#: How to leave the caller's residual stream alone.
+_STREAM_HINT = "write x = x + attn(…), not x += attn(…), so that the caller's residual stream is left as it was"
+
+
 def _diagnose_block(student: Callable[..., Any], norm: str,
                     mistakes: Callable[..., dict[str, torch.Tensor]]) -> str | None:
     block = _block(norm, seed=1)
@@ -142,23 +147,26 @@ def _diagnose_block(student: Callable[..., Any], norm: str,
     with torch.no_grad():
         expected = block(x)
         wrong = mistakes(x, *parts)
-        given = x.clone()
-        problem = compare("the output", student(given, *parts), expected, wrong, atol=1e-8)
+        answer, changed = call(student, (x, *parts), names=("x",), hint=_STREAM_HINT)
+    if changed:
+        return changed
+    problem = compare("the output", answer, expected, wrong, atol=1e-8)
     if problem is not None:
         return problem
-    if not torch.equal(given, x):
-        return ("your function changed its input x in place (x += …): write x = x + … so that the "
-                "caller's residual stream is left as it was.")
     if norm == "pre":  # the "none" variant: the same block with nn.Identity for both LayerNorms
         plain = _block("none", seed=3)
         where = "with nn.Identity for ln1 and ln2 (the \"none\" variant)"
         with torch.no_grad():
             try:
-                answer = student(x.clone(), plain.ln1, plain.attn, plain.ln2, plain.ffn)
+                answer, changed = call(student, (x, plain.ln1, plain.attn, plain.ln2, plain.ffn), names=("x",),
+                                       hint=_STREAM_HINT + "; nn.Identity returns x itself, so h = ln1(x); h += … "
+                                       "changes x")
             except Exception as error:  # e.g. ln1.weight: an Identity has none
                 text = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 return (f"{where} your function raised {type(error).__name__}: {text}. "
                         "Call ln1(x) and ln2(x) as they are given.")[:300]
+            if changed:
+                return f"{where} {changed}"
             problem = compare("the output", answer, plain(x), {}, atol=1e-8)
         if problem is not None:
             return f"{where} {problem} Call ln1(x) and ln2(x) as they are given."
@@ -200,8 +208,9 @@ def _norm_input() -> torch.Tensor:
 
 def _diagnose_stream_norm(student: Callable[..., Any]) -> str | None:
     x = _norm_input()
-    given = x.clone()
-    answer = student(given)
+    answer, changed = call(student, (x,), hint="compute the norm without modifying x")
+    if changed:
+        return changed
     if isinstance(answer, torch.Tensor) and answer.numel() != 1:
         return (f"one number expected (the mean over every token), got a tensor of shape "
                 f"{tuple(answer.shape)}: did you forget the .mean()?")
@@ -236,8 +245,6 @@ def _diagnose_stream_norm(student: Callable[..., Any]) -> str | None:
     problem = compare("the mean norm", answer, expected, mistakes, atol=1e-9)
     if problem is not None and problem.startswith("the mean norm differs"):
         problem = f"the mean norm is {answer.item():.4g}, expected {expected.item():.4g}."
-    if problem is None and not torch.equal(given, x):
-        return "your function changed its input x in place: compute the norm without modifying x."
     return problem
 
 
