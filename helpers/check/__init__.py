@@ -19,7 +19,9 @@ from helpers.check.drift import *  # noqa: F403
 from helpers.check.fans import *  # noqa: F403
 from helpers.check.feedback import Exercise, Feedback, Question
 from helpers.check.gpt2 import *  # noqa: F403
+from helpers.check.gradcheck import *  # noqa: F403
 from helpers.check.initialization import *  # noqa: F403
+from helpers.check.norm_layers import *  # noqa: F403
 from helpers.check.norms import *  # noqa: F403
 from helpers.check.regularization import *  # noqa: F403
 from helpers.check.transformer import *  # noqa: F403
