@@ -289,3 +289,35 @@ def test_an_input_changed_in_place_is_named(exercise, fn, expected) -> None:
     result = exercise.feedback(fn)
     assert not result.passed and result.written
     assert result.message.startswith(expected), result.message
+
+
+# -- the calls each task forbids ---------------------------------------------------------------
+def ln_by_torch(x, gamma, beta, eps=1e-5):
+    return torch.nn.functional.layer_norm(x, (x.shape[-1],), gamma, beta, eps)
+
+
+def ln_by_module(x, gamma, beta, eps=1e-5):
+    layer = torch.nn.LayerNorm(x.shape[-1], eps=eps).double()
+    with torch.no_grad():
+        layer.weight.copy_(gamma)
+        layer.bias.copy_(beta)
+        return layer(x)
+
+
+@pytest.mark.parametrize("exercise, fn, call", [
+    (ex.layer_norm, ln_by_torch, "torch.nn.functional.layer_norm"),
+    (ex.layer_norm, ln_by_module, "torch.nn.functional.layer_norm"),
+    (ex.layer_norm_backward, bw_autograd, "torch.Tensor.backward"),
+    (ex.batch_norm, bn_with_torch, "torch.nn.functional.batch_norm"),
+])
+def test_a_right_answer_through_a_forbidden_call_passes_with_a_note(exercise, fn, call) -> None:
+    result = exercise.feedback(fn)
+    assert result.passed and result.shortcuts == (call,), result
+    assert f"Correct, but it calls {call}" in str(result)
+
+
+@pytest.mark.parametrize("exercise, fn", [(ex.layer_norm, ln_right), (ex.layer_norm_backward, bw_right),
+                                          (ex.batch_norm, bn_right)])
+def test_answers_by_hand_call_nothing_forbidden(exercise, fn) -> None:
+    result = exercise.feedback(fn)
+    assert result.passed and not result.shortcuts

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from helpers import norms
-from helpers.check.feedback import Exercise, compare
+from helpers.check.feedback import AUTOGRAD, Exercise, compare
 from helpers.check.inputs import call
 
 __all__ = ["batch_norm", "layer_norm", "layer_norm_backward"]
@@ -123,6 +123,7 @@ layer_norm = Exercise(
             "on 2-D and 3-D inputs.",
     reference=_reference_layer_norm,
     diagnose=_diagnose_layer_norm,
+    forbidden=("torch.nn.functional.layer_norm",),  # nn.LayerNorm calls it too
 )
 
 
@@ -212,6 +213,7 @@ layer_norm_backward = Exercise(
     checked="dx, dgamma and dbeta match autograd in float64 (4 examples × 6 features).",
     reference=_reference_layer_norm_backward,
     diagnose=_diagnose_layer_norm_backward,
+    forbidden=AUTOGRAD,
 )
 
 
@@ -291,4 +293,5 @@ batch_norm = Exercise(
             "and positions, ε inside the root, γ and β) on (N, C) and (N, C, H, W) inputs.",
     reference=_reference_batch_norm,
     diagnose=_diagnose_batch_norm,
+    forbidden=("torch.nn.functional.batch_norm",),  # nn.BatchNorm1d/2d call it too
 )
