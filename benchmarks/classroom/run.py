@@ -1,11 +1,8 @@
 """``python -m benchmarks.classroom``: for each notebook and class size N, N students start a kernel
 at once, run every cell and move the slider (the whole class pressing "Run all" together, the
-worst case) while the kernels' memory and CPU time are sampled.  Whatever happens (a failure,
-the global ``--timeout``, Ctrl-C or SIGTERM) every kernel started is stopped before it exits.
-
-Exits 0 when every student of every round finished, 1 otherwise (the report still says what was
-measured), 2 for a bad ``--source``, 130 when interrupted (nothing written).
-"""
+worst case) while the kernels' memory and CPU time are sampled; every kernel started is stopped
+whatever happens.  Exits 0 when every student finished, 1 otherwise (the report still says what
+was measured), 2 for a bad ``--source``, 130 when interrupted (nothing written)."""
 
 from __future__ import annotations
 
@@ -28,6 +25,7 @@ from benchmarks import report
 from benchmarks.classroom import results
 from benchmarks.classroom.processes import KernelWatch, server_memory, stop_processes
 from benchmarks.classroom.results import RoundResult, StudentResult
+from benchmarks.measure import _short
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / "build" / "classroom" / "run"
@@ -99,11 +97,6 @@ def student_env(course: Path, home: Path) -> dict[str, str]:
     return {**os.environ, "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(course), os.environ.get("PYTHONPATH")])),
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
-
-def _short(error: BaseException) -> str:
-    first = (str(error).strip().splitlines() or [""])[0]
-    return (f"{type(error).__name__}: {first}" if first else type(error).__name__)[:200]
 
 
 def progress(text: str) -> None:
