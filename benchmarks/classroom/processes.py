@@ -79,7 +79,7 @@ class KernelWatch:
         except psutil.Error:
             pass
         hwm = (read_vm_hwm(pid) or 0.0) / MIB
-        return cpu, max(self.peak_rss.get(pid, float("nan")), hwm), self.peak_pss.get(pid, float("nan"))
+        return cpu, max(self.peak_rss.get(pid, 0.0), hwm) or float("nan"), self.peak_pss.get(pid, float("nan"))
 
 
 def stop_processes(procs: Iterable[psutil.Process], *, grace_s: float = 5.0) -> list[int]:
