@@ -51,3 +51,20 @@ def test_environment_check_finds_installed_and_missing_packages() -> None:
     assert all(c.ok for c in checks)
     missing = check_packages({"no_such_module_xyz": "no-such-distribution-xyz"})
     assert missing == [PackageCheck("no_such_module_xyz", False, "not installed")]
+
+
+def test_environment_check_covers_what_every_install_set_installs() -> None:
+    """Notebook 00's environment check names exactly pyproject's dependencies, which the learner
+    set (requirements.txt, environment.yml), the full set and Colab's setup all install."""
+    import re
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower() for d in dependencies}
+    assert set(REQUIRED_PACKAGES.values()) == names
