@@ -1,8 +1,10 @@
 """The setup cell's source and ``python -m tools.notebook_tools sync-setup``, which rewrites
-it in notebooks without touching anything else."""
+it and the Colab badges (the places a notebook names the course repository) in notebooks
+without touching anything else."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from tools import notebook_tools
-from tools.notebook_tools import COURSE_DIR_VARIABLE, SETUP_TAG, setup_cell_source, sync_setup_cell
+from tools.notebook_tools import (
+    COURSE_DIR_VARIABLE,
+    SETUP_TAG,
+    colab_url,
+    repository_url,
+    setup_cell_source,
+    sync_setup_cell,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "00_start_here.ipynb"
@@ -39,6 +48,76 @@ def test_setup_cell_runs_the_stdlib_script_on_colab_only() -> None:
     assert COURSE_DIR_VARIABLE in source and '"/content/course"' in source
     assert "pip" not in source, "installing is the script's job: it upgrades nothing"
     assert (ROOT / "tools" / "colab_setup.py").is_file()
+
+
+def clone_command(source: str) -> tuple[list[str], str]:
+    """The setup cell's ``git clone`` command (``url`` and ``course`` left as names) and the
+    address it assigns to ``url``, read from the source's syntax tree."""
+    tree = ast.parse(source)
+    urls = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["url"]
+            and isinstance(node.value, ast.Constant)]
+    clones = [[item.value if isinstance(item, ast.Constant) else item.id for item in node.args[0].elts]
+              for node in ast.walk(tree) if isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.List) and ast.unparse(node.args[0]).startswith("['git', 'clone'")]
+    assert len(urls) == 1 and len(clones) == 1, source
+    return clones[0], urls[0]
+
+
+#: The instructor edition's setup cell as the notebooks store it: the clone takes the default branch.
+INSTRUCTOR_CLONE = ["git", "clone", "-q", "--depth=1", "url", "course"]
+
+
+def test_the_instructor_setup_cell_clones_the_default_branch_and_the_student_one_its_tag() -> None:
+    instructor, student = setup_cell_source(), setup_cell_source(ref="v1.2.0-student")
+    assert clone_command(instructor) == (INSTRUCTOR_CLONE, repository_url())
+    assert clone_command(student) == (
+        ["git", "clone", "-q", "--depth=1", "--branch", "v1.2.0-student", "url", "course"], repository_url())
+    compile(student, "setup", "exec")
+    differ = [(a, b) for a, b in zip(instructor.splitlines(), student.splitlines(), strict=True) if a != b]
+    assert len(differ) == 1 and "git" in differ[0][0], "the ref changes the clone line only"
+    fork = setup_cell_source(url="https://github.com/someone/fork")
+    assert clone_command(fork) == (INSTRUCTOR_CLONE, "https://github.com/someone/fork")
+    for bad in ("../main", 'x", "--upload-pack=evil', ""):
+        with pytest.raises(ValueError, match="ref must be a git branch or tag name"):
+            setup_cell_source(ref=bad)
+
+
+def test_the_course_notebooks_store_the_instructor_setup_cell() -> None:
+    """The template's ref slot is empty for the instructor edition: the stored cells are current."""
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        setup = _setup_cells(json.loads(path.read_text(encoding="utf-8")))
+        assert len(setup) == 1 and "".join(setup[0]["source"]) == setup_cell_source(), path.name
+
+
+def test_colab_url_names_the_ref_and_the_repository() -> None:
+    path = repository_url().removeprefix("https://github.com/")
+    assert colab_url("01_x.ipynb") == f"https://colab.research.google.com/github/{path}/blob/main/notebooks/01_x.ipynb"
+    assert colab_url("01_x.ipynb", "v1-student", "https://github.com/someone/fork") == \
+        "https://colab.research.google.com/github/someone/fork/blob/v1-student/notebooks/01_x.ipynb"
+
+
+def test_a_fork_changes_the_repository_address_in_pyproject_and_sync_setup_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a fork does (TEACHING.md): a new [project.urls] Repository, then sync-setup rewrites
+    the setup cell's clone and the Colab badges, and nothing else of the notebook."""
+    fork = "https://github.com/someone/init-norm-fork"
+    path = tmp_path / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, path)
+    before = json.loads(path.read_text(encoding="utf-8"))
+    monkeypatch.setattr(notebook_tools, "repository_url", lambda: fork)
+    assert sync_setup_cell(path) is True
+    after = json.loads(path.read_text(encoding="utf-8"))
+    assert clone_command("".join(_setup_cells(after)[0]["source"])) == (INSTRUCTOR_CLONE, fork)
+    badge = f"({colab_url(NOTEBOOK.name)})"
+    assert badge.startswith("(https://colab.research.google.com/github/someone/init-norm-fork/blob/main/")
+    assert badge in "".join(after["cells"][0]["source"])
+    changed = [i for i, (a, b) in enumerate(zip(before["cells"], after["cells"], strict=True)) if a != b]
+    assert changed == sorted({0, before["cells"].index(_setup_cells(before)[0])}), changed
+    for a, b in zip(before["cells"], after["cells"], strict=True):
+        assert {**a, "source": None} == {**b, "source": None}, "only sources change"
+    assert {k: v for k, v in before.items() if k != "cells"} == {k: v for k, v in after.items() if k != "cells"}
+    assert sync_setup_cell(path) is False, "a second run changes nothing"
 
 
 def test_sync_rewrites_only_the_setup_cell(stale: Path) -> None:

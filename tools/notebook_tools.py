@@ -17,14 +17,17 @@ the stored outputs are written so that they do not depend on them (printed numbe
 what is stable, claims of long experiments checked on stored studies), and the tests compare them
 on this machine and again with other numerics (``make test-all``).
 
-``python -m tools.notebook_tools sync-setup notebooks/*.ipynb`` rewrites the setup cell of
-each notebook to :func:`setup_cell_source` and changes nothing else in the file.
+``python -m tools.notebook_tools sync-setup notebooks/*.ipynb`` rewrites the two places a
+notebook names the course repository, its setup cell (:func:`setup_cell_source`) and its "Open
+in Colab" badges (:func:`colab_url`), to the address in ``pyproject.toml`` and changes nothing
+else in the file.  A fork changes that address there, once (TEACHING.md, "Two editions").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -49,10 +52,20 @@ def repository_url() -> str:
         return tomllib.load(handle)["project"]["urls"]["Repository"]
 
 
-def colab_url(notebook: str) -> str:
-    """The "Open in Colab" address of ``notebooks/<notebook>``."""
-    path = repository_url().removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}"
+#: The branch the instructor edition (``notebooks/`` with solutions and outputs) lives on.
+MAIN_BRANCH = "main"
+
+
+def colab_url(notebook: str, ref: str = MAIN_BRANCH, url: str | None = None) -> str:
+    """The "Open in Colab" address of ``notebooks/<notebook>`` on the git branch or tag ``ref``
+    of the repository ``url`` (by default :func:`repository_url`)."""
+    return f"{colab_prefix(url)}{ref}/notebooks/{notebook}"
+
+
+def colab_prefix(url: str | None = None) -> str:
+    """What every Colab address of a file of the repository ``url`` starts with, up to the ref."""
+    path = (repository_url() if url is None else url).removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{path}/blob/"
 
 
 SETUP_TAG = "setup"
@@ -69,7 +82,7 @@ if "google.colab" in sys.modules:
     course = os.environ.get("{dir_variable}", "/content/course")
     if not os.path.isdir(course):
         url = "{url}"
-        subprocess.run(["git", "clone", "-q", "--depth=1", url, course], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth=1",{branch} url, course], check=True)
     runpy.run_path(os.path.join(course, "tools", "colab_setup.py"))["install_missing"](course)
     sys.path.insert(0, course)
 
@@ -77,14 +90,41 @@ import helpers
 
 device = helpers.setup_notebook(seed=0)"""
 
+#: A branch or tag name that is safe to write into a link and a Python string literal.
+SAFE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
 #: The environment variable that moves the Colab clone away from ``/content/course`` (the
 #: Colab-like test, ``make test-colab``, clones into a temporary folder).
 COURSE_DIR_VARIABLE = "INIT_NORM_COURSE_DIR"
 
 
-def setup_cell_source() -> str:
-    """The source every notebook's setup cell must have (tagged ``setup``)."""
-    return SETUP_TEMPLATE.format(url=repository_url(), dir_variable=COURSE_DIR_VARIABLE)
+def setup_cell_source(ref: str | None = None, url: str | None = None) -> str:
+    """The source every notebook's setup cell must have (tagged ``setup``).
+
+    Args:
+        ref: the git branch or tag the Colab clone checks out; ``None`` (the instructor
+            edition in ``notebooks/``) clones the default branch, and the source is then the
+            one stored in the notebooks.  The student edition passes the tag it is published
+            under (``tools/student.py``).
+        url: the repository to clone; :func:`repository_url` by default.
+    """
+    if ref is not None and (not isinstance(ref, str) or not SAFE_REF.fullmatch(ref) or ".." in ref):
+        raise ValueError(f"ref must be a git branch or tag name (letters, digits, . _ / -), got {ref!r}")
+    branch = "" if ref is None else f' "--branch", "{ref}",'
+    return SETUP_TEMPLATE.format(url=repository_url() if url is None else url, branch=branch,
+                                 dir_variable=COURSE_DIR_VARIABLE)
+
+
+#: An "Open in Colab" link to a notebook of the instructor edition of any GitHub repository.
+_COLAB_LINK = re.compile(
+    r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/" + MAIN_BRANCH
+    + r"/notebooks/([^/\s)]+\.ipynb)")
+
+
+def sync_colab_links(source: str) -> str:
+    """``source`` (a markdown cell's) with every "Open in Colab" link to a notebook on the main
+    branch of a GitHub repository pointed at that notebook in :func:`repository_url`."""
+    return _COLAB_LINK.sub(lambda match: colab_url(match.group(1)), source)
 
 
 def _notebook_json(nb: dict) -> str:
@@ -93,11 +133,13 @@ def _notebook_json(nb: dict) -> str:
 
 
 def sync_setup_cell(path: Path) -> bool:
-    """Rewrite the source of ``path``'s setup cell to :func:`setup_cell_source`.
+    """Rewrite the source of ``path``'s setup cell to :func:`setup_cell_source`, and its
+    markdown cells' "Open in Colab" links to :func:`colab_url` (:func:`sync_colab_links`):
+    the places a notebook names the course repository.
 
-    Nothing else changes: not the cell's outputs, id, metadata or execution count, nor any
-    other cell.  A notebook not stored the way nbformat writes it is refused rather than
-    reformatted.
+    Nothing else changes: not the cells' outputs, ids, metadata or execution counts, nor any
+    other cell or text.  A notebook not stored the way nbformat writes it is refused rather
+    than reformatted.
 
     Returns:
         Whether the file changed.
@@ -118,12 +160,19 @@ def sync_setup_cell(path: Path) -> bool:
              and SETUP_TAG in cell.get("metadata", {}).get("tags", [])]
     if len(setup) != 1:
         raise ValueError(f"path: {path} has {len(setup)} code cells tagged {SETUP_TAG!r}, not one")
+    changed = False
     source = setup_cell_source().splitlines(keepends=True)
-    if setup[0]["source"] == source or setup[0]["source"] == "".join(source):
-        return False
-    setup[0]["source"] = source
-    path.write_text(_notebook_json(nb), encoding="utf-8")
-    return True
+    if setup[0]["source"] != source and setup[0]["source"] != "".join(source):
+        setup[0]["source"], changed = source, True
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "markdown":
+            text = "".join(cell["source"])
+            synced = sync_colab_links(text)
+            if synced != text:
+                cell["source"], changed = synced.splitlines(keepends=True), True
+    if changed:
+        path.write_text(_notebook_json(nb), encoding="utf-8")
+    return changed
 
 
 def colab_badge(notebook: str) -> str:
