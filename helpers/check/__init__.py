@@ -24,6 +24,7 @@ from helpers.check.initialization import *  # noqa: F403
 from helpers.check.norm_layers import *  # noqa: F403
 from helpers.check.norms import *  # noqa: F403
 from helpers.check.regularization import *  # noqa: F403
+from helpers.check.rescaling import *  # noqa: F403
 from helpers.check.transformer import *  # noqa: F403
 from helpers.check.transformer_forward import *  # noqa: F403
 from helpers.check.weight_decay import *  # noqa: F403
