@@ -22,8 +22,15 @@ one handout (that gallery, exported); no course notebook runs in the browser the
 executed each already.  ``make test-all`` adds the ``slow`` ones: every course notebook run in
 JupyterLab, a RISE deck of a course notebook and the handouts of a course notebook.
 
-Skips and failures: without ``/usr/bin/chromium`` or the ``playwright`` package the tests
-are skipped with the install command on a developer machine, but FAIL in CI (``CI=true``).
+JupyterLab runs as a learner has it: with the extensions of the learner set alone
+(requirements.txt and what it depends on).  Packages only the full set brings, nbgrader and the
+``notebook`` package it pulls in, install JupyterLab extensions that fail to load in RISE
+slideshows; the test server is configured to leave their front-end and server extensions out
+(:func:`learner_jupyter_config`), and nothing is removed from the environment.
+
+Skips and failures: without ``/usr/bin/chromium`` (``make browser-deps`` installs it) or the
+``playwright`` package the tests are skipped, saying how to get them, on a developer machine,
+but FAIL in CI (``CI=true``).
 
 Environment knobs: ``BROWSER_RUN_TIMEOUT`` (seconds to run all cells of one notebook,
 default 600), ``BROWSER_START_TIMEOUT`` (seconds for JupyterLab to answer, default 90).
@@ -31,8 +38,10 @@ default 600), ``BROWSER_START_TIMEOUT`` (seconds for JupyterLab to answer, defau
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -104,11 +113,11 @@ def playwright_api() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the Python package 'playwright' is missing: run `make install` "
+        _unavailable("the Python package 'playwright' is missing: run `make install-dev` "
                      "(never `playwright install`: the tests use Debian's chromium)")
     if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} is missing: install it with `sudo apt-get install chromium` "
-                     "(or `make test` as root / in CI)")
+        _unavailable(f"{CHROMIUM} is missing, so the browser tests are skipped: `make browser-deps` "
+                     "installs Debian's chromium (as root or with sudo; CI runs it)")
     with sync_playwright() as api:
         yield api
 
@@ -134,6 +143,116 @@ def browser_context(playwright_api: Any, tmp_path_factory: pytest.TempPathFactor
         context.close()
 
 
+# -- the learner's JupyterLab ---------------------------------------------------------------
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.cache
+def learner_distributions() -> frozenset[str]:
+    """Canonical names of the installed distributions the learner set brings: requirements.txt's
+    packages and the course itself, and everything they require (markers evaluated here,
+    requested extras followed)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    todo = [Requirement(line.split("#")[0]) for line in lines if line.split("#")[0].strip()]
+    todo.append(Requirement("init-norm-course"))
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        requirement = todo.pop()
+        key = (_canonical(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            requires = metadata.distribution(requirement.name).requires or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            needed = Requirement(text)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra})
+                                            for extra in (requirement.extras or {""})):
+                todo.append(needed)
+    return frozenset(name for name, _ in seen)
+
+
+@functools.cache
+def _installed_by() -> tuple[dict[str, str], dict[str, str]]:
+    """Which distribution installed each JupyterLab extension (by its name, e.g.
+    ``@jupyter/nbgrader``) and each server extension (by module), from their RECORD files."""
+    from importlib import metadata
+
+    lab: dict[str, str] = {}
+    server: dict[str, str] = {}
+    for dist in metadata.distributions():
+        owner = _canonical(dist.metadata["Name"] or "")
+        for file in dist.files or []:
+            parts = file.parts
+            if "labextensions" in parts and parts[-1] == "package.json":
+                rest = parts[parts.index("labextensions") + 1:]
+                name = "/".join(rest[:2]) if rest[0].startswith("@") else rest[0]
+                lab.setdefault(name, owner)
+            elif "jupyter_server_config.d" in parts and file.suffix == ".json":
+                try:
+                    config = json.loads(file.locate().read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                for module in config.get("ServerApp", {}).get("jpserver_extensions", {}):
+                    server.setdefault(module, owner)
+    return lab, server
+
+
+def learner_jupyter_config(folder: Path) -> dict[str, Any]:
+    """Configuration that shows JupyterLab (and RISE, which loads every extension it finds)
+    the learner set's extensions only.  The JupyterLab extensions found on Jupyter's data path
+    are linked into ``folder`` but for those installed by a distribution outside
+    :func:`learner_distributions` (the course's own, linked by ``make install``, is kept), and
+    ``folder`` becomes the only place looked in; server extensions of those distributions are
+    switched off."""
+    from jupyter_core.paths import jupyter_path
+    from jupyterlab_server.config import get_federated_extensions
+
+    learner = learner_distributions()
+    lab_owner, server_owner = _installed_by()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, extension in get_federated_extensions(jupyter_path("labextensions")).items():
+        if lab_owner.get(name, "init-norm-course") not in learner:
+            continue
+        link = folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(extension["ext_path"], target_is_directory=True)
+    off = {module: False for module, owner in server_owner.items() if owner not in learner}
+    return {"LabServerApp": {"labextensions_path": [str(folder)], "extra_labextensions_path": []},
+            "ServerApp": {"jpserver_extensions": off}}
+
+
+def test_the_test_lab_has_the_learner_sets_extensions_only(tmp_path: Path) -> None:
+    """What the browser tests rely on: the course's widget manager, RISE and the course's bridge
+    are there; nbgrader's and the notebook package's extensions (the grading extra) are not."""
+    config = learner_jupyter_config(tmp_path / "labextensions")
+    folder = tmp_path / "labextensions"
+    linked = {str(link.relative_to(folder)) for entry in folder.iterdir()
+              for link in (entry.iterdir() if entry.name.startswith("@") else [entry])
+              if (link / "package.json").is_file()}
+    assert {"@jupyter-widgets/jupyterlab-manager", "jupyterlab-rise",
+            "@init-norm-course/rise-widgets-bridge"} <= linked, linked
+    learner = learner_distributions()
+    assert {"jupyterlab", "torch", "ipywidgets", "jupyterlab-rise", "init-norm-course"} <= learner
+    assert not {"nbgrader", "pytest", "nbval", "notebook"} & learner
+    assert not any(name.startswith(("@jupyter/nbgrader", "@jupyter-notebook")) for name in linked), linked
+    lab_owner, server_owner = _installed_by()
+    if "nbgrader" in set(server_owner.values()):  # the full set: its server extensions are switched off
+        nbgrader_modules = {m for m, owner in server_owner.items() if owner == "nbgrader"}
+        assert nbgrader_modules and all(config["ServerApp"]["jpserver_extensions"][m] is False
+                                        for m in nbgrader_modules)
+    assert not any(config["ServerApp"]["jpserver_extensions"].get(m) is False
+                   for m, owner in server_owner.items() if owner in {"jupyterlab", "jupyterlab-rise"})
+
+
 # -- JupyterLab server ----------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -155,10 +274,14 @@ class LabServer:
             path = settings / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
+        config_dir = home / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "jupyter_server_config.json").write_text(
+            json.dumps(learner_jupyter_config(home / "labextensions")))
         env = {
             # a learner's lab: the machine's own CPU code paths, as everywhere in the tests
             **os.environ,
-            "JUPYTER_CONFIG_DIR": str(home / "config"),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(settings),
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
