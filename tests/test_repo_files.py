@@ -159,7 +159,9 @@ def test_makefile_installs_the_sets_and_has_no_nbgrader_workaround() -> None:
                      makefile, re.MULTILINE)
     assert "labextensions/@jupyter/nbgrader" not in makefile
     assert "server extension disable" not in makefile
-    assert "apt-get" not in makefile.split("\nbrowser-deps:")[0]  # only `make browser-deps` installs chromium
+    recipe = re.search(r"^browser-deps:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe and "apt-get install" in recipe.group(1)
+    assert makefile.count("apt-get") == recipe.group(1).count("apt-get"), "only `make browser-deps` runs apt-get"
     ci = (ROOT / ".ci/run").read_text()
     assert ci.index("make browser-deps") < ci.index("make test-all")
 
