@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers import attention as att
 from helpers import check
 from helpers.attention import manual_attention, softmax_jacobian, stable_softmax
 
@@ -265,6 +268,220 @@ def test_attention_an_exception_and_the_stub():
 
     assert "raised ZeroDivisionError" in _message(ex.scaled_attention, broken)
     assert ex.scaled_attention.feedback(_stub).written is False
+
+
+# -- forbidden calls: each exercise's shortcut passes in self-study with a note, fails when graded ---
+def _softmax_by_log_softmax(x, temperature=1.0, dim=-1):
+    return torch.log_softmax(x / temperature, dim=dim).exp()
+
+
+def _jacobian_by_autograd(z):
+    return torch.autograd.functional.jacobian(lambda u: torch.softmax(u, dim=0), z)
+
+
+def _jacobian_by_backward(z):
+    rows = []
+    for i in range(z.shape[0]):
+        leaf = z.detach().clone().requires_grad_()
+        torch.softmax(leaf, dim=0)[i].backward()
+        rows.append(leaf.grad)
+    return torch.stack(rows)
+
+
+def _attention_by_module(q, k, v, causal=False):
+    """nn.MultiheadAttention with identity projections: F.multi_head_attention_forward underneath."""
+    d = q.shape[-1]
+    mha = torch.nn.MultiheadAttention(d, 1, bias=False, batch_first=True, dtype=q.dtype)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.eye(d, dtype=q.dtype).repeat(3, 1))
+        mha.out_proj.weight.copy_(torch.eye(d, dtype=q.dtype))
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    mask = torch.ones(n_q, n_k, dtype=torch.bool).triu(1) if causal else None
+    batched = q.ndim == 3
+    qb, kb, vb = (t if batched else t[None] for t in (q, k, v))
+    out = mha(qb, kb, torch.cat([vb, vb.new_zeros(*vb.shape[:-1], d - vb.shape[-1])], dim=-1),
+              attn_mask=mask, need_weights=False)[0][..., :v.shape[-1]]
+    return out if batched else out[0]
+
+
+@pytest.mark.parametrize("exercise, shortcut, call", [
+    (ex.softmax, lambda x, temperature=1.0, dim=-1: torch.softmax(x / temperature, dim=dim), "torch.softmax"),
+    (ex.softmax, lambda x, temperature=1.0, dim=-1: (x / temperature).softmax(dim), "torch.Tensor.softmax"),
+    (ex.softmax, lambda x, temperature=1.0, dim=-1: F.softmax(x / temperature, dim=dim),
+     "torch.nn.functional.softmax"),
+    (ex.softmax, lambda x, temperature=1.0, dim=-1: torch.special.softmax(x / temperature, dim),
+     "torch.special.softmax"),
+    (ex.softmax, _softmax_by_log_softmax, "torch.log_softmax"),
+    (ex.softmax_jacobian, _jacobian_by_autograd, "torch.autograd.grad"),
+    (ex.softmax_jacobian, _jacobian_by_backward, "torch.Tensor.backward"),
+    (ex.scaled_attention, lambda q, k, v, causal=False: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+     "torch.nn.functional.scaled_dot_product_attention"),
+    (ex.scaled_attention, _attention_by_module, "torch.nn.functional.multi_head_attention_forward"),
+])
+def test_a_forbidden_shortcut_passes_with_a_note_and_fails_when_graded(exercise, shortcut, call, monkeypatch):
+    result = exercise.feedback(shortcut)
+    assert result.passed and call in result.shortcuts, result
+    assert f"Correct, but it calls {call}" in str(result)
+    exercise.grade(shortcut)  # outside grading: nothing
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match=f"right, but it calls .*{call}.*which this task forbids"):
+        exercise.grade(shortcut)
+
+
+def test_answers_by_hand_and_the_references_call_nothing_forbidden(monkeypatch):
+    def jacobian_from_torch_softmax(z):  # p may come from any softmax: the derivative is the task
+        p = torch.softmax(z, dim=0)
+        return torch.diag(p) - torch.outer(p, p)
+
+    def jacobian_by_loops(z):
+        p = stable_softmax(z, dim=0)
+        return torch.stack([torch.stack([p[i] * (float(i == j) - p[j]) for j in range(len(p))]) for i in range(len(p))])
+
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    for exercise, answer in ((ex.softmax, stable_softmax), (ex.softmax_jacobian, softmax_jacobian),
+                             (ex.softmax_jacobian, jacobian_from_torch_softmax),
+                             (ex.softmax_jacobian, jacobian_by_loops), (ex.scaled_attention, manual_attention),
+                             (ex.scaled_attention, _attn()),
+                             (ex.causal_self_attention, ex.self_attention_variant)):
+        result = exercise.feedback(answer)
+        assert result.passed and result.shortcuts == (), (exercise.name, result)
+        exercise.grade(answer)
+
+
+# -- the debugging exercise: causal multi-head self-attention --------------------------------------
+NOTEBOOK_04 = Path(__file__).resolve().parent.parent / "notebooks" / "04_attention_scaling.ipynb"
+
+
+def _given_self_attention():
+    """The buggy function the notebook gives, executed from its cell (with the course's softmax)."""
+    cells = [c for c in nbformat.read(NOTEBOOK_04, as_version=4).cells
+             if c.cell_type == "code" and "def given_self_attention(" in c.source]
+    assert len(cells) == 1
+    namespace = {"math": math, "torch": torch, "softmax": stable_softmax}
+    exec(cells[0].source, namespace)
+    return namespace["given_self_attention"]
+
+
+def _fix_by_einsum(x, w_q, w_k, w_v, n_heads):
+    batch, n, width = x.shape
+    d = width // n_heads
+    q, k, v = ((x @ w).view(batch, n, n_heads, d) for w in (w_q, w_k, w_v))
+    scores = torch.einsum("bihd,bjhd->bhij", q, k) / d ** 0.5
+    scores = torch.where(torch.ones(n, n, dtype=torch.bool).tril(), scores, torch.tensor(float("-inf")))
+    weights = stable_softmax(scores, dim=-1)
+    return torch.einsum("bhij,bjhd->bihd", weights, v).reshape(batch, n, width)
+
+
+def _fix_with_scaled_attention(x, w_q, w_k, w_v, n_heads):
+    batch, n, width = x.shape
+    q, k, v = ((x @ w).reshape(batch, n, n_heads, -1).permute(0, 2, 1, 3) for w in (w_q, w_k, w_v))
+    return manual_attention(q, k, v, causal=True).permute(0, 2, 1, 3).reshape(batch, n, width)
+
+
+def _fix_head_by_head(x, w_q, w_k, w_v, n_heads):
+    d = x.shape[-1] // n_heads
+    outs = [manual_attention(*((x @ w)[..., h * d:(h + 1) * d] for w in (w_q, w_k, w_v)), causal=True)
+            for h in range(n_heads)]
+    return torch.cat(outs, dim=-1)
+
+
+def _fix_by_sdpa(x, w_q, w_k, w_v, n_heads):
+    batch, n, width = x.shape
+    q, k, v = ((x @ w).reshape(batch, n, n_heads, -1).transpose(1, 2) for w in (w_q, w_k, w_v))
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(batch, n, width)
+
+
+@pytest.mark.parametrize("answer", [ex.self_attention_variant, _fix_by_einsum, _fix_with_scaled_attention,
+                                    _fix_head_by_head])
+def test_self_attention_right_fixes_in_other_styles_pass(answer):
+    result = ex.causal_self_attention.feedback(answer)
+    assert result.passed and result.shortcuts == (), result
+
+
+def test_self_attention_fixed_with_sdpa_is_a_shortcut():
+    result = ex.causal_self_attention.feedback(_fix_by_sdpa)
+    assert result.passed and result.shortcuts == ("torch.nn.functional.scaled_dot_product_attention",)
+
+
+def test_the_notebooks_given_function_has_the_three_planted_bugs():
+    given = _given_self_attention()
+    x, w_q, w_k, w_v = ex._self_attention_inputs(6, 0)
+    planted = ex.self_attention_variant(x, w_q, w_k, w_v, 2, split="mixed", scale="width", mask="zero")
+    torch.testing.assert_close(given(x, w_q, w_k, w_v, 2), planted)
+    assert _message(ex.causal_self_attention, given).startswith("3 bugs remain; one of them: the heads are split")
+
+
+def _with(**bugs):
+    return lambda x, w_q, w_k, w_v, n_heads: ex.self_attention_variant(x, w_q, w_k, w_v, n_heads, **bugs)
+
+
+@pytest.mark.parametrize("bugs, words", [
+    ({"split": "mixed"}, "one bug remains: the heads are split with reshape(batch, heads, n, d)"),
+    ({"scale": "width"}, "one bug remains: the scores are divided by √width"),
+    ({"mask": "zero"}, "one bug remains: the future scores are set to 0 before the softmax"),
+    ({"scale": "width", "mask": "zero"}, "2 bugs remain; one of them: the scores are divided by √width"),
+    ({"split": "mixed", "mask": "zero"}, "2 bugs remain; one of them: the heads are split"),
+    # wrong fixes: another classic bug in place of the planted one
+    ({"mask": "after"}, "the mask is applied after the softmax"),
+    ({"mask": "none"}, "no causal mask"),
+    ({"scale": "d"}, "divided by the head size d, not by √d"),
+    ({"scale": "none"}, "the scores are not scaled at all"),
+    ({"split": "one_head"}, "n_heads is ignored"),
+])
+def test_self_attention_each_remaining_bug_is_named(bugs, words):
+    assert words in _message(ex.causal_self_attention, _with(**bugs))
+
+
+def test_self_attention_bug_variants_all_differ():
+    x, w_q, w_k, w_v = ex._self_attention_inputs(6, 0)
+    outputs = {}
+    for split in ("right", "mixed"):
+        for scale in ("right", "width", "d", "none"):
+            for mask in ("right", "zero", "after", "none"):
+                outputs[split, scale, mask] = ex.self_attention_variant(x, w_q, w_k, w_v, 2, split, scale, mask)
+    keys = list(outputs)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            assert (outputs[a] - outputs[b]).abs().max() > 1e-3, (a, b)
+
+
+def _self_attention_doubling_x_in_place(x, w_q, w_k, w_v, n_heads):  # right values
+    x.mul_(2.0)
+    return _fix_by_einsum(x / 2, w_q, w_k, w_v, n_heads)
+
+
+def test_self_attention_an_unknown_mistake_gets_the_probes_and_the_stub_is_not_written():
+    message = _message(ex.causal_self_attention, lambda x, w_q, w_k, w_v, n_heads: 2 * _fix_by_einsum(x, w_q, w_k, w_v,
+                                                                                                     n_heads))
+    assert "differs from the right answer" in message and "does an earlier output change" in message
+    assert "wrong shape" in _message(ex.causal_self_attention, lambda x, *_: x[..., :3])
+    assert "changed its input x in place" in _message(ex.causal_self_attention, _self_attention_doubling_x_in_place)
+    assert ex.causal_self_attention.feedback(_stub).written is False
+
+
+# -- concept questions ------------------------------------------------------------------------------
+@pytest.mark.parametrize("question, right, wrong", [
+    (ex.q04_std_of_scores, 8, [(64.0, "too large"), (1.0, "too small"), (4.0, "too small")]),
+    (ex.q04_saturation_scale, 23.7, [(8.0, "too small"), (31.6, "too large")]),
+    (ex.q04_divide_by_d, "b", [("a", 'not "a": one-hot rows'), ("c", 'not "c": the entropy does change')]),
+    (ex.q04_small_head, "b", [("a", 'not "a": at d = 16'), ("c", 'not "c": nothing in the study')]),
+])
+def test_the_concept_questions(question, right, wrong):
+    assert question.feedback(right).passed
+    assert question.feedback(None).written is False
+    for value, words in wrong:
+        result = question.feedback(value)
+        assert not result.passed and words in result.message, result
+    assert question.name in ex.__all__ and getattr(check, question.name) is question
+
+
+def test_the_saturation_question_agrees_with_the_scan():
+    import numpy as np
+
+    scan = att.gradient_vs_scale(np.logspace(-2, 2, 33), n=50, rows=200, seed=0)
+    assert ex.q04_saturation_scale.feedback(att.saturation_scale(scan, fraction=0.01)).passed
+    first_below = scan.scales[np.argmax(scan.grad_norm_median < 0.01 * scan.grad_norm_median.max())]
+    assert ex.q04_saturation_scale.feedback(float(first_below)).passed
 
 
 # -- inputs changed in place -----------------------------------------------------------------------

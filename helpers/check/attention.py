@@ -2,7 +2,10 @@
 
 * :data:`softmax`: a numerically stable softmax with a temperature, ``softmax(logits, T, dim)``;
 * :data:`softmax_jacobian`: ∂softmax(z)/∂z = diag(p) − p pᵀ of one row of logits;
-* :data:`scaled_attention`: softmax(QKᵀ/√d) V with an optional causal mask.
+* :data:`scaled_attention`: softmax(QKᵀ/√d) V with an optional causal mask;
+* :data:`causal_self_attention`: a debugging exercise, a multi-head causal self-attention with
+  three planted bugs (heads split across tokens, √width for √d, the mask filled with 0);
+* the concept questions of the notebook's last section (``q04_*``).
 
 Every input is seeded and float64, with shapes chosen so that each typical mistake (wrong
 axis, wrong d, mask after the softmax, …) gives an output of its own.
@@ -10,6 +13,7 @@ axis, wrong d, mask after the softmax, …) gives an output of its own.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -17,12 +21,21 @@ from typing import Any
 import torch
 
 from helpers import attention as att
-from helpers.check.feedback import Exercise, compare, first_line
+from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare, first_line
 from helpers.check.inputs import call
 
-__all__ = ["scaled_attention", "softmax", "softmax_jacobian"]
+__all__ = ["causal_self_attention", "q04_divide_by_d", "q04_saturation_scale", "q04_small_head",
+           "q04_std_of_scores", "scaled_attention", "softmax", "softmax_jacobian"]
 
 _ATOL = 1e-6
+
+#: The library softmaxes: the softmax exercise forbids them (log_softmax(...).exp() too).
+_SOFTMAX_CALLS = ("torch.softmax", "torch.Tensor.softmax", "torch.nn.functional.softmax", "torch.special.softmax",
+                  "torch.log_softmax", "torch.Tensor.log_softmax", "torch.nn.functional.log_softmax",
+                  "torch.special.log_softmax")
+#: The library attentions: the attention exercises forbid them (nn.MultiheadAttention calls the second).
+_ATTENTION_CALLS = ("torch.nn.functional.scaled_dot_product_attention",
+                    "torch.nn.functional.multi_head_attention_forward")
 
 
 # -- softmax ---------------------------------------------------------------------------------
@@ -145,6 +158,7 @@ softmax = Exercise(
     checked="rows sum to 1 along dim, softmax(x / T) for T = 2.5, and no overflow at logits ±1000.",
     reference=att.stable_softmax,
     diagnose=_diagnose_softmax,
+    forbidden=_SOFTMAX_CALLS,
 )
 
 
@@ -176,6 +190,7 @@ softmax_jacobian = Exercise(
     checked="equals autograd's Jacobian of softmax for a row of 5 logits.",
     reference=att.softmax_jacobian,
     diagnose=_diagnose_softmax_jacobian,
+    forbidden=AUTOGRAD,  # p may come from any softmax: the derivative is the exercise
 )
 
 
@@ -279,4 +294,154 @@ scaled_attention = Exercise(
     checked="softmax(QKᵀ/√d)V over the keys, for 3 queries and 5 keys, a batch, and a causal mask.",
     reference=att.manual_attention,
     diagnose=_diagnose_attention,
+    forbidden=_ATTENTION_CALLS,  # the softmax inside may be the student's or torch's
+)
+
+
+# -- debugging: a causal multi-head self-attention with three planted bugs ------------------------
+#: Where each part of the attention can go wrong: part -> {variant: what is wrong with it}; the
+#: first variant of each part is the right one. The notebook's given function has the variants
+#: "mixed", "width" and "zero".
+_SELF_ATTENTION_BUGS: dict[str, dict[str, str]] = {
+    "split": {
+        "right": "",
+        "mixed": "the heads are split with reshape(batch, heads, n, d), which deals the numbers of "
+                 "different tokens into one head (future tokens leak into the past): reshape to "
+                 "(batch, n, heads, d), then move the heads before the tokens with transpose(1, 2).",
+        "one_head": "n_heads is ignored: the width is split into n_heads heads of size d = width // n_heads, "
+                    "each with its own softmax.",
+    },
+    "scale": {
+        "right": "",
+        "width": "the scores are divided by √width; each head's dot products have d = width // n_heads "
+                 "terms, so divide by √d of a head.",
+        "d": "the scores are divided by the head size d, not by √d.",
+        "none": "the scores are not scaled at all: divide by √d of a head.",
+    },
+    "mask": {
+        "right": "",
+        "zero": "the future scores are set to 0 before the softmax: a score of 0 still gets weight e⁰ = 1, "
+                "so the future leaks in; fill them with float('-inf').",
+        "after": "the mask is applied after the softmax: the hidden weights become 0 but the rows no longer "
+                 "sum to 1; fill the scores with −inf before the softmax.",
+        "none": "no causal mask: query i must not see the keys j > i.",
+    },
+}
+
+
+def self_attention_variant(x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w_v: torch.Tensor,
+                           n_heads: int, split: str = "right", scale: str = "right",
+                           mask: str = "right") -> torch.Tensor:
+    """Causal multi-head self-attention with the given variant of each part (see _SELF_ATTENTION_BUGS).
+
+    x is [batch, n, width], each w [width, width]; the result is [batch, n, width]. With the
+    default (right) variants this is the answer of the debugging exercise of notebook 04.
+    """
+    batch, n, width = x.shape
+    heads = 1 if split == "one_head" else n_heads
+    d = width // heads
+
+    def part(t: torch.Tensor) -> torch.Tensor:
+        if split == "mixed":
+            return t.reshape(batch, heads, n, d)
+        return t.reshape(batch, n, heads, d).transpose(1, 2)
+
+    q, k, v = part(x @ w_q), part(x @ w_k), part(x @ w_v)
+    scores = q @ k.transpose(-2, -1)
+    scores = scores / {"right": math.sqrt(d), "width": math.sqrt(width), "d": d, "none": 1.0}[scale]
+    future = torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
+    if mask in ("right", "zero"):
+        scores = scores.masked_fill(future, float("-inf") if mask == "right" else 0.0)
+    weights = att.stable_softmax(scores, dim=-1)
+    if mask == "after":
+        weights = weights.masked_fill(future, 0.0)
+    return (weights @ v).transpose(1, 2).reshape(batch, n, width)
+
+
+def _self_attention_inputs(width: int, seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 5, width, generator=g, dtype=torch.float64)
+    w_q, w_k, w_v = (2 * torch.randn(width, width, generator=g, dtype=torch.float64) / math.sqrt(width)
+                     for _ in range(3))
+    return x, w_q, w_k, w_v
+
+
+def _remaining(bugs: dict[str, str]) -> str:
+    wrong = [_SELF_ATTENTION_BUGS[part][variant] for part, variant in bugs.items() if variant != "right"]
+    if len(wrong) == 1:
+        return f"one bug remains: {wrong[0]}"
+    return f"{len(wrong)} bugs remain; one of them: {wrong[0]}"
+
+
+def _diagnose_self_attention(student: Callable[..., Any]) -> str | None:
+    # 2 sequences of 5 tokens, width 6: 2 heads of size 3 (√6 ≠ √3 ≠ 3), then 3 heads of size 2
+    for n_heads, seed in ((2, 0), (3, 1)):
+        x, w_q, w_k, w_v = _self_attention_inputs(6, seed)
+        out, changed = call(student, (x, w_q, w_k, w_v, n_heads), names=("x", "w_q", "w_k", "w_v", "n_heads"))
+        if changed:
+            return changed
+        expected = self_attention_variant(x, w_q, w_k, w_v, n_heads)
+        mistakes = []
+        for split, scale, mask in itertools.product(*(list(v) for v in _SELF_ATTENTION_BUGS.values())):
+            bugs = {"split": split, "scale": scale, "mask": mask}
+            if set(bugs.values()) != {"right"}:
+                mistakes.append((_remaining(bugs), self_attention_variant(x, w_q, w_k, w_v, n_heads, **bugs)))
+        problem = compare(f"the output (n_heads = {n_heads})", out, expected, mistakes, atol=_ATOL)
+        if problem:
+            if "differs from the right answer" in problem:
+                problem += (" Probe your function as the notebook does: does an earlier output change when "
+                            "a later token changes? Does it agree with n_heads = 1 when the width is one head?")
+            return problem
+    return None
+
+
+causal_self_attention = Exercise(
+    name="causal_self_attention",
+    checked="the given layer's bugs are fixed: causal multi-head self-attention for 2 and 3 heads of a width of 6.",
+    reference=self_attention_variant,
+    diagnose=_diagnose_self_attention,
+    forbidden=_ATTENTION_CALLS,
+)
+
+
+# -- concept questions ------------------------------------------------------------------------------
+q04_std_of_scores = Question(
+    name="q04_std_of_scores",
+    answer=8.0,
+    why="Var(qᵢkᵢ) = σ_q²σ_k², and the d terms add up: std(q·k) = σ_qσ_k√d = 2 · 0.5 · 8 = 8, as for unit "
+        "variances, because only the product σ_qσ_k matters.",
+    rel_tol=0.05,
+)
+
+q04_divide_by_d = Question(
+    name="q04_divide_by_d",
+    answer="b",
+    why="QKᵀ/d has std √d/d = 1/√d → 0: the logits shrink together and every row tends to the uniform "
+        "distribution, so attention cannot prefer any key.",
+    choices={
+        "a": "one-hot rows need logits that spread wider as d grows; QKᵀ/d spreads less and less (std 1/√d).",
+        "b": "",
+        "c": "the entropy does change with d: QKᵀ/d has std 1/√d, which shrinks as d grows.",
+    },
+)
+
+q04_saturation_scale = Question(
+    name="q04_saturation_scale",
+    answer=23.1,
+    why="the median row's gradient first falls below 1% of its peak between the grid points 17.8 and 23.7 "
+        "(interpolated ≈ 23.1): the spread unscaled attention reaches at d = s² of about 540.",
+    rel_tol=0.06,
+)
+
+q04_small_head = Question(
+    name="q04_small_head",
+    answer="b",
+    why="unscaled d = 16 starts at s ≈ 0.5·√16 = 2, near the peak of the gradient curve rather than past it; "
+        "the study finds the scaled and unscaled medians within 0.05 nats at every learning rate.",
+    choices={
+        "a": "at d = 16 unscaled attention starts at s ≈ 2, near the peak of the gradient curve, not on its "
+             "falling side: look at the last claim of section 5.",
+        "b": "",
+        "c": "nothing in the study shows unscaled attention ahead at d = 16: the medians agree within 0.05 nats.",
+    },
 )
