@@ -160,3 +160,67 @@ def test_adam_inputs_changed_in_place_are_named(exercise, fn, expected) -> None:
     result = exercise.feedback(fn)
     assert not result.passed and result.message.startswith(expected), result.message
 
+
+
+# -- the library calls the tasks forbid ------------------------------------------------------------
+def adam_l2_with_torch(w, grad, m, v, t, lr, lam):  # torch.optim.Adam on a copy of the state
+    p = torch.nn.Parameter(w.clone())
+    opt = torch.optim.Adam([p], lr=lr, weight_decay=lam)
+    opt.state[p] = {"step": torch.tensor(float(t - 1)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+    p.grad = grad.clone()
+    opt.step()
+    return p.detach(), opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+
+
+@pytest.mark.parametrize("exercise, fn", [(ex.adam_l2_step, adam_l2_with_torch), (ex.adamw_step, adamw_with_torch)])
+def test_a_step_through_torch_optim_is_right_but_named(exercise, fn) -> None:
+    result = exercise.feedback(fn)
+    assert result.passed and result.shortcuts == ("profiler._record_function_enter_new",), result
+    assert "a graded run does not accept it" in str(result)
+
+
+@pytest.mark.parametrize("kind", ["foreach", "fused"])
+def test_the_foreach_and_fused_adamw_are_named_too(kind) -> None:
+    def adamw_kernel(w, grad, m, v, t, lr, lam):
+        p = torch.nn.Parameter(w.clone())
+        opt = torch.optim.AdamW([p], lr=lr, weight_decay=lam, **{kind: True})
+        opt.state[p] = {"step": torch.tensor(float(t - 1)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+        p.grad = grad.clone()
+        opt.step()
+        return p.detach(), opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+
+    result = ex.adamw_step.feedback(adamw_kernel)
+    assert result.passed and f"torch._VariableFunctionsClass._{kind}_" in " ".join(result.shortcuts), result
+
+
+def test_a_step_by_hand_with_lerp_on_copies_is_not_flagged() -> None:
+    def with_lerp(w, grad, m, v, t, lr, lam):
+        g = grad + lam * w
+        m = m.clone().lerp_(g, 1 - B1)
+        v = v.clone().mul_(B2).addcmul_(g, g, value=1 - B2)
+        step = (m / (1 - B1**t)) / ((v / (1 - B2**t)).sqrt() + EPS)
+        return w.clone().addcdiv_(step, torch.ones_like(step), value=-lr), m, v
+
+    result = ex.adam_l2_step.feedback(with_lerp)
+    assert result.passed and result.shortcuts == (), result
+
+
+@pytest.mark.parametrize("exercise, fn", [(ex.adam_l2_step, adam_l2_right), (ex.adamw_step, adamw_right)])
+def test_a_step_by_hand_calls_nothing_forbidden(exercise, fn) -> None:
+    result = exercise.feedback(fn)
+    assert result.passed and result.shortcuts == ()
+
+
+@pytest.mark.parametrize("fn, call", [
+    (lambda x, p, training=True: torch.nn.functional.dropout(x, p, training), "torch.nn.functional.dropout"),
+    (lambda x, p, training=True: torch.nn.Dropout(p).train(training)(x), "torch.nn.functional.dropout"),
+    (lambda x, p, training=True: torch.dropout(x, p, training), "torch.dropout"),
+])
+def test_library_dropout_is_right_but_named(fn, call) -> None:
+    result = ex.inverted_dropout.feedback(fn)
+    assert result.passed and call in result.shortcuts, result
+
+
+@pytest.mark.parametrize("fn", [dropout_right, dropout_right_bernoulli])
+def test_dropout_by_hand_calls_nothing_forbidden(fn) -> None:
+    assert ex.inverted_dropout.feedback(fn).shortcuts == ()

@@ -132,12 +132,20 @@ def _diagnose_adam(student: Callable[..., Any], decoupled: bool) -> str | None:
     return None if problem is None else problem + f" (lr = {LR}, λ = {LAM}, float64.)"
 
 
+#: How a torch.optim step shows among the torch functions it calls (its ``step`` is no torch function
+#: itself): every ``Optimizer.step`` opens a profiler record, and the foreach and fused Adam kernels
+#: have names of their own. A step written by hand calls none of them (Tensor.lerp_ and addcdiv_, which
+#: the single-tensor Adam also calls, could be the student's own).
+OPTIMIZER_KERNELS = ("profiler._record_function_enter_new", "torch._VariableFunctionsClass._foreach_lerp_",
+                     "torch._VariableFunctionsClass._fused_adam_", "torch._VariableFunctionsClass._fused_adamw_")
+
 adam_l2_step = Exercise(
     name="adam_l2_step",
     checked="three steps match torch.optim.Adam(weight_decay=λ): λ·w is in the gradient, the moments and "
             "bias correction are right.",
     reference=_reference_adam(reg.adam_l2_step),
     diagnose=lambda student: _diagnose_adam(student, decoupled=False),
+    forbidden=OPTIMIZER_KERNELS,
 )
 
 adamw_step = Exercise(
@@ -146,6 +154,7 @@ adamw_step = Exercise(
             "gradient alone.",
     reference=_reference_adam(reg.adamw_step),
     diagnose=lambda student: _diagnose_adam(student, decoupled=True),
+    forbidden=OPTIMIZER_KERNELS,
 )
 
 
@@ -212,4 +221,5 @@ inverted_dropout = Exercise(
             "and returns x unchanged at evaluation.",
     reference=_reference_dropout,
     diagnose=_diagnose_dropout,
+    forbidden=("torch.nn.functional.dropout", "torch.dropout", "torch.native_dropout"),
 )
