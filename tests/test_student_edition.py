@@ -7,9 +7,13 @@ build on (it falls back to the course's own function when the answer is wrong, g
 and a locked, graded *grade cell* ``check.<name>.grade(my_<name>)`` that holds the points. So one
 wrong answer costs one exercise, not the later ones that use it: a *partially correct student*
 (an exercise answered right, the exercises it builds on wrong or blank) keeps the points of what
-is right. ``make student`` (tools/student.py) replaces the solutions by nbgrader's stub; the
-edition must still run from top to bottom, every check saying it fell back to the course's
-own implementation; and nbgrader itself must release and autograde the notebooks unchanged.
+is right. ``make student`` (tools/student.py) is nbgrader's ``generate_assignment`` with the
+course's configuration (tools/nbgrader_config.py): the solutions replaced by nbgrader's stub, the
+outputs cleared, the Colab badges and the setup cell's clone pointed at the tag the edition is
+published under (``python -m tools.student --publish``), not at ``main``. The edition must still
+run from top to bottom, every check saying it fell back to the course's own implementation; an
+instructor's nbgrader course with that configuration must release exactly the same notebooks and
+autograde them.
 
 Tiers: ``make test`` runs every exercise of the edition as a *mini notebook* (the setup cell, the
 chapter's imports, then each stub with its check cell), so nothing else of the chapter runs again
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import os
 import re
 import shutil
@@ -32,8 +37,16 @@ import pytest
 
 from helpers import check
 from helpers.check.feedback import Exercise
-from tools.notebook_tools import notebook_client
-from tools.student import CODE_STUB, student_notebook, write_edition
+from tools.notebook_tools import (
+    SETUP_TAG,
+    clone_command,
+    colab_prefix,
+    colab_url,
+    notebook_client,
+    repository_url,
+    setup_cell_source,
+)
+from tools.student import CODE_STUB, NBGRADER_CONFIG, check_ref, default_ref, publish, release_tag, write_edition
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -44,6 +57,9 @@ CHECK_LINE = re.compile(r"^(\w+) = check\.(\w+)\(my_(\w+)\)$", re.MULTILINE)
 GRADE_LINE = re.compile(r"^check\.(\w+)\.grade\(my_(\w+)\)$", re.MULTILINE)
 #: The notebook nbgrader autogrades in full here (the cheapest one to execute).
 AUTOGRADED = "05_gpt2_layernorm_parameters.ipynb"
+#: The tag the student edition is published under by default: the release's, with -student.
+REF = default_ref()
+COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"]*")
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
@@ -66,7 +82,7 @@ def _check_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.Notebook
 @pytest.fixture(scope="module")
 def edition(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("student")
-    write_edition(NOTEBOOKS, out, ref="student")
+    write_edition(NOTEBOOKS, out)  # what `make student` writes
     return out
 
 
@@ -126,26 +142,151 @@ def test_the_student_edition_has_a_stub_for_every_solution_and_nothing_else_chan
             for line in filter(str.strip, inside.splitlines()):
                 assert line not in after.source.splitlines(), f"solution line kept: {line!r}"
         elif before.cell_type == "markdown":
-            assert after.source == before.source.replace("/blob/main/notebooks/", "/blob/student/notebooks/")
+            assert after.source == before.source.replace(colab_prefix() + "main/", colab_prefix() + REF + "/")
+        elif SETUP_TAG in before.metadata.get("tags", []):
+            assert before.source == setup_cell_source() and after.source == setup_cell_source(REF)
         else:
             assert after.source == before.source
-    assert "/blob/student/notebooks/" + path.name in student.cells[0].source
-    assert (edition / "figures").is_dir()
+    assert (edition / "figures").is_dir() and (edition / "rise.css").is_file()
 
 
-def test_a_bad_ref_is_refused():
-    nb = _read(NOTEBOOKS[0])
+def test_the_default_ref_is_the_release_tag_with_student():
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.MULTILINE)
+    assert version and release_tag() == f"v{version.group(1)}" and REF == f"v{version.group(1)}-student"
+
+
+def assert_points_at(folder: Path, ref: str, url: str | None = None) -> None:
+    """Every notebook in ``folder``: its Colab links open itself on ``ref`` of the repository
+    ``url``, and its setup cell clones that repository at ``ref``, read from the cell's syntax."""
+    notebooks = sorted(folder.glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = _read(path)
+        links = [link for c in nb.cells if c.cell_type == "markdown" for link in COLAB_LINK.findall(c.source)]
+        assert links and set(links) == {colab_url(path.name, ref, url)}, f"{path.name}: {links}"
+        setup = [c for c in nb.cells if SETUP_TAG in c.metadata.get("tags", [])]
+        assert len(setup) == 1, path.name
+        command, cloned = clone_command(setup[0].source)
+        assert command == ["git", "clone", "-q", "--depth=1", "--branch", ref, "url", "course"], command
+        assert cloned == (repository_url() if url is None else url), cloned
+        assert not any("/blob/main/" in c.source for c in nb.cells), f"{path.name} links to main"
+
+
+def test_the_editions_badges_and_clone_open_the_tag_it_is_published_under(edition):
+    """Not main, the instructor edition (another tag: the publishing test below)."""
+    assert_points_at(edition, REF)
+
+
+def test_a_bad_ref_is_refused(tmp_path):
+    for bad in ("../main", "a..b", "student/", 'x"; import os', ""):
+        with pytest.raises(ValueError, match="ref must be a git branch or tag name"):
+            check_ref(bad)
+    with pytest.raises(ValueError, match="instructor edition"):
+        check_ref("main")
+    with pytest.raises(TypeError, match="ref must be a str"):
+        check_ref(3)
     with pytest.raises(ValueError, match="ref must be a git branch or tag name"):
-        student_notebook(nb, ref="../main")
-    with pytest.raises(TypeError, match="nb must be an nbformat.NotebookNode"):
-        student_notebook({"cells": []})
+        write_edition(NOTEBOOKS[:1], tmp_path / "out", ref="../main")
+    assert not (tmp_path / "out").exists()
 
 
-def test_a_solution_outside_a_solution_cell_is_refused():
+def _one_cell_notebook(folder: Path, cell: nbformat.NotebookNode) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"))
+    nb.cells.append(cell)
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / "99_x.ipynb")
+    return folder / "99_x.ipynb"
+
+
+def test_a_solution_outside_a_solution_cell_is_refused(tmp_path):
+    path = _one_cell_notebook(tmp_path, nbformat.v4.new_code_cell(
+        "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"))
     with pytest.raises(RuntimeError, match="non-solution cell"):
-        student_notebook(nb)
+        write_edition([path], tmp_path / "out")
+
+
+def test_a_setup_cell_that_is_not_current_is_refused(tmp_path):
+    """Its clone would not be pointed at the tag; sync-setup makes it current."""
+    stale = setup_cell_source().replace('"--depth=1", url', '"--depth=1", "--branch", "main", url')
+    path = _one_cell_notebook(tmp_path, nbformat.v4.new_code_cell(stale, metadata={"tags": [SETUP_TAG]}))
+    with pytest.raises(RuntimeError, match="not the instructor edition's setup_cell_source.*sync-setup"):
+        write_edition([path], tmp_path / "out")
+
+
+def _run_git(repo: Path, *args: str, **env: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def released_course(tmp_path, monkeypatch) -> Path:
+    """A git repository holding two of the course's notebooks (with their figures) and its
+    pyproject.toml, as the release tag ``v<version>`` and, after it, a commit on ``main``."""
+    for name, value in (("NAME", "Course maintainers"), ("EMAIL", "maintainers@example.org")):
+        monkeypatch.setenv(f"GIT_AUTHOR_{name}", value)
+        monkeypatch.setenv(f"GIT_COMMITTER_{name}", value)
+    repo = tmp_path / "course"
+    (repo / "notebooks").mkdir(parents=True)
+    for name in ("00_start_here.ipynb", AUTOGRADED, "figures", "rise.css"):
+        source = ROOT / "notebooks" / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / "notebooks" / name)
+    shutil.copy(ROOT / "pyproject.toml", repo)
+    _run_git(repo, "init", "-q", "-b", "main")
+    _run_git(repo, "add", ".")
+    _run_git(repo, "commit", "-q", "-m", "the release")
+    _run_git(repo, "tag", release_tag())
+    (repo / "NEWS").write_text("after the release\n")
+    _run_git(repo, "add", "NEWS")
+    _run_git(repo, "commit", "-q", "-m", "after the release")
+    return repo
+
+
+def test_publishing_commits_the_edition_of_the_release_under_its_tag(released_course, tmp_path):
+    repo, release = released_course, release_tag()
+    status, head = _run_git(repo, "status", "--porcelain"), _run_git(repo, "rev-parse", "HEAD")
+    commit = publish(repo)
+    assert _run_git(repo, "rev-parse", f"{REF}^{{commit}}").strip() == commit
+    released = _run_git(repo, "rev-parse", f"{release}^{{commit}}").strip()
+    assert _run_git(repo, "rev-parse", f"{commit}^").strip() == released, "its parent is the release"
+    changed = _run_git(repo, "diff", "--name-only", release, commit).split()
+    assert changed == ["notebooks/00_start_here.ipynb", f"notebooks/{AUTOGRADED}"], changed
+    assert _run_git(repo, "status", "--porcelain") == status and _run_git(repo, "rev-parse", "HEAD") == head, \
+        "publishing changes neither the working tree, the index nor the branch"
+    # A student's Colab setup cell clones the tag: run its git command, the repository address
+    # mapped onto this repository, and the clone holds the student edition.
+    published = nbformat.reads(_run_git(repo, "show", f"{REF}:notebooks/{AUTOGRADED}"), as_version=4)
+    setup = next(c for c in published.cells if SETUP_TAG in c.metadata.get("tags", []))
+    command, url = clone_command(setup.source)
+    cloned = tmp_path / "colab" / "course"
+    command = [{"url": url, "course": str(cloned)}.get(word, word) for word in command]
+    subprocess.run(command, check=True, capture_output=True, env={
+        **os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{repo.as_uri()}.insteadOf",
+        "GIT_CONFIG_VALUE_0": url})
+    assert_points_at(cloned / "notebooks", REF)
+    assert (cloned / "notebooks" / "figures").is_dir() and not (cloned / "NEWS").exists(), "the release's tree"
+    student = _read(cloned / "notebooks" / AUTOGRADED)
+    assert not any(c.get("outputs") for c in student.cells)
+    assert all("BEGIN SOLUTION" not in c.source for c in student.cells)
+    assert student == published and len(_solution_cells(student)) >= MIN_EXERCISES
+    assert sum(CODE_STUB.splitlines()[-1] in c.source for c in student.cells) == len(_solution_cells(student))
+    with pytest.raises(RuntimeError, match="exists already"):
+        publish(repo)
+    with pytest.raises(RuntimeError, match="no tag 'v0.0.0-missing'"):
+        publish(repo, release="v0.0.0-missing")
+    assert publish(repo, ref="spring/student") != commit
+    assert_points_at_tree(repo, "spring/student")
+
+
+def assert_points_at_tree(repo: Path, ref: str) -> None:
+    """The notebooks of ``ref`` in ``repo`` point at ``ref`` (read with git show)."""
+    names = _run_git(repo, "ls-tree", "--name-only", f"{ref}:notebooks").split()
+    folder = repo.parent / "shown" / ref.replace("/", "_")
+    folder.mkdir(parents=True)
+    for name in (n for n in names if n.endswith(".ipynb")):
+        (folder / name).write_text(_run_git(repo, "show", f"{ref}:notebooks/{name}"), encoding="utf-8")
+    assert_points_at(folder, ref)
 
 
 def exercise_notebook(chapters: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
@@ -328,12 +469,14 @@ def _nbgrader(course: Path, *args: str) -> None:
 
 
 @pytest.mark.slow
-def test_nbgrader_releases_the_course_unchanged_and_grades_answered_unanswered_and_partial_copies(
+def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_and_partial_copies(
         tmp_path, edition):
+    """An instructor's nbgrader course that loads the course's configuration (TEACHING.md)."""
     course = tmp_path / "course"
     (course / "source" / "chapters").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
-        'c = get_config()\nc.CourseDirectory.course_id = "init-norm-course"\n'
+        f'c = get_config()\nload_subconfig({str(NBGRADER_CONFIG)!r})\n'
+        'c.CourseDirectory.course_id = "init-norm-course"\n'
         'c.CourseDirectory.db_assignments = [dict(name="chapters")]\n'
         'c.CourseDirectory.db_students = [dict(id="answered"), dict(id="unanswered"), dict(id="partial")]\n'
         # nbgrader's defaults (30 s per cell, 4 s for a cell's first output) fail slow cells on a busy machine
@@ -344,11 +487,11 @@ def test_nbgrader_releases_the_course_unchanged_and_grades_answered_unanswered_a
         source = ROOT / "notebooks" / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, course / "source" / "chapters" / name)
     _nbgrader(course, "generate_assignment", "chapters", "--force")
-    for path in WITH_EXERCISES:  # nbgrader's release and the student edition agree cell by cell
-        released = _read(course / "release" / "chapters" / path.name)  # (badges aside)
-        ours = [c.source.replace("/blob/student/notebooks/", "/blob/main/notebooks/")
-                for c in _read(edition / path.name).cells]
-        assert [c.source for c in released.cells] == ours, path.name
+    for path in WITH_EXERCISES:  # nbgrader's release is the student edition, byte for byte
+        released, ours = course / "release" / "chapters" / path.name, edition / path.name
+        assert json.loads(released.read_bytes()) == json.loads(ours.read_bytes()), path.name
+        assert released.read_bytes() == ours.read_bytes(), path.name
+    assert_points_at(course / "release" / "chapters", REF)
 
     for student, source in (("answered", ROOT / "notebooks"), ("unanswered", course / "release" / "chapters")):
         folder = course / "submitted" / student / "chapters"

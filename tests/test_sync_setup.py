@@ -4,7 +4,6 @@ without touching anything else."""
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from tools import notebook_tools
 from tools.notebook_tools import (
     COURSE_DIR_VARIABLE,
     SETUP_TAG,
+    clone_command,
     colab_url,
     repository_url,
     setup_cell_source,
@@ -50,20 +50,6 @@ def test_setup_cell_runs_the_stdlib_script_on_colab_only() -> None:
     assert (ROOT / "tools" / "colab_setup.py").is_file()
 
 
-def clone_command(source: str) -> tuple[list[str], str]:
-    """The setup cell's ``git clone`` command (``url`` and ``course`` left as names) and the
-    address it assigns to ``url``, read from the source's syntax tree."""
-    tree = ast.parse(source)
-    urls = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-            and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["url"]
-            and isinstance(node.value, ast.Constant)]
-    clones = [[item.value if isinstance(item, ast.Constant) else item.id for item in node.args[0].elts]
-              for node in ast.walk(tree) if isinstance(node, ast.Call) and node.args
-              and isinstance(node.args[0], ast.List) and ast.unparse(node.args[0]).startswith("['git', 'clone'")]
-    assert len(urls) == 1 and len(clones) == 1, source
-    return clones[0], urls[0]
-
-
 #: The instructor edition's setup cell as the notebooks store it: the clone takes the default branch.
 INSTRUCTOR_CLONE = ["git", "clone", "-q", "--depth=1", "url", "course"]
 
@@ -78,6 +64,8 @@ def test_the_instructor_setup_cell_clones_the_default_branch_and_the_student_one
     assert len(differ) == 1 and "git" in differ[0][0], "the ref changes the clone line only"
     fork = setup_cell_source(url="https://github.com/someone/fork")
     assert clone_command(fork) == (INSTRUCTOR_CLONE, "https://github.com/someone/fork")
+    with pytest.raises(ValueError, match="0 git clone commands and 1 url"):
+        clone_command('url = "x"')
     for bad in ("../main", 'x", "--upload-pack=evil', ""):
         with pytest.raises(ValueError, match="ref must be a git branch or tag name"):
             setup_cell_source(ref=bad)

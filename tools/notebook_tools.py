@@ -26,6 +26,7 @@ else in the file.  A fork changes that address there, once (TEACHING.md, "Two ed
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -113,6 +114,26 @@ def setup_cell_source(ref: str | None = None, url: str | None = None) -> str:
     branch = "" if ref is None else f' "--branch", "{ref}",'
     return SETUP_TEMPLATE.format(url=repository_url() if url is None else url, branch=branch,
                                  dir_variable=COURSE_DIR_VARIABLE)
+
+
+def clone_command(source: str) -> tuple[list[str], str]:
+    """What a setup cell's Colab clone runs, read from ``source``'s syntax tree: the ``git
+    clone`` command (its variables ``url`` and ``course`` left as those names) and the address
+    the cell assigns to ``url``.  For checking built notebooks (``tests/``).
+
+    Raises:
+        ValueError: if ``source`` does not hold exactly one ``git clone`` list and one ``url = "..."``.
+    """
+    tree = ast.parse(source)
+    urls = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["url"]
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+    clones = [node for node in ast.walk(tree) if isinstance(node, ast.List)
+              and [getattr(item, "value", None) for item in node.elts[:2]] == ["git", "clone"]]
+    if len(urls) != 1 or len(clones) != 1:
+        raise ValueError(f"source: {len(clones)} git clone commands and {len(urls)} url assignments, not one each")
+    command = [item.value if isinstance(item, ast.Constant) else ast.unparse(item) for item in clones[0].elts]
+    return command, urls[0]
 
 
 #: An "Open in Colab" link to a notebook of the instructor edition of any GitHub repository.
