@@ -222,8 +222,8 @@ def _run_git(repo: Path, *args: str, **env: str) -> str:
 
 @pytest.fixture
 def released_course(tmp_path, monkeypatch) -> Path:
-    """A git repository holding two of the course's notebooks (with their figures) and its
-    pyproject.toml, as the release tag ``v<version>`` and, after it, a commit on ``main``."""
+    """A git repository holding two of the course's notebooks (with their figures), its
+    pyproject.toml and README, as the release tag ``v<version>`` and, after it, a commit on ``main``."""
     for name, value in (("NAME", "Course maintainers"), ("EMAIL", "maintainers@example.org")):
         monkeypatch.setenv(f"GIT_AUTHOR_{name}", value)
         monkeypatch.setenv(f"GIT_COMMITTER_{name}", value)
@@ -233,6 +233,7 @@ def released_course(tmp_path, monkeypatch) -> Path:
         source = ROOT / "notebooks" / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / "notebooks" / name)
     shutil.copy(ROOT / "pyproject.toml", repo)
+    shutil.copy(ROOT / "README.md", repo)
     _run_git(repo, "init", "-q", "-b", "main")
     _run_git(repo, "add", ".")
     _run_git(repo, "commit", "-q", "-m", "the release")
@@ -251,7 +252,10 @@ def test_publishing_commits_the_edition_of_the_release_under_its_tag(released_co
     released = _run_git(repo, "rev-parse", f"{release}^{{commit}}").strip()
     assert _run_git(repo, "rev-parse", f"{commit}^").strip() == released, "its parent is the release"
     changed = _run_git(repo, "diff", "--name-only", release, commit).split()
-    assert changed == ["notebooks/00_start_here.ipynb", f"notebooks/{AUTOGRADED}"], changed
+    assert changed == ["README.md", "notebooks/00_start_here.ipynb", f"notebooks/{AUTOGRADED}"], changed
+    readme = _run_git(repo, "show", f"{REF}:README.md")
+    assert colab_url(AUTOGRADED, REF) in readme and colab_prefix() + "main/" not in readme, \
+        "README's Colab badges open the student edition too"
     assert _run_git(repo, "status", "--porcelain") == status and _run_git(repo, "rev-parse", "HEAD") == head, \
         "publishing changes neither the working tree, the index nor the branch"
     # A student's Colab setup cell clones the tag: run its git command, the repository address

@@ -22,7 +22,8 @@ while the stub is unanswered (``helpers.check``).
 
 ``python -m tools.student --publish [--release v<version>] [--ref <tag>]`` publishes it: it
 builds the edition from the notebooks of the release tag and commits it, as ``notebooks/``, on
-top of that release's tree, under the tag the badges open (:func:`publish`).  Nothing is pushed,
+top of that release's tree (README's Colab badges pointed at it too), under the tag the badges
+open (:func:`publish`).  Nothing is pushed,
 and neither the working tree nor the index changes.
 """
 
@@ -41,6 +42,8 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import ClearSolutions
 from traitlets import Unicode, default
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
 
 try:
     import tomllib
@@ -148,11 +151,9 @@ class StudentEditionLinks(Preprocessor):
         return nb, resources
 
 
-def nbgrader_config(ref: str | None = None, repository: str | None = None):  # -> traitlets Config
+def nbgrader_config(ref: str | None = None, repository: str | None = None) -> Config:
     """The configuration ``tools/nbgrader_config.py`` gives nbgrader, with ``ref`` and
     ``repository`` (when given) set on :class:`StudentEditionLinks`."""
-    from traitlets.config.loader import PyFileConfigLoader
-
     config = PyFileConfigLoader(NBGRADER_CONFIG.name, path=str(NBGRADER_CONFIG.parent)).load_config()
     if ref is not None:
         config.StudentEditionLinks.ref = check_ref(ref)
@@ -249,8 +250,9 @@ def publish(repo: Path = REPO_ROOT, release: str | None = None, ref: str | None 
     The new commit's parent is the release's commit, and its tree is the release's tree with
     every ``notebooks/*.ipynb`` replaced by its student edition, built (:func:`write_edition`)
     from the release's own notebooks with the repository address of the release's
-    ``pyproject.toml``.  So the badges and the setup cell's clone of the published notebooks
-    point at the tag that holds them, and the course code a Colab clone gets is the release's.
+    ``pyproject.toml``, and with the Colab badges of its ``README.md`` pointed at ``ref`` too.
+    So the badges and the setup cell's clone of the published notebooks point at the tag that
+    holds them, and the course code a Colab clone gets is the release's.
     Git plumbing with a temporary index: the working tree, the index and the branches are left
     alone, and nothing is pushed (``git push origin <ref>`` does).
 
@@ -293,6 +295,11 @@ def publish(repo: Path = REPO_ROOT, release: str | None = None, ref: str | None 
         for path in edition:
             blob = _git(repo, "hash-object", "-w", str(path)).strip()
             _git(repo, "update-index", "--cacheinfo", f"100644,{blob},notebooks/{path.name}", env=index)
+        if "README.md" in _git(repo, "ls-tree", "--name-only", commit).splitlines():
+            readme, prefix = _git(repo, "show", f"{commit}:README.md"), colab_prefix(repository)
+            pointed = readme.replace(f"{prefix}{MAIN_BRANCH}/", f"{prefix}{ref}/")
+            blob = _git(repo, "hash-object", "-w", "--stdin", data=pointed.encode()).strip()
+            _git(repo, "update-index", "--cacheinfo", f"100644,{blob},README.md", env=index)
         tree = _git(repo, "write-tree", env=index).strip()
     message = (f"Student edition of {release}: solutions replaced by stubs, outputs cleared; its Colab "
                f"badges and setup cells open and clone {ref}\n")
