@@ -309,3 +309,102 @@ def test_fold_reference_keeps_float32():
     g, b, w, c = (torch.ones(3), torch.zeros(3), torch.ones(2, 3), torch.zeros(2))
     w_f, b_f = check.fold_layernorm.reference(g, b, w, c)
     assert w_f.dtype == torch.float32 and b_f.dtype == torch.float32 and w_f.shape == (2, 3)
+
+
+# -- int8_error (the derivation) -------------------------------------------------------------
+
+
+def e_right(y):
+    return y.abs().amax(dim=-1) / 127 / 12 ** 0.5
+
+
+def e_numpy_style(y):  # the same prediction through numpy: also right
+    return torch.from_numpy(np.abs(y.numpy()).max(axis=1) / (127 * np.sqrt(12)))
+
+
+def e_by_integral(y):  # RMS of a uniform error on [−s/2, s/2] as sqrt(∫ e² de / s): also right
+    s = y.abs().max(dim=1).values / 127
+    return torch.sqrt((s / 2) ** 3 * 2 / 3 / s)
+
+
+def e_measured(y):
+    s = y.abs().amax(dim=-1, keepdim=True) / 127
+    return (torch.round(y / s) * s - y).pow(2).mean(dim=-1).sqrt()
+
+
+def _step(y):
+    return y.abs().amax(dim=-1) / 127
+
+
+@pytest.mark.parametrize("answer", [e_right, e_numpy_style, e_by_integral])
+def test_int8_error_right_answers_pass(answer):
+    result = check.int8_error.feedback(answer)
+    assert result.passed, result
+
+
+@pytest.mark.parametrize("answer, words", [
+    (e_measured, "measured error of one round trip, not the prediction"),
+    (lambda y: _step(y) / 2, "s / 2 is the largest error"),
+    (lambda y: _step(y) ** 2 / 12, "s² / 12 is the mean square"),
+    (lambda y: _step(y) / 12, "not s / 12"),
+    (lambda y: _step(y) / 3 ** 0.5, "s / √3 is the RMS of an error spread over [−s, s]"),
+    (_step, "the whole step s is not the error"),
+    (lambda y: y.abs().amax(dim=-1) / 12 ** 0.5, "the 127 is missing"),
+    (lambda y: y.amax(dim=-1) / 127 / 12 ** 0.5, "max(y), not max |y|"),
+    (lambda y: y.abs().amax(dim=-1) / 128 / 12 ** 0.5, "divided by 128 levels"),
+    (lambda y: y.abs().amax(dim=-1) / 255 / 12 ** 0.5, "divided by 255 levels"),
+    (lambda y: e_right(y) / y.pow(2).mean(dim=-1).sqrt(), "divided by the row's RMS"),
+    (lambda y: y.abs().max() / 127 / 12 ** 0.5, "one number for the whole matrix"),
+    (lambda y: y.abs().amax(dim=0) / 127 / 12 ** 0.5, "one value per column (channel), shape (10,)"),
+    (lambda y: y.abs().amax(dim=-1, keepdim=True) / 127 / 12 ** 0.5, "shape (4, 1)"),
+    (lambda y: e_right(y).tolist(), "should be a torch.Tensor, got list"),
+    (lambda y: 1.1 * e_right(y), "differs from the right answer"),
+])
+def test_int8_error_typical_mistakes_are_named(answer, words):
+    result = check.int8_error.feedback(answer)
+    assert not result.passed and words in result.message, result
+
+
+def test_int8_error_stub_and_in_place():
+    assert not check.int8_error.feedback(_stub).written
+
+    def in_place(y):
+        return y.abs_().amax(dim=-1) / 127 / 12 ** 0.5
+    assert "changed its input y in place" in check.int8_error.feedback(in_place).message
+
+
+def test_int8_error_predicts_the_measured_error_of_many_channels():
+    """The derivation's premise: with many channels the error of each row is spread evenly."""
+    y = torch.randn(64, 768, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ratio = e_measured(y) / check.int8_error.reference(y)
+    assert 0.98 < float(ratio.median()) < 1.02
+
+
+# -- concept questions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question, right, wrong", [
+    (check.q05_largest_gamma, "c", [("a", 'not "a": h.0.ln_2'), ("b", 'not "b": block 11')]),
+    (check.q05_forget_wbeta, "c", [("a", 'not "a": h.5.ln_1'), ("b", 'not "b": h.0.ln_2')]),
+    (check.q05_beta_tail, "b", [("a", 'not "a": block 0'), ("c", 'not "c": block 11')]),
+    (check.q05_ln2_rms, 1.0, [(0.3, "too small"), (2.08, "too large")]),
+])
+def test_the_concept_questions(question, right, wrong):
+    assert question.feedback(right).passed and question.feedback(None).written is False
+    for value, words in wrong:
+        result = question.feedback(value)
+        assert not result.passed and words in result.message, result
+
+
+def test_the_concept_questions_agree_with_the_parameters():
+    params = gpt2_hub.load_layernorm_params_with_source("snapshot").params
+    g, b = params["h.0.ln_2.weight"].astype(float), params["h.0.ln_2.bias"].astype(float)
+    assert check.q05_ln2_rms.feedback(float(np.sqrt(np.mean(g ** 2) + np.mean(b ** 2)))).passed
+    stacked = gpt2.stack(params, "weight")
+    assert gpt2.layernorm_names()[int(np.argmax(stacked.max(axis=1)))] == "ln_f"
+    beta_max = {name: params[f"{name}.bias"].max() for name in gpt2.layernorm_names() if name.endswith("ln_1")}
+    assert max(beta_max, key=beta_max.get) == "h.3.ln_1" and int(np.argmax(params["h.3.ln_1.bias"])) == 64
+    forget = {name: gpt2.folding_check(params, name, out_features=256, seed=0) for name in ("h.5.ln_1", "h.0.ln_2",
+                                                                                            "ln_f")}
+    costs = {name: f.max_diff_gamma_only / f.out_rms for name, f in forget.items()}
+    assert max(costs, key=costs.get) == "ln_f" and min(costs, key=costs.get) == "h.0.ln_2", costs

@@ -2,7 +2,9 @@
 
 * :data:`robust_z` — the notebook's outlier rule: (value − median) / (1.4826 × MAD) per row;
 * :data:`int8_roundtrip` — symmetric int8 quantization with one absmax scale per vector, and back;
-* :data:`fold_layernorm` — folding a LayerNorm's γ and β into the linear layer that follows it.
+* :data:`fold_layernorm` — folding a LayerNorm's γ and β into the linear layer that follows it;
+* :data:`int8_error` — a derivation: the RMS error of that int8 round trip, predicted from the scale alone;
+* the concept questions of the notebook's exercises section (``q05_*``).
 
 The references are the course's own functions in :mod:`helpers.gpt2`.
 """
@@ -16,10 +18,11 @@ import numpy as np
 import torch
 
 from helpers import gpt2
-from helpers.check.feedback import Exercise, compare
+from helpers.check.feedback import Exercise, Question, compare
 from helpers.check.inputs import call
 
-__all__ = ["fold_layernorm", "int8_roundtrip", "robust_z"]
+__all__ = ["fold_layernorm", "int8_error", "int8_roundtrip", "q05_beta_tail", "q05_forget_wbeta", "q05_largest_gamma",
+           "q05_ln2_rms", "robust_z"]
 
 #: The consistency constant of the outlier rule: 1.4826 × MAD = σ for normal data.
 MAD_TO_STD = 1.4826
@@ -249,4 +252,118 @@ fold_layernorm = Exercise(
     checked="folds γ into W's columns and β into the bias (W β + b), on a square and a 4×6 layer.",
     reference=_reference_fold,
     diagnose=_diagnose_fold,
+)
+
+
+# -- predicting the int8 error (a derivation) ----------------------------------------------
+
+
+def _reference_int8_error(y: torch.Tensor) -> torch.Tensor:
+    """The predicted RMS error of each row's int8 round trip: s / √12 with s = max |y_row| / 127.
+
+    The rounding error of a value is spread evenly over [−s/2, s/2] (one rounding step s wide),
+    whose variance is s²/12.
+    """
+    return y.abs().amax(dim=-1) / 127 / np.sqrt(12.0)
+
+
+def _diagnose_int8_error(student: Callable[..., Any]) -> str | None:
+    y = _int8_inputs()
+    actual, changed = call(student, (y,), hint="compute new tensors, y.abs(), not y.abs_()")
+    if changed:
+        return changed
+    rows, channels = y.shape
+    if isinstance(actual, torch.Tensor):
+        if actual.ndim == 0 or actual.numel() == 1:
+            return (f"one number for the whole matrix: each row (vector) has its own scale s = max |y_row| / 127, "
+                    f"so return one predicted error per row, shape ({rows},).")
+        if tuple(actual.shape) == (channels,):
+            return (f"one value per column (channel), shape ({channels},): the scale, and so the error, "
+                    f"belongs to each row (vector); return shape ({rows},).")
+        if tuple(actual.shape) == (rows, 1):
+            return f"shape ({rows}, 1): return one number per row, shape ({rows},) (keepdim=False)."
+    expected = _reference_int8_error(y)
+    step = y.abs().amax(dim=-1) / 127
+    measured = (_reference_int8_roundtrip(y) - y).pow(2).mean(dim=-1).sqrt()
+    mistakes = [
+        ("this is the measured error of one round trip, not the prediction from the scale alone: "
+         "derive the RMS of a rounding error spread evenly over one step.", measured),
+        ("s / 2 is the largest error a value can get, not the RMS error: a rounding error is spread "
+         "evenly over [−s/2, s/2]; its mean square is ∫ e² de / s over that interval.", step / 2),
+        ("s² / 12 is the mean square (the variance) of the error: the RMS is its square root.", step ** 2 / 12),
+        ("s / 12: the variance of the error is s²/12, so its RMS is s / √12, not s / 12.", step / 12),
+        ("s / √3 is the RMS of an error spread over [−s, s]; rounding to the nearest level is off by at "
+         "most half a step, [−s/2, s/2].", step / np.sqrt(3.0)),
+        ("the whole step s is not the error: rounding to the nearest level is off by at most s/2, and "
+         "evenly spread over [−s/2, s/2].", step),
+        ("the 127 is missing: the step is s = max |y_row| / 127, one level of −127 … 127.",
+         y.abs().amax(dim=-1) / np.sqrt(12.0)),
+        ("the step uses max(y), not max |y|: a row whose largest magnitude is negative gets the wrong step.",
+         y.amax(dim=-1) / 127 / np.sqrt(12.0)),
+        ("divided by 128 levels: symmetric int8 uses −127 … 127, so s = max |y_row| / 127.",
+         y.abs().amax(dim=-1) / 128 / np.sqrt(12.0)),
+        ("divided by 255 levels: symmetric int8 uses −127 … 127, so s = max |y_row| / 127.",
+         y.abs().amax(dim=-1) / 255 / np.sqrt(12.0)),
+        ("divided by the row's RMS: return the error itself, in y's units, not relative to the row.",
+         expected / y.pow(2).mean(dim=-1).sqrt()),
+    ]
+    return compare("the predicted error", actual, expected, mistakes, atol=1e-12)
+
+
+int8_error = Exercise(
+    name="int8_error",
+    checked="predicts the RMS round-trip error s/√12 of each row (s = max |y_row| / 127) on four rows of "
+            "very different sizes.",
+    reference=_reference_int8_error,
+    diagnose=_diagnose_int8_error,
+)
+
+
+# -- concept questions ---------------------------------------------------------------------
+
+q05_largest_gamma = Question(
+    name="q05_largest_gamma",
+    answer="c",
+    why="ln_f holds the largest γ, ≈ 17.4 in channel 496, the first of the six channels kept aside in the "
+        "int8 experiment.",
+    choices={
+        "a": "h.0.ln_2's γ is bimodal, but its largest value is far below ln_f's 17.4: look at G.max(axis=1).",
+        "b": "block 11 drifted up to a median of about 0.5, but its largest γ is far below ln_f's 17.4.",
+        "c": "",
+    },
+)
+
+q05_ln2_rms = Question(
+    name="q05_ln2_rms",
+    answer=1.0,
+    why="√(mean γ² + mean β²) ≈ 1.0 for h.0.ln_2: it keeps the scale, unlike the other block LayerNorms "
+        "(≈ 0.2–0.5), because about two thirds of its γ are above 0.9.",
+    rel_tol=0.05,
+)
+
+q05_beta_tail = Question(
+    name="q05_beta_tail",
+    answer="b",
+    why="h.3.ln_1's β reaches ≈ 1.74, in channel 64, one of the recurring outlier channels of section 4.",
+    choices={
+        "a": "block 0's ln_1 is unusual for its γ (just below the band), but its β's longest tail is not the "
+             "longest: compare the max of every ln_1's β.",
+        "b": "",
+        "c": "block 11's γ drifted up to about 0.5, but its ln_1's β does not have the longest tail: compare the "
+             "max of every ln_1's β.",
+    },
+)
+
+q05_forget_wbeta = Question(
+    name="q05_forget_wbeta",
+    answer="c",
+    why="the error of dropping W β grows with β relative to γ: ln_f's β reaches ±4, and forgetting W β costs "
+        "about 0.7 of its output's RMS.",
+    choices={
+        "a": "h.5.ln_1's β is small next to ln_f's, which reaches ±4: dropping W β costs h.5.ln_1 less "
+             "(look at the table of section 5).",
+        "b": "h.0.ln_2's γ is large (about 1), so its β is small next to it: dropping W β costs it the least "
+             "of the three (look at the table of section 5).",
+        "c": "",
+    },
 )
