@@ -120,33 +120,65 @@ def test_stack_the_typical_mistakes_all_differ() -> None:
 # --------------------------------------------------------------------------------------
 # exercise 2: predicted_relu_norms
 # --------------------------------------------------------------------------------------
-def _prediction(gain, depth, width, input_norm, n_in, *, factor=None, first=None, shift=0, squared=False,
-                per_layer_first=False):
+def _prediction(gain, widths, input_norm, *, factor=None, width=None, shift=0, squared=False):
+    """An answer ``input_norm · width_l · factor^(l + shift)``; the right one by default."""
+    n = torch.tensor(widths, dtype=torch.float64)
     factor = math.sqrt(gain / 2) if factor is None else factor
-    first = math.sqrt(width / n_in) if first is None else first
-    layers = torch.arange(1, depth + 1, dtype=torch.float64)
-    out = input_norm * (first ** layers if per_layer_first else first) * factor ** (layers + shift)
+    width = (n[1:] / n[0]).sqrt() if width is None else width(n)
+    layers = torch.arange(1, len(widths), dtype=torch.float64)
+    out = input_norm * width * factor ** (layers + shift)
     return out ** 2 if squared else out
 
 
-def test_prediction_the_reference_a_float32_and_a_numpy_answer_pass() -> None:
+def _by_layer(gain, widths, input_norm):
+    """A right answer in another style: a loop over the layers, squared norms, NumPy."""
+    squared, out = input_norm ** 2, []
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        squared = squared * n_out * (gain / n_in) / 2
+        out.append(math.sqrt(squared))
+    return np.array(out)
+
+
+def test_prediction_the_reference_a_float32_a_numpy_and_a_loop_answer_pass() -> None:
     assert ex.predicted_relu_norms.feedback(ex._reference_predicted_relu_norms).passed
     assert ex.predicted_relu_norms.feedback(lambda *a: _prediction(*a).float()).passed
     assert ex.predicted_relu_norms.feedback(lambda *a: _prediction(*a).numpy()).passed
+    assert ex.predicted_relu_norms.feedback(_by_layer).passed
+    assert ex.predicted_relu_norms.feedback(lambda *a: _by_layer(*a).tolist()).passed
+
+
+def test_prediction_reference_is_the_theory_for_the_notebooks_mlp() -> None:
+    from helpers.initialization_theory import relu_theory_norms
+    got = ex._reference_predicted_relu_norms(1.7, [784] + [100] * 50, 9.3)
+    assert torch.allclose(got, torch.from_numpy(relu_theory_norms(1.7, 50, 100, 9.3, in_features=784)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [[784], "784,100", [784, 0], [784, 100.5], [784, True]])
+def test_prediction_reference_refuses_bad_widths(bad) -> None:
+    with pytest.raises((TypeError, ValueError), match="widths"):
+        ex._reference_predicted_relu_norms(2.0, bad, 1.0)
+
+
+def _first_only(g, ws, x):
+    return _prediction(g, ws, x, width=lambda n: (n[1] / n[0]).sqrt().expand(len(ws) - 1))
 
 
 @pytest.mark.parametrize("answer, text", [
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, factor=math.sqrt(g)), "the ReLU's ½ is missing"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, factor=g / 2), "growth of the squared norm"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, squared=True), "predicted the squared norms"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, shift=-1), "not (gain/2)^((l−1)/2)"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, shift=1), "not (gain/2)^((l+1)/2)"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, first=1.0), "√(width/n_in) is missing"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, first=w / n), "needs a square root"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, first=math.sqrt(n / w)), "upside down: layer 1"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, per_layer_first=True), "first layer only"),
-    (lambda g, d, w, x, n: _prediction(g, d, w, x, n, factor=math.sqrt(2 / g)), "not √(2/gain)"),
-    (lambda g, d, w, x, n: torch.cat([torch.tensor([x]), _prediction(g, d, w, x, n)]), "extra first entry"),
+    (lambda g, ws, x: _prediction(g, ws, x, factor=math.sqrt(g)), "the ReLU's ½ is missing"),
+    (lambda g, ws, x: _prediction(g, ws, x, factor=g / 2), "growth of the squared norm"),
+    (lambda g, ws, x: _prediction(g, ws, x, squared=True), "predicted the squared norms"),
+    (lambda g, ws, x: _prediction(g, ws, x, shift=-1), "not (gain/2)^((l−1)/2)"),
+    (lambda g, ws, x: _prediction(g, ws, x, shift=1), "not (gain/2)^((l+1)/2)"),
+    (_first_only, "the first layer's width ratio for every layer"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: torch.ones(len(n) - 1)), "the widths are missing"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: n[1:] / n[0]), "needs a square root"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: (n[0] / n[1:]).sqrt()), "upside down: layer l"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: (n[1:] / n[:-1]).sqrt()), "each layer's own ratio"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: torch.cumprod((n[1:] / n[0]).sqrt(), 0)),
+     "multiplied together"),
+    (lambda g, ws, x: _prediction(g, ws, x, width=lambda n: (n[:-1] / n[0]).sqrt()), "the layer's input size"),
+    (lambda g, ws, x: _prediction(g, ws, x, factor=math.sqrt(2 / g)), "not √(2/gain)"),
+    (lambda g, ws, x: torch.cat([torch.tensor([x]), _prediction(g, ws, x)]), "extra first entry"),
 ])
 def test_prediction_typical_mistakes_are_named(answer, text) -> None:
     assert text in _message(ex.predicted_relu_norms, answer)

@@ -3,15 +3,15 @@ and the RMS/std ratio behind the gradient growth under LayerNorm/BatchNorm.
 
 * :data:`relu_stack_norms` — the mean activation norm of every layer of a Linear+ReLU stack
   (reference :func:`helpers.drift.relu_stack_norms`);
-* :data:`predicted_relu_norms` — the infinite-width prediction of those norms,
-  ``‖x‖·√(width/n_in)·(c/2)^(l/2)`` (reference :func:`helpers.initialization_theory.relu_theory_norms`);
+* :data:`predicted_relu_norms` — the infinite-width prediction of those norms for any list of layer
+  widths (the text derives it for a first layer 784 → 100 and square layers after it);
 * :data:`rms_std_ratio` — ``RMS(v)/std(v)`` along a dimension (reference
   :func:`helpers.drift.rms_over_std`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,6 @@ import torch
 from helpers import drift
 from helpers.check.feedback import Exercise, compare
 from helpers.check.inputs import call
-from helpers.initialization_theory import relu_theory_norms
 
 __all__ = ["predicted_relu_norms", "relu_stack_norms", "rms_std_ratio"]
 
@@ -141,43 +140,71 @@ relu_stack_norms = Exercise(
 # --------------------------------------------------------------------------------------
 # 2. the predicted norms
 # --------------------------------------------------------------------------------------
-def _reference_predicted_relu_norms(gain: float, depth: int, width: int, input_norm: float,
-                                    n_in: int) -> torch.Tensor:
-    """``‖x‖·√(width/n_in)·(gain/2)^(l/2)`` for l = 1..depth
-    (``helpers.initialization_theory.relu_theory_norms``), as a float64 tensor."""
-    return torch.from_numpy(relu_theory_norms(gain, depth, width, input_norm, in_features=n_in))
+def _reference_predicted_relu_norms(gain: float, widths: Sequence[int], input_norm: float) -> torch.Tensor:
+    """The predicted mean ‖h_l‖ of a bias-free ReLU stack with layer widths ``widths`` (``widths[0]``
+    the input's size) and ``W_l ~ N(0, gain / widths[l − 1])``: ``‖x‖·√(n_l/n_0)·(gain/2)^(l/2)`` for
+    l = 1..len(widths) − 1, a float64 tensor (each layer keeps the mean square of an entry times gain/2,
+    and the norm of n_l entries is √n_l times their root mean square).
+
+    Raises:
+        TypeError / ValueError: ``widths`` not a sequence of at least two positive ints, or ``gain`` or
+            ``input_norm`` not a positive number.
+    """
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) < 2:
+        raise TypeError(f"widths must be a list of at least two layer sizes (the input's first), got {widths!r}")
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in widths):
+        raise ValueError(f"widths must hold positive ints, got {list(widths)}")
+    for name, value in (("gain", gain), ("input_norm", input_norm)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    n = torch.tensor([float(w) for w in widths], dtype=torch.float64)
+    layers = torch.arange(1, len(widths), dtype=torch.float64)
+    return float(input_norm) * (n[1:] / n[0]).sqrt() * (float(gain) / 2) ** (layers / 2)
+
+
+#: The check's stack: widths that change deeper in the stack too, so that a width ratio applied to the
+#: first layer only, or each layer's own ratio, shows.
+PREDICTION_SETTING = (3.0, (200, 50, 80, 80, 30, 60), 7.0)
 
 
 def _diagnose_predicted_relu_norms(student: Callable[..., Any]) -> str | None:
-    gain, depth, width, input_norm, n_in = 3.0, 6, 50, 7.0, 200
-    expected = _reference_predicted_relu_norms(gain, depth, width, input_norm, n_in)
-    actual = _as_tensor(student(gain, depth, width, input_norm, n_in))
+    gain, widths, input_norm = PREDICTION_SETTING
+    expected = _reference_predicted_relu_norms(gain, widths, input_norm)
+    actual = _as_tensor(student(gain, list(widths), input_norm))
+    depth = len(widths) - 1
     layer = torch.arange(1, depth + 1, dtype=torch.float64)
-    first = (width / n_in) ** 0.5   # layer 1 maps n_in inputs to width units
+    n = torch.tensor(widths, dtype=torch.float64)
+    ratio = n[1:] / n[0]                                   # n_l / n_0
+    right_width = ratio.sqrt()
 
-    def pred(factor: float, exponent: torch.Tensor = layer / 2, start: float = first,
+    def pred(factor: float, exponent: torch.Tensor = layer / 2, width: torch.Tensor = right_width,
              norm: float = input_norm) -> torch.Tensor:
-        return norm * start * factor ** exponent
+        return norm * width * factor ** exponent
 
     mistakes = {
         "the ReLU's ½ is missing: a ReLU keeps half of the squared norm, so the factor per layer "
         "is √(gain/2), not √gain.": pred(gain),
         "the factor per layer is gain/2: that is the growth of the squared norm; the norm grows "
         "by √(gain/2).": pred(gain / 2, layer),
-        "you predicted the squared norms (‖x‖²·(width/n_in)·(gain/2)^l); take the square root.":
-            pred(gain / 2, layer, first ** 2, input_norm ** 2),
+        "you predicted the squared norms (‖x‖²·(n_l/n_0)·(gain/2)^l); take the square root.":
+            pred(gain / 2, layer, ratio, input_norm ** 2),
         "off by one layer: layer 1 already multiplies by √(gain/2), so layer l has (gain/2)^(l/2), "
         "not (gain/2)^((l−1)/2).": pred(gain / 2, (layer - 1) / 2),
         "off by one layer: layer l has (gain/2)^(l/2), not (gain/2)^((l+1)/2).":
             pred(gain / 2, (layer + 1) / 2),
-        "the first layer's √(width/n_in) is missing: it maps n_in inputs to width units with "
-        "Var(W) = gain/n_in, so ‖h_1‖² ≈ width·(gain/n_in)·‖x‖²/2.": pred(gain / 2, start=1.0),
-        "width/n_in needs a square root: ‖h_1‖ ≈ ‖x‖·√(width/n_in)·√(gain/2).":
-            pred(gain / 2, start=first ** 2),
-        "width/n_in is upside down: layer 1 has width outputs and n_in inputs, so the factor is "
-        "√(width/n_in).": pred(gain / 2, start=1 / first),
-        "√(width/n_in) belongs to the first layer only (the others map width to width), not to "
-        "every layer.": input_norm * first ** layer * (gain / 2) ** (layer / 2),
+        "the first layer's width ratio for every layer: that holds when the widths stay the same after "
+        "layer 1; here they change, and layer l has n_l units.": pred(gain / 2, width=ratio[0].sqrt().expand(depth)),
+        "the widths are missing: a layer of n_l units whose entries have mean square m has norm √(n_l·m), "
+        "and the input's entries have mean square ‖x‖²/n_0.": pred(gain / 2, width=torch.ones(depth)),
+        "the width ratio needs a square root: it multiplies the squared norm.": pred(gain / 2, width=ratio),
+        "the width ratio is upside down: layer l has n_l outputs and the input n_0 entries, so the factor "
+        "is √(n_l/n_0).": pred(gain / 2, width=ratio.rsqrt()),
+        "each layer's own ratio √(n_l/n_(l−1)) alone: the norm carries the product of the ratios of every "
+        "layer up to l.": pred(gain / 2, width=(n[1:] / n[:-1]).sqrt()),
+        "the ratio √(n_k/n_0) of every layer k ≤ l multiplied together: the ratios to pass from layer to "
+        "layer are n_k/n_(k−1), and their product is n_l/n_0.": pred(gain / 2, width=torch.cumprod(ratio.sqrt(), 0)),
+        "the width ratio uses the layer's input size, n_(l−1): layer l's norm sums its n_l outputs.":
+            pred(gain / 2, width=(n[:-1] / n[0]).sqrt()),
         "the factor is upside down: √(gain/2) per layer, not √(2/gain).": pred(2 / gain),
     }
     off = _off_by_one("the prediction", actual, expected, 1e-4, "the input's norm")
@@ -188,7 +215,8 @@ def _diagnose_predicted_relu_norms(student: Callable[..., Any]) -> str | None:
 
 predicted_relu_norms = Exercise(
     name="predicted_relu_norms",
-    checked="matches the course's prediction ‖x‖·√(width/n_in)·(gain/2)^(l/2) for layers 1..depth.",
+    checked="matches the course's prediction for layers 1..depth of a stack whose widths change "
+            "(200 → 50 → 80 → 80 → 30 → 60, gain 3).",
     reference=_reference_predicted_relu_norms,
     diagnose=_diagnose_predicted_relu_norms,
 )
