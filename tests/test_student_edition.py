@@ -47,6 +47,7 @@ from tools.notebook_tools import (
     setup_cell_source,
 )
 from tools.student import CODE_STUB, NBGRADER_CONFIG, check_ref, default_ref, publish, release_tag, write_edition
+from tools.student import main as student_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -281,6 +282,16 @@ def test_publishing_commits_the_edition_of_the_release_under_its_tag(released_co
         publish(repo, release="v0.0.0-missing")
     assert publish(repo, ref="spring/student") != commit
     assert_points_at_tree(repo, "spring/student")
+
+
+def test_the_command_line_names_what_is_wrong(capsys):
+    assert student_main(["--publish", "--release", "v0.0.0-never-tagged"]) == 1
+    assert "error: release: no tag 'v0.0.0-never-tagged'" in capsys.readouterr().err
+    assert student_main(["--ref", "main", "notebooks/00_start_here.ipynb"]) == 1
+    assert "that branch holds the instructor edition" in capsys.readouterr().err
+    for wrong in (["--release", "v1", "notebooks/00_start_here.ipynb"], [], ["--publish", "notebooks/x.ipynb"]):
+        with pytest.raises(SystemExit):
+            student_main(wrong)
 
 
 def assert_points_at_tree(repo: Path, ref: str) -> None:
