@@ -178,17 +178,12 @@ def test_passes_needs_no_failure_and_responsive_redraws() -> None:
     assert not results.passes(timed_out)
 
 
-def test_round_up_and_linear_fit() -> None:
+def test_round_up() -> None:
     assert results.round_up(700.0, 128) == 768 and results.round_up(768.0, 128) == 768
     assert results.round_up(0.2, 0.05) == 0.2 and results.round_up(0.201, 0.05) == 0.25
     for value, step in ((1.0, 0), (math.nan, 1)):
         with pytest.raises(ValueError, match="step"):
             results.round_up(value, step)
-    assert results.linear_fit([1, 2, 4, 8], [7, 9, 13, 21]) == pytest.approx((5.0, 2.0))
-    a, b = results.linear_fit([1, 2, 3], [1, 3, 2])
-    assert (a, b) == pytest.approx((1.0, 0.5))  # least squares, not through the points
-    with pytest.raises(ValueError, match="two distinct"):
-        results.linear_fit([2, 2], [1, 3])
 
 
 def test_notebook_fit_extrapolates_the_measured_lines() -> None:
@@ -198,8 +193,14 @@ def test_notebook_fit_extrapolates_the_measured_lines() -> None:
     assert fit["pss_at_target"] == pytest.approx(100.0 + 500.0 * results.TARGET_CLASS)
     assert (fit["cpu_a"], fit["cpu_b"], fit["cpu_s"]) == pytest.approx((14.0, 0.5, 18.0))
     assert fit["cores_at_target"] == pytest.approx(results.TARGET_CLASS * 18.0 / 60.0)
-    with pytest.raises(ValueError, match="two distinct"):
-        results.notebook_fit([_round(1, [100.0])])
+    rounds = [_round(n, [100.0]) for n in (1, 2, 3)]
+    for r, pss in zip(rounds, (1.0, 3.0, 2.0), strict=True):
+        r.total_pss_mib = pss
+    fit = results.notebook_fit(rounds)
+    assert (fit["pss_a"], fit["pss_b"]) == pytest.approx((1.0, 0.5))  # least squares, not through the points
+    for sizes in ((1,), (2, 2)):
+        with pytest.raises(ValueError, match="two distinct"):
+            results.notebook_fit([_round(n, [100.0]) for n in sizes])
 
 
 def test_derive_limits_from_known_rounds() -> None:

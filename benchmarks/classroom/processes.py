@@ -14,9 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.measure import read_vm_hwm
-
-MIB = 2**20
+from benchmarks.measure import MIB, read_vm_hwm
 
 
 def memory_mib(proc: psutil.Process) -> tuple[float, float]:
@@ -36,18 +34,21 @@ def memory_mib(proc: psutil.Process) -> tuple[float, float]:
 
 class KernelWatch:
     """The kernels' memory: :meth:`sample` (every ``interval_s`` in :meth:`run`) updates each
-    kernel's peak RSS and PSS and the peaks of their sums over the class at one moment."""
+    kernel's peak RSS and PSS and the peaks of their sums over the class at one moment.
+    ``started`` keeps every kernel ever added, for the clean-up."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s, self.total_rss, self.total_pss = interval_s, 0.0, 0.0
         self.procs: dict[int, psutil.Process] = {}
+        self.started: list[psutil.Process] = []
         self.peak_rss: dict[int, float] = {}
         self.peak_pss: dict[int, float] = {}
 
     def add(self, pid: int) -> None:
         self.procs[pid] = psutil.Process(pid)
+        self.started.append(self.procs[pid])
 
     def sample(self) -> None:
         rss_sum = pss_sum = 0.0
@@ -71,13 +72,11 @@ class KernelWatch:
         reaped), peak RSS (the larger of the samples and its ``VmHWM``) and peak PSS."""
         self.sample()
         proc, cpu = self.procs.pop(pid, None), float("nan")
-        try:
+        with contextlib.suppress(psutil.Error):
             if proc is not None:
                 t = proc.cpu_times()
                 cpu = t.user + t.system + t.children_user + t.children_system + sum(
                     sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
-        except psutil.Error:
-            pass
         hwm = (read_vm_hwm(pid) or 0.0) / MIB
         return cpu, max(self.peak_rss.get(pid, 0.0), hwm) or float("nan"), self.peak_pss.get(pid, float("nan"))
 
@@ -109,11 +108,11 @@ def server_memory(root_dir: Path, notebook: str, env: dict[str, str], timeout_s:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(
+    server = psutil.Popen(  # a subprocess.Popen that is also a psutil.Process
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
          f"--ServerApp.root_dir={root_dir}", "--IdentityProvider.token=classroom"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc, deadline = psutil.Process(server.pid), time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s
     try:
         for path in ("/api/status", "/lab", f"/api/contents/{notebook}?content=1"):
             request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
@@ -127,7 +126,7 @@ def server_memory(root_dir: Path, notebook: str, env: dict[str, str], timeout_s:
                         raise RuntimeError(f"the JupyterLab server did not answer {path}") from None
                     time.sleep(0.5)
         time.sleep(2)
-        rss, pss = memory_mib(proc)
+        rss, pss = memory_mib(server)
         return max(rss, (read_vm_hwm(server.pid) or 0.0) / MIB), pss
     finally:
-        stop_processes([proc])
+        stop_processes([server])

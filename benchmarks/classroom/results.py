@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.report import machine_lines, markdown_table, median, percentile
+from benchmarks.report import _fmt, machine_lines, markdown_table, median, percentile
 
 #: A class passes when every student finished, the median slider redraw stayed under this,
 REDRAW_MEDIAN_TARGET_MS = 500.0
@@ -106,36 +107,24 @@ def round_up(value: float, step: float) -> float:
     return round(math.ceil(value / step - 1e-9) * step, 10)
 
 
-def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``(a, b)`` of ``y = a + b * x``.
-
-    Raises:
-        ValueError: for fewer than two distinct ``xs`` or lengths that differ.
-    """
-    if len(xs) != len(ys) or len(set(xs)) < 2:
-        raise ValueError(f"need as many ys as xs and two distinct xs, got xs {list(xs)}, ys {list(ys)}")
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    return my - b * mx, b
-
-
 def notebook_fit(rounds: Sequence[RoundResult]) -> dict[str, Any]:
-    """One notebook's rounds fitted over N (``key_a + key_b * N``, ``key_at_target`` at
+    """One notebook's rounds fitted over N by least squares (``key_a + key_b * N``, ``key_at_target`` at
     :data:`TARGET_CLASS`): ``pss``/``rss``, the kernels' memory at once (MiB); ``cpu``, the median
     CPU seconds per student; ``wall``, the median "Run all" (load-sensitive).  ``cpu_s``: the
     largest median CPU seconds of a round; ``cores_at_target``: the cores the target class needs
     at that cost to run "Run all" within :data:`RUN_ALL_MEDIAN_TARGET_S`.
 
     Raises:
-        ValueError: if fewer than two class sizes were measured.
+        ValueError: if fewer than two distinct class sizes were measured.
     """
     done = [r for r in rounds if r.values("cpu_s") and not math.isnan(r.total_pss_mib)]
-    fit: dict[str, Any] = {"sizes": [r.students for r in done],
-                           "cpu_s": max((r.summary()["cpu_median_s"] for r in done), default=math.nan)}
-    for key, ys in (("pss", [r.total_pss_mib for r in done]), ("rss", [r.total_rss_mib for r in done]),
-                    ("cpu", [r.summary()["cpu_median_s"] for r in done]),
+    sizes, cpu = [r.students for r in done], [r.summary()["cpu_median_s"] for r in done]
+    if len(set(sizes)) < 2:
+        raise ValueError(f"need two distinct class sizes measured, got {sizes}")
+    fit: dict[str, Any] = {"sizes": sizes, "cpu_s": max(cpu)}
+    for key, ys in (("pss", [r.total_pss_mib for r in done]), ("rss", [r.total_rss_mib for r in done]), ("cpu", cpu),
                     ("wall", [r.summary()["run_all_median_s"] for r in done])):
-        fit[f"{key}_a"], fit[f"{key}_b"] = linear_fit([float(r.students) for r in done], ys)
+        fit[f"{key}_b"], fit[f"{key}_a"] = statistics.linear_regression(sizes, ys)
         fit[f"{key}_at_target"] = fit[f"{key}_a"] + fit[f"{key}_b"] * TARGET_CLASS
     return fit | {"cores_at_target": TARGET_CLASS * fit["cpu_s"] / RUN_ALL_MEDIAN_TARGET_S}
 
@@ -235,10 +224,6 @@ def from_json(text: str) -> tuple[dict[str, Any], str, dict[str, Any], list[Roun
         return data["machine"], data["date"], data["options"], rounds, data["limits"]
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"text is not a classroom.json document: {error!r}") from None
-
-
-def _fmt(x: Any, spec: str) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def rounds_table(rounds: Sequence[RoundResult]) -> str:

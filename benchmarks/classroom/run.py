@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import os
 import shutil
 import signal
@@ -17,14 +18,12 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 from benchmarks import report
 from benchmarks.classroom import results
 from benchmarks.classroom.processes import KernelWatch, server_memory, stop_processes
 from benchmarks.classroom.results import RoundResult, StudentResult
+from benchmarks.classroom.student import run_student
 from benchmarks.measure import _short
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +74,13 @@ def export_course(source: str, destination: Path) -> Path:
     extracted into ``destination``.
 
     Raises:
-        ValueError: if ``source`` is empty or git cannot export it.
+        ValueError: if git cannot export ``source`` (an empty one included).
     """
-    if not source or source == "worktree":
-        if source:
-            return ROOT
-        raise ValueError("source must name a git commit or 'worktree'")
+    if source == "worktree":
+        return ROOT
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", source], capture_output=True, check=False)
     if archive.returncode != 0:
         raise ValueError(f"source {source!r}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
-    destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(destination, filter="data")
     return destination
@@ -103,14 +99,8 @@ def progress(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-async def run_round(round_: RoundResult, course: Path, args: argparse.Namespace, watch: KernelWatch,
-                    started: list[psutil.Process]) -> None:
+async def run_round(round_: RoundResult, course: Path, args: argparse.Namespace, watch: KernelWatch) -> None:
     """One notebook and class size, every student at once; fills ``round_``."""
-    from benchmarks.classroom.student import run_student
-
-    def on_kernel(pid: int) -> None:
-        started.append(psutil.Process(pid))
-        watch.add(pid)
 
     async def one(result: StudentResult) -> None:
         def finish(pid: int) -> None:
@@ -118,7 +108,7 @@ async def run_round(round_: RoundResult, course: Path, args: argparse.Namespace,
         try:
             await run_student(course / round_.notebook, student_env(course, RUN_DIR / "home" / result.name), result,
                               moves=args.moves, think_s=args.think, cell_timeout_s=CELL_TIMEOUT_S,
-                              on_kernel=on_kernel, before_shutdown=finish)
+                              on_kernel=watch.add, before_shutdown=finish)
         except asyncio.CancelledError:
             result.error = result.error or "not finished before the global --timeout"
             raise
@@ -134,22 +124,16 @@ async def run_round(round_: RoundResult, course: Path, args: argparse.Namespace,
         round_.load_average = report.load_average()
 
 
-async def bench(course: Path, args: argparse.Namespace, rounds: list[RoundResult], watch: KernelWatch,
-                started: list[psutil.Process]) -> None:
+async def bench(course: Path, args: argparse.Namespace, rounds: list[RoundResult], watch: KernelWatch) -> None:
     sampler = asyncio.create_task(watch.run())
-    for notebook in args.notebooks:
-        for size in args.students:
-            rounds.append(round_ := RoundResult(students=size, notebook=notebook))
-            progress(f"{notebook}, N = {size} ...")
-            await run_round(round_, course, args, watch, started)
-            summary = ", ".join(f"{k} {v:.1f}" for k, v in round_.summary().items())
-            progress(f"  {round_.failures} failure(s); {summary}")
-            await asyncio.sleep(3)  # let the stopped kernels go before the next class
+    for notebook, size in itertools.product(args.notebooks, args.students):
+        rounds.append(round_ := RoundResult(students=size, notebook=notebook))
+        progress(f"{notebook}, N = {size} ...")
+        await run_round(round_, course, args, watch)
+        summary = ", ".join(f"{k} {v:.1f}" for k, v in round_.summary().items())
+        progress(f"  {round_.failures} failure(s); {summary}")
+        await asyncio.sleep(3)  # let the stopped kernels go before the next class
     sampler.cancel()
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,21 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"--source: {error}", file=sys.stderr)
         return 2
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD" if args.source == "worktree"
-                             else args.source], capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.source],
+                            capture_output=True, text=True, check=False).stdout.strip()
     machine = {**report.machine_description(), "versions": {
         d: report._version(d) for d in ("jupyter_client", "jupyterlab", "ipykernel", "ipywidgets")}}
     options = {"students": args.students, "notebooks": args.notebooks, "moves": args.moves, "think_s": args.think,
                "timeout_s": args.timeout, "threads_per_kernel": 1,
                "source": args.source if args.source == "worktree" else f"{args.source} ({commit})"}
-    previous, watch = signal.signal(signal.SIGTERM, _interrupt), KernelWatch()
-    started: list[psutil.Process] = []
+    previous, watch = signal.signal(signal.SIGTERM, signal.default_int_handler), KernelWatch()  # SIGTERM: as ^C
     rounds: list[RoundResult] = []
     begin = time.monotonic()
     try:
         server_rss, server_pss = server_memory(course, args.notebooks[0], student_env(course, RUN_DIR / "home" / "lab"))
         progress(f"one JupyterLab server: {server_rss:.0f} MiB RSS, {server_pss:.0f} MiB PSS")
-        asyncio.run(asyncio.wait_for(bench(course, args, rounds, watch, started), args.timeout))
+        asyncio.run(asyncio.wait_for(bench(course, args, rounds, watch), args.timeout))
     except asyncio.TimeoutError:
         progress(f"the global --timeout of {args.timeout:.0f} s ran out")
         if rounds:
@@ -190,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"the run failed: {_short(error)}")
         return 1
     finally:
-        if stop_processes(started):
+        if stop_processes(watch.started):
             progress("had to kill kernels that ignored SIGTERM")
         signal.signal(signal.SIGTERM, previous)
     machine |= {"load_average_at_end": report.load_average(), "duration_s": round(time.monotonic() - begin, 1)}
