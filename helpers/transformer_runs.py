@@ -7,8 +7,7 @@
 * :func:`grid_from_arrays`: the runs of a stored study (``transformer_stability``,
   ``residual_streams``) as the same :class:`RunResult` grid;
 * :func:`learned`, :func:`diverged`, :func:`stability_table`, :func:`largest_stable_lr`,
-  :func:`runs_of`, :func:`loss_band`, :func:`cell_summary`, :func:`summarize`: what the runs did,
-  over seeds.
+  :func:`runs_of`, :func:`loss_band`, :func:`cell_summary`: what the runs did, over seeds.
 
 The model, the task and the measurements at initialization are :mod:`helpers.transformer`;
 drawing is :mod:`helpers.plots.transformer`.  The studies train their hundreds of runs with a
@@ -38,7 +37,7 @@ from helpers.transformer import (
     reversal_task,
     sequence_loss,
 )
-from helpers.validation import check_choice, check_int, check_ints, check_reals
+from helpers.validation import check_choice, check_int
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,19 +153,6 @@ RunKey = tuple[str, float, int, int]
 """(norm, lr, warmup_steps, seed)."""
 
 
-def _grid_setup(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[int, ...],
-                seeds: tuple[int, ...], setup: TrainingSetup | None,
-                ) -> tuple[TrainingSetup, tuple[ReversalTask, ReversalTask]]:
-    """Validate a grid's settings; return the setup (default if ``None``) and its tasks."""
-    for norm in norms:
-        check_choice("norm", norm, NORMS)
-    check_reals("lrs", lrs)
-    check_ints("warmups", warmups, minimum=0)
-    check_ints("seeds", seeds, minimum=0)
-    setup = TrainingSetup() if setup is None else setup
-    return setup, setup.tasks()
-
-
 def run_grid(
     norms: tuple[str, ...] = NORMS,
     lrs: tuple[float, ...] = (1e-2,),
@@ -178,29 +164,12 @@ def run_grid(
 
     Returns a dict keyed ``(norm, lr, warmup_steps, seed)``.
     """
-    setup, tasks = _grid_setup(norms, lrs, warmups, seeds, setup)
+    setup = TrainingSetup() if setup is None else setup
+    tasks = setup.tasks()
     return {
         (norm, lr, warmup, seed): train_variant(norm, lr=lr, warmup_steps=warmup, seed=seed,
                                                 setup=setup, tasks=tasks)
         for norm in norms for lr in lrs for warmup in warmups for seed in seeds
-    }
-
-
-def summarize(grid: dict[RunKey, RunResult], norm: str, lr: float, warmup_steps: int) -> dict[str, float]:
-    """Mean over seeds of a grid cell: final loss (last 20 steps), accuracies, oscillation.
-
-    Diverged runs count as accuracy 0 and final loss ``nan``.
-    """
-    runs = [r for (n, rate, w, _), r in grid.items() if (n, rate, w) == (norm, lr, warmup_steps)]
-    if not runs:
-        raise ValueError(f"no runs in grid for norm={norm!r}, lr={lr}, warmup_steps={warmup_steps}")
-    final = [float(np.mean(r.losses[-20:])) for r in runs]
-    return {
-        "final_loss": float(np.mean(final)),
-        "digit_accuracy": float(np.mean([np.nan_to_num(r.digit_accuracy) for r in runs])),
-        "sequence_accuracy": float(np.mean([np.nan_to_num(r.sequence_accuracy) for r in runs])),
-        "oscillation": float(np.mean([r.oscillation() for r in runs])),
-        "diverged": float(np.mean([not np.isfinite(r.losses).all() for r in runs])),
     }
 
 
@@ -349,11 +318,7 @@ def residual_band(runs: Sequence[RunResult], when: str) -> SeedBand | None:
     """The residual-stream norm per depth over seeds, ``"init"`` (every run) or ``"final"``
     (only the runs that learned: the others' final norms describe no trained model);
     ``None`` if no run qualifies.
-
-    Raises:
-        ValueError: for a ``when`` other than ``"init"`` or ``"final"``.
     """
-    check_choice("when", when, ("init", "final"))
     kept = runs if when == "init" else [r for r in runs if learned(r)]
     if not kept:
         return None
@@ -375,14 +340,8 @@ class LossBand:
 
 
 def loss_band(runs: Sequence[RunResult], smooth: int = 5) -> LossBand:
-    """Min, median and max over ``runs`` of their ``smooth``-step moving-average loss.
-
-    Raises:
-        ValueError: for no runs, or ``smooth`` < 1 or longer than the runs.
-    """
-    if not runs:
-        raise ValueError("runs must hold at least one RunResult, got none")
-    smooth = check_int("smooth", smooth, minimum=1, maximum=min(len(r.losses) for r in runs))
+    """Min, median and max over ``runs`` (at least one) of their ``smooth``-step moving-average
+    loss (``smooth`` at most the runs' length)."""
     losses = np.stack([r.losses for r in runs])
     losses = np.where(np.isfinite(losses), losses, np.nan)
     kernel = np.ones(smooth) / smooth
@@ -412,13 +371,7 @@ class CellSummary:
 
 
 def cell_summary(runs: Sequence[RunResult]) -> CellSummary:
-    """Medians over seeds of the accuracies of ``runs``, and how many learned.
-
-    Raises:
-        ValueError: for no runs.
-    """
-    if not runs:
-        raise ValueError("runs must hold at least one RunResult, got none")
+    """Medians over seeds of the accuracies of ``runs`` (at least one), and how many learned."""
     init_band = residual_band(runs, "init")
     assert init_band is not None  # every run counts at initialization, and there is at least one
     init = init_band.median

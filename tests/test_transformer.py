@@ -47,7 +47,6 @@ from helpers.transformer_runs import (
     run_grid,
     runs_of,
     stability_table,
-    summarize,
     train_variant,
 )
 from helpers.widgets.transformer import browse_panel
@@ -202,15 +201,11 @@ def test_train_variant_is_deterministic_and_learns() -> None:
     assert longer.losses[-10:].mean() < 0.5 * longer.losses[:5].mean()
 
 
-def test_run_grid_and_summary() -> None:
+def test_run_grid() -> None:
     grid = run_grid(("post", "none"), lrs=(1e-3,), warmups=(0, 2), seeds=(0, 1), setup=QUICK)
     assert sorted(grid) == sorted((n, 1e-3, w, s) for n in ("post", "none") for w in (0, 2) for s in (0, 1))
     warm = grid[("post", 1e-3, 2, 0)]
     assert np.allclose(warm.learning_rates[:3], [5e-4, 1e-3, 1e-3])
-    summary = summarize(grid, "post", 1e-3, 0)
-    assert set(summary) == {"final_loss", "digit_accuracy", "sequence_accuracy", "oscillation", "diverged"}
-    with pytest.raises(ValueError, match="no runs in grid"):
-        summarize(grid, "pre", 1e-3, 0)
 
 
 def test_run_result_helpers() -> None:
@@ -235,7 +230,6 @@ def test_run_result_helpers() -> None:
         (lambda: reversal_task(10, length=1), ValueError, "length must be an int >= 2"),
         (lambda: reversal_task(10, seed=-1), ValueError, "seed must be an int >= 0"),
         (lambda: train_variant("both", lr=1e-3, setup=QUICK), ValueError, "norm must be one of"),
-        (lambda: run_grid(("pre",), lrs=(), setup=QUICK), ValueError, "lrs must hold at least one value"),
         (lambda: TinyTransformer("pre", max_len=4)(reversal_task(2, length=4).tokens), ValueError,
          "tokens length must be <= max_len=4"),
         (lambda: TinyTransformer("pre")(torch.zeros(3, dtype=torch.long)), ValueError, "tokens must have shape"),
@@ -289,10 +283,6 @@ def test_loss_band_is_min_median_max_of_the_moving_average() -> None:
     np.testing.assert_allclose(band.low, [0.0, 1.0, 1.0])  # the nan windows of seed 2 are left out
     np.testing.assert_allclose(band.median, [2.0, 1.5, 1.5])
     np.testing.assert_allclose(band.high, [3.0, 2.0, 2.0])
-    with pytest.raises(ValueError, match="runs must hold at least one"):
-        loss_band([])
-    with pytest.raises(ValueError, match="smooth must be an int in"):
-        loss_band(runs, smooth=5)
 
 
 def test_cell_summary_counts_the_runs_that_learned() -> None:
@@ -303,8 +293,6 @@ def test_cell_summary_counts_the_runs_that_learned() -> None:
     np.testing.assert_array_equal(summary.residual_init, np.ones(3))
     np.testing.assert_array_equal(summary.residual_final, np.full(3, 10.0))  # only the run that learned
     assert np.isnan(cell_summary(runs[1:]).residual_final).all()
-    with pytest.raises(ValueError, match="runs must hold at least one"):
-        cell_summary([])
 
 
 def test_residual_band() -> None:
@@ -312,8 +300,6 @@ def test_residual_band() -> None:
     np.testing.assert_array_equal(residual_band(runs, "init").median, np.ones(3))
     np.testing.assert_array_equal(residual_band(runs, "final").high, np.full(3, 10.0))  # the run that learned
     assert residual_band(runs[1:], "final") is None
-    with pytest.raises(ValueError, match="when must be one of"):
-        residual_band(runs, "middle")
 
 
 def test_browse_panel_with_a_precomputed_grid() -> None:
