@@ -128,14 +128,22 @@ typecheck: install-dev  ## mypy over helpers
 test-colab: install-dev  ## every notebook in a Colab-like venv; the setup cell must upgrade nothing
 	timeout --kill-after=30 55m $(PY) tests/colab/colab_check.py --budget-minutes 40
 
-# The student edition: every notebook with the solutions between `### BEGIN SOLUTION` and
-# `### END SOLUTION` replaced by nbgrader's stub and the outputs cleared, as nbgrader's own
-# preprocessors do it (tools/student.py).  STUDENT_REF: the branch or tag the edition is
-# published under, which its Colab badges open.
-STUDENT_REF ?= student
-.PHONY: student
+# The student edition (TEACHING.md, "Two editions"): nbgrader's generate_assignment with the
+# course's configuration (tools/nbgrader_config.py): the solutions between `### BEGIN SOLUTION`
+# and `### END SOLUTION` replaced by nbgrader's stub, the outputs cleared, the Colab badges and
+# the setup cell's clone pointed at STUDENT_REF, the tag the edition is published under
+# (default v<version>-student, from pyproject.toml), never at main.  student-publish builds the
+# edition of the release tag RELEASE_TAG (default v<version>) and commits it as notebooks/ on
+# top of that release, under STUDENT_REF (tools/student.py; nothing is pushed).
+STUDENT_REF ?=
+RELEASE_TAG ?=
+.PHONY: student student-publish
 student: install-dev  ## student edition (solutions replaced by stubs) in build/student
-	$(PY) -m tools.student --output-dir build/student --ref $(STUDENT_REF) notebooks/*.ipynb
+	rm -rf build/student
+	$(PY) -m tools.student --output-dir build/student $(if $(STUDENT_REF),--ref $(STUDENT_REF)) notebooks/*.ipynb
+
+student-publish: install-dev  ## commit the release's student edition under the tag v<version>-student (no push)
+	$(PY) -m tools.student --publish $(if $(RELEASE_TAG),--release $(RELEASE_TAG)) $(if $(STUDENT_REF),--ref $(STUDENT_REF))
 
 # The course table, notebooks/course.toml, is the one place a notebook's title, topic, lectures,
 # time and budget are written; this rewrites what is generated from it (README's table,
