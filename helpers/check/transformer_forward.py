@@ -261,7 +261,7 @@ q06_stream_doubling = Question(
 q06_without_ln_f = Question(
     name="q06_without_ln_f",
     answer="c",
-    why="larger, about 1.7× (std 1.3 → 2.2–2.6 over five seeds): the head now reads the raw stream, whose norm "
+    why="larger, 1.7–1.8× (std 1.3–1.4 → 2.2–2.6 over five seeds): the head now reads the raw stream, whose norm "
         "has grown past √d_model through the blocks, instead of a normalized vector.",
     choices={
         "a": "the head reads the stream, not a normalized copy, and the pre-LN stream is larger than a "
