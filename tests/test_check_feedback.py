@@ -229,3 +229,32 @@ def test_every_exported_exercise_passes_its_own_reference():
         result = exercise.feedback(exercise.reference)
         assert result.passed, f"check.{name} fails the course's own implementation: {result}"
         assert exercise.feedback(_stub).written is False
+
+
+def test_calling_the_courses_own_implementation_is_a_shortcut_too(monkeypatch):
+    """The reference is importable in the notebook (``init.kaiming_normal``): an answer that
+    only calls it passes with a note in self-study and is refused when graded."""
+    def via_the_course(x):
+        return _double(x)
+
+    result = DOUBLE.feedback(via_the_course)
+    assert result.passed and result.shortcuts == (f"the course's own {__name__}._double",), result
+    assert DOUBLE.feedback(_double).shortcuts == ()  # the reference judged as itself (the fallback's own check)
+    assert DOUBLE.feedback(lambda x: x * 2).shortcuts == ()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError, match="calls the course's own"):
+        DOUBLE.grade(via_the_course)
+
+
+def test_the_profiler_in_place_before_a_check_is_restored():
+    import sys
+
+    def outer(frame, event, arg):
+        return None
+
+    sys.setprofile(outer)
+    try:
+        DOUBLE.feedback(lambda x: _double(x))
+        assert sys.getprofile() is outer
+    finally:
+        sys.setprofile(None)

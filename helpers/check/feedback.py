@@ -26,7 +26,9 @@ Shortcuts: an exercise may name the library calls its task forbids (``forbidden`
 a hand-written backward pass, ``torch.softmax`` in a softmax, ...). The student's function runs
 under a :class:`torch.overrides.TorchFunctionMode` that records every torch function it calls.
 A right answer that calls a forbidden one passes in self-study with a note ("correct, but it
-calls torch.softmax: try it by hand"), and is rejected when graded.
+calls torch.softmax: try it by hand"), and is rejected when graded. So is an answer that calls
+the course's own implementation of the exercise (``init.kaiming_normal`` is importable in the
+notebook): :func:`sys.setprofile` watches for a call of the reference's code.
 
 Concept questions are :class:`Question`: answered in a variable (a choice such as ``"b"``, or
 a number), checked with a one-line explanation, ungraded unless an instructor gives their cell
@@ -40,8 +42,10 @@ comparing the student's output with the outputs those mistakes would give.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,12 +112,22 @@ def _qualified_name(func: Any) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
-def _recording(fn: Callable[..., Any], seen: set[str]) -> Callable[..., Any]:
-    """``fn``, recording into ``seen`` the torch functions each of its calls makes."""
+def _recording(fn: Callable[..., Any], seen: set[str], watched: Mapping[Any, str]) -> Callable[..., Any]:
+    """``fn``, recording into ``seen`` the torch functions each of its calls makes, and the
+    label of every Python function in ``watched`` (code object -> label) it calls."""
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in watched:
+            seen.add(watched[frame.f_code])
+
     @functools.wraps(fn)
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        with _CallRecorder(seen):
-            return fn(*args, **kwargs)
+        previous = sys.getprofile()
+        sys.setprofile(profile if watched else previous)
+        try:
+            with _CallRecorder(seen):
+                return fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
     return recorded
 
 
@@ -144,8 +158,12 @@ class Exercise:
             raise TypeError(
                 f"student_fn must be the function you wrote (callable), got {type(student_fn).__name__}")
         seen: set[str] = set()
+        own = inspect.unwrap(self.reference)
+        code = getattr(own, "__code__", None)
+        label = f"the course's own {own.__module__}.{own.__qualname__}" if code is not None else ""
+        watched = {code: label} if code is not None and student_fn is not self.reference else {}
         try:
-            problem = self.diagnose(_recording(student_fn, seen) if self.forbidden else student_fn)
+            problem = self.diagnose(_recording(student_fn, seen, watched))
         except NotImplementedError:
             return Feedback(self.name, False, "not written yet (it still raises NotImplementedError).",
                             written=False)
@@ -153,7 +171,7 @@ class Exercise:
             return Feedback(self.name, False,
                             f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
-            used = tuple(name for name in self.forbidden if name in seen)
+            used = tuple(name for name in (*self.forbidden, *watched.values()) if name in seen)
             return Feedback(self.name, True, self.checked, shortcuts=used)
         return Feedback(self.name, False, problem)
 
