@@ -294,6 +294,21 @@ def test_the_command_line_names_what_is_wrong(capsys):
             student_main(wrong)
 
 
+def _make_dry_run(*args: str) -> list[str]:
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return [line for line in done.stdout.splitlines() if "-m tools.student" in line]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_student_uses_the_default_tag_and_make_student_publish_the_publisher():
+    assert [line.split() for line in _make_dry_run("student")] == [
+        [".venv/bin/python", "-m", "tools.student", "--output-dir", "build/student", "notebooks/*.ipynb"]]
+    assert "--ref spring/student " in _make_dry_run("student", "STUDENT_REF=spring/student")[0]
+    assert [line.split() for line in _make_dry_run("student-publish", "RELEASE_TAG=v2.0.0")] == [
+        [".venv/bin/python", "-m", "tools.student", "--publish", "--release", "v2.0.0"]]
+
+
 def assert_points_at_tree(repo: Path, ref: str) -> None:
     """The notebooks of ``ref`` in ``repo`` point at ``ref`` (read with git show)."""
     names = _run_git(repo, "ls-tree", "--name-only", f"{ref}:notebooks").split()

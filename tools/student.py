@@ -23,8 +23,8 @@ while the stub is unanswered (``helpers.check``).
 ``python -m tools.student --publish [--release v<version>] [--ref <tag>]`` publishes it: it
 builds the edition from the notebooks of the release tag and commits it, as ``notebooks/``, on
 top of that release's tree (README's Colab badges pointed at it too), under the tag the badges
-open (:func:`publish`).  Nothing is pushed,
-and neither the working tree nor the index changes.
+open (:func:`publish`).  Nothing is pushed, and neither the working tree, the index nor a
+branch changes.
 """
 
 from __future__ import annotations
