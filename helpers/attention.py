@@ -30,7 +30,6 @@ import torch
 from torch.nn import functional as F
 
 from helpers.validation import (
-    check_bool,
     check_int,
     check_ints,
     check_positive,
@@ -228,13 +227,10 @@ class RawAndScaled:
 
 
 def softmax_raw_and_scaled(scores: torch.Tensor, d: int) -> RawAndScaled:
-    """softmax and −log softmax of every row of ``scores`` and of ``scores / √d``.
-
-    Raises:
-        TypeError / ValueError: if ``scores`` is not a 2-D tensor or array, or ``d`` < 1.
-    """
-    raw = _check_scores(scores).detach().double()
-    scaled = raw / math.sqrt(check_int("d", d, minimum=1))
+    """softmax and −log softmax of every row of ``scores`` (a 2-D tensor or array) and of
+    ``scores / √d``."""
+    raw = torch.as_tensor(scores).detach().double()
+    scaled = raw / math.sqrt(d)
     flat = [t.flatten().numpy() for t in (raw, torch.softmax(raw, -1), torch.softmax(scaled, -1),
                                           -torch.log_softmax(raw, -1), -torch.log_softmax(scaled, -1))]
     return RawAndScaled(*flat)
@@ -243,7 +239,6 @@ def softmax_raw_and_scaled(scores: torch.Tensor, d: int) -> RawAndScaled:
 def row_regime(entropy: float, max_prob: float, n: int) -> str:
     """The regime of one softmax row of ``n`` keys, by the definitions of :func:`regime_shares`:
     "one-hot-like", "uniform-like" or "Goldilocks zone"."""
-    n = check_int("n", n, minimum=1)
     if max_prob >= ONE_HOT_THRESHOLD:
         return "one-hot-like"
     if entropy >= UNIFORM_THRESHOLD * math.log(n):
@@ -282,15 +277,8 @@ class TemperatureRow:
 
 def temperature_row(d: int, temperature: float, scaled: bool) -> TemperatureRow:
     """Query 0's attention row over :data:`PANEL_N` keys with Q, K ∈ R^{n×d} (seed 0), at
-    temperature ``temperature``, its scores divided by √d when ``scaled``.
-
-    Raises:
-        TypeError / ValueError: for a ``d`` that is not an int >= 1 or a temperature that is
-            not a finite number > 0.
-    """
-    d = check_int("d", d, minimum=1)
-    temperature = check_positive("temperature", temperature)
-    logits = _panel_logits(d, check_bool("scaled", scaled))
+    temperature ``temperature``, its scores divided by √d when ``scaled``."""
+    logits = _panel_logits(d, scaled)
     stats = row_stats(logits[None, :], temperature)
     probs = torch.softmax(logits / temperature, dim=-1).sort(descending=True).values.numpy()
     entropy, max_prob = float(stats.entropy[0]), float(stats.max_prob[0])
@@ -315,12 +303,8 @@ class TemperatureCurves:
 def temperature_curves(d: int, scaled: bool) -> TemperatureCurves:
     """Entropy share and largest probability of :func:`temperature_row`'s row over
     :data:`PANEL_TEMPERATURES`, and the temperatures of its Goldilocks zone (cached: they
-    depend on d and the scaling, not on the current temperature).
-
-    Raises:
-        TypeError / ValueError: for a ``d`` that is not an int >= 1 or a non-bool ``scaled``.
-    """
-    logits = _panel_logits(check_int("d", d, minimum=1), check_bool("scaled", scaled))
+    depend on d and the scaling, not on the current temperature)."""
+    logits = _panel_logits(d, scaled)
     temps = torch.from_numpy(PANEL_TEMPERATURES)
     stats = row_stats(logits[None, :] / temps[:, None])
     share = stats.entropy / stats.log_n

@@ -75,9 +75,6 @@ def predicted_norms(start: float, growth: float, steps: int) -> np.ndarray:
     The curve a repeated product follows if every step multiplies its norm by exactly
     ``growth`` (e.g. :func:`predicted_growth`).
     """
-    start = check_real("start", start, minimum=0.0)
-    growth = check_real("growth", growth, minimum=0.0)
-    steps = check_int("steps", steps, minimum=1)
     with np.errstate(over="ignore", under="ignore"):
         return start * growth ** np.arange(steps, dtype=np.float64)
 
@@ -87,7 +84,7 @@ def cached_product_norms(s: float, n: int, dtype: str, scaled: bool, steps: int)
     """:func:`repeated_product_norms` for a dtype given by name (a key of :data:`DTYPES`),
     cached and read-only: revisiting a setting of notebook 02's panel costs nothing."""
     norms = repeated_product_norms(s, n=n, steps=steps, scale_by_sqrt_n=scaled,
-                                   dtype=DTYPES[check_choice("dtype", dtype, tuple(DTYPES))])
+                                   dtype=DTYPES[dtype])
     norms.setflags(write=False)
     return norms
 
@@ -98,8 +95,7 @@ def norm_range(n: int, dtype: torch.dtype) -> tuple[float, float]:
     ``high = n × the largest finite value`` (capped at 1e308, a float64 limit) and
     ``low = n × the smallest subnormal``: one entry is about ``‖A_k‖_F / n``.
     """
-    n = check_int("n", n, minimum=1)
-    info = torch.finfo(_check_dtype(dtype))
+    info = torch.finfo(dtype)
     return n * info.smallest_normal * info.eps, min(n * info.max, 1e308)
 
 
@@ -204,8 +200,6 @@ def predicted_overflow_step(s: float, n: int, scale_by_sqrt_n: bool, dtype: torc
 
 def _blocks(model: nn.Module) -> list[nn.Sequential]:
     """The hidden blocks of a :func:`helpers.initialization.make_mlp` network."""
-    if not isinstance(model, nn.Sequential) or len(model) < 2:
-        raise ValueError("model must be a make_mlp network: nn.Sequential of hidden blocks + a final nn.Linear")
     return cast("list[nn.Sequential]", list(model)[:-1])  # each: Linear, activation[, normalization]
 
 
@@ -266,22 +260,15 @@ class RescaledProfiles:
     """
 
     def __init__(self, batch: int = 256, width: int = 100) -> None:
-        self.batch = check_int("batch", batch, minimum=1)
-        self.width = check_int("width", width, minimum=1)
+        self.batch, self.width = batch, width
         self._x, self._y = mnist_batch(self.batch)
         self._models: dict[tuple[int, str], tuple[nn.Sequential, float]] = {}
         self._profiles: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
         self._references: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def profile(self, gain: float, depth: int, norm: str) -> tuple[np.ndarray, np.ndarray]:
-        """Activation and gradient norms per hidden layer for gain ``gain`` (cached).
-
-        Raises:
-            TypeError / ValueError: for a bad ``gain``, ``depth`` or ``norm``.
-        """
-        gain = round(check_positive("gain", gain), 6)
-        depth = check_int("depth", depth, minimum=1)
-        check_choice("norm", norm, NORMALIZATIONS)
+        """Activation and gradient norms per hidden layer for gain ``gain`` (cached)."""
+        gain = round(float(gain), 6)
         key = (gain, depth, norm)
         if key not in self._profiles:
             model, current = self._models.get((depth, norm)) or (
@@ -299,8 +286,7 @@ class RescaledProfiles:
 
     def reference(self, depth: int, norm: str, gain: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """:func:`normed_profile` at ``gain`` for ``(depth, norm)`` on the same batch (cached)."""
-        key = (check_positive("gain", gain), check_int("depth", depth, minimum=1),
-               check_choice("norm", norm, NORMALIZATIONS))
+        key = (gain, depth, norm)
         if key not in self._references:
             self._references[key] = normed_profile(gain, norm, depth=depth, width=self.width,
                                                    batch=self.batch)

@@ -26,7 +26,6 @@ from helpers.initialization import hidden_weights, make_mlp, mnist_batch
 from helpers.training import single_thread
 from helpers.validation import (
     check_bool,
-    check_choice,
     check_int,
     check_ints,
     check_probability,
@@ -399,11 +398,7 @@ def skewness(x: torch.Tensor | np.ndarray) -> float:
 def panel_inputs(n: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
     """The inputs of notebook 03's gamma/beta panel: ``n`` Gaussian N(2, 2^2) values and
     ``n`` right-skewed exponential values (scale 2), from a seeded generator.
-
-    Raises:
-        ValueError: if ``n`` < 2.
     """
-    n = check_int("n", n, minimum=2)
     rng = np.random.default_rng(seed)
     return {
         "Gaussian N(2, 2²)": rng.normal(2.0, 2.0, size=n),
@@ -418,16 +413,9 @@ CUBE_METHODS = ("Batch Norm", "Layer Norm", "Instance Norm", "Group Norm")
 
 def normalization_set(method: str, n: int = 4, c: int = 6, hw: int = 5, groups: int = 3) -> np.ndarray:
     """Boolean mask of shape ``(n, c, hw)``: the values that share one mean and variance
-    with the value at (example 0, channel 0, position 0), for ``method`` in :data:`CUBE_METHODS`.
-
-    Raises:
-        TypeError: for sizes that are not ints.
-        ValueError: for an unknown method, sizes < 1 or ``groups`` not dividing ``c``.
+    with the value at (example 0, channel 0, position 0), for ``method`` in :data:`CUBE_METHODS`
+    (``groups`` divides ``c``).
     """
-    check_choice("method", method, CUBE_METHODS)
-    n, c, hw = (check_int(name, v, minimum=1) for name, v in (("n", n), ("c", c), ("hw", hw)))
-    if c % check_int("groups", groups, minimum=1):
-        raise ValueError(f"groups must divide c ({c}), got {groups}")
     mask = np.zeros((n, c, hw), dtype=bool)
     if method == "Batch Norm":
         mask[:, 0, :] = True
@@ -465,17 +453,8 @@ class Standardized:
 
 
 def standardize_for_panel(values: np.ndarray, bins: int = PANEL_BINS) -> Standardized:
-    """What every redraw of the gamma/beta panel needs, computed once for one input.
-
-    Raises:
-        TypeError: if ``values`` is not a NumPy array or ``bins`` not an int.
-        ValueError: for fewer than 2 values, a constant input or ``bins`` < 1.
-    """
-    if not isinstance(values, np.ndarray):
-        raise TypeError(f"values must be a NumPy array, got {type(values).__name__}")
-    bins = check_int("bins", bins, minimum=1)
-    if values.size < 2 or not values.var() > 0:
-        raise ValueError("values must hold at least 2 values that are not all equal")
+    """What every redraw of the gamma/beta panel needs, computed once for one input (at least
+    2 values, not all equal)."""
     z = (values - values.mean()) / np.sqrt(values.var())
     counts, edges = np.histogram(z, bins=bins)
     return Standardized(float(values.var()), counts, edges, float(z.mean()), float(z.std()), skewness(z))
@@ -503,13 +482,7 @@ def panel_output(standardized: Standardized, gamma: float, beta: float, eps: flo
     With ε, x̂_ε = x̂·√(σ² / (σ² + ε)), so the output is ``scale · x̂ + β``: its histogram is
     that of x̂ on the edges ``scale · edges + β`` (same counts), its mean
     ``scale · mean(x̂) + β`` and its std ``scale · std(x̂)``.
-
-    Raises:
-        TypeError / ValueError: for a non-numeric γ, β or ε, or ε < 0.
     """
-    gamma = check_real("gamma", gamma)
-    beta = check_real("beta", beta)
-    eps = _check_eps(eps)
     scale = gamma * math.sqrt(standardized.var / (standardized.var + eps))
     edges = scale * standardized.edges + beta
     density = standardized.counts / (standardized.counts.sum() * np.diff(edges))

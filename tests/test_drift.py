@@ -141,21 +141,15 @@ def test_cached_product_norms() -> None:
     norms = cached_product_norms(1.5, 8, "float32", False, 10)
     np.testing.assert_array_equal(norms, repeated_product_norms(1.5, n=8, steps=10, dtype=torch.float32))
     assert cached_product_norms(1.5, 8, "float32", False, 10) is norms and not norms.flags.writeable
-    with pytest.raises(ValueError, match="dtype must be one of"):
-        cached_product_norms(1.5, 8, "int8", False, 10)
 
 
 def test_predicted_norms_and_norm_range() -> None:
     np.testing.assert_allclose(predicted_norms(3.0, 2.0, 4), [3.0, 6.0, 12.0, 24.0])
     assert predicted_norms(1.0, 1e10, 40)[-1] == math.inf  # past float64: inf, no warning
-    with pytest.raises(ValueError, match="steps must be an int >= 1"):
-        predicted_norms(1.0, 2.0, 0)
     low, high = norm_range(30, torch.float32)
     info = torch.finfo(torch.float32)
     assert high == pytest.approx(30 * info.max) and low == pytest.approx(30 * info.smallest_normal * info.eps)
     assert norm_range(30, torch.float64)[1] == 1e308  # capped at a float64 value
-    with pytest.raises(TypeError, match="dtype must be one of the torch dtypes"):
-        norm_range(30, "float32")  # type: ignore[arg-type]
 
 
 def test_rescaled_profiles_match_a_fresh_network_at_that_gain() -> None:
@@ -169,10 +163,6 @@ def test_rescaled_profiles_match_a_fresh_network_at_that_gain() -> None:
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4)
     assert profiles.profile(1.0, 6, "none") is first  # cached, not recomputed from the rescaled net
     assert profiles.reference(6, "none")[0] is profiles.reference(6, "none")[0]
-    with pytest.raises(ValueError, match="norm must be one of"):
-        profiles.profile(1.0, 6, "groupnorm")
-    with pytest.raises(ValueError, match="gain must be a finite number > 0"):
-        profiles.profile(0.0, 6, "none")
 
 
 def test_growth_and_first_nonfinite_helpers() -> None:

@@ -287,10 +287,6 @@ from helpers.widgets.norms import gamma_beta_panel  # noqa: E402
 def test_norm_sets_shapes_and_sizes() -> None:
     sizes = {m: int(N.normalization_set(m, n=4, c=6, hw=5, groups=3).sum()) for m in N.CUBE_METHODS}
     assert sizes == {"Batch Norm": 20, "Layer Norm": 30, "Instance Norm": 5, "Group Norm": 10}
-    with pytest.raises(ValueError, match="method must be one of"):
-        N.normalization_set("Weight Norm")
-    with pytest.raises(ValueError, match="groups must divide c"):
-        N.normalization_set("Group Norm", c=6, groups=4)
 
 
 def test_static_figures_build() -> None:
@@ -332,8 +328,6 @@ def test_gamma_beta_panel_extremes_and_readout() -> None:
 def test_panel_inputs() -> None:
     inputs = N.panel_inputs(n=1000)
     assert len(inputs) == 2 and all(v.shape == (1000,) for v in inputs.values())
-    with pytest.raises(ValueError, match="n must be an int >= 2"):
-        N.panel_inputs(n=1)
 
 
 def test_panel_output_is_layernorm_of_the_input() -> None:
@@ -349,14 +343,6 @@ def test_panel_output_is_layernorm_of_the_input() -> None:
     np.testing.assert_allclose(out.edges[[0, -1]], [y.min(), y.max()], rtol=1e-9)
     assert (out.density * np.diff(out.edges)).sum() == pytest.approx(1.0)
     assert N.panel_output(standardized, gamma=1.0, beta=0.0, eps=0.0).mean == 0.0  # never -0.0
-    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
-        N.panel_output(standardized, 1.0, 0.0, -1.0)
-    with pytest.raises(TypeError, match="gamma"):
-        N.panel_output(standardized, "1", 0.0, 0.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not all equal"):
-        N.standardize_for_panel(np.ones(5))
-    with pytest.raises(TypeError, match="values must be a NumPy array"):
-        N.standardize_for_panel([1.0, 2.0])  # type: ignore[arg-type]
 
 
 def test_seed_figures_and_bad_shapes() -> None:
