@@ -198,7 +198,7 @@ def predicted_overflow_step(s: float, n: int, scale_by_sqrt_n: bool, dtype: torc
 # --------------------------------------------------------------------------------------
 
 
-def _blocks(model: nn.Module) -> list[nn.Sequential]:
+def _blocks(model: nn.Sequential) -> list[nn.Sequential]:
     """The hidden blocks of a :func:`helpers.initialization.make_mlp` network."""
     return cast("list[nn.Sequential]", list(model)[:-1])  # each: Linear, activation[, normalization]
 
