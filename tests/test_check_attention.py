@@ -459,6 +459,80 @@ def test_self_attention_an_unknown_mistake_gets_the_probes_and_the_stub_is_not_w
     assert ex.causal_self_attention.feedback(_stub).written is False
 
 
+# -- the design exercise: cap_temperature --------------------------------------------------------------
+def _max_weight(scores, t):
+    return float(stable_softmax(scores, temperature=t).amax())
+
+
+def _cap_by_bisection_on_t(scores, p_max):
+    """Right, in another style: bisection on T itself (not log T), each row's own cap, the largest kept."""
+    n = scores.shape[-1]
+    if p_max <= 1 / n or p_max >= 1:
+        raise ValueError(f"p_max must be in (1/{n}, 1)")
+    caps = []
+    for row in scores:
+        lo, hi = 0.0, 1.0
+        while _max_weight(row, hi) > p_max:
+            lo, hi = hi, 2 * hi
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if _max_weight(row, mid) > p_max else (lo, mid)
+        caps.append(hi)
+    return max(caps)
+
+
+def _cap_grid(scores, p_max):
+    if p_max <= 1 / scores.shape[-1]:
+        raise ValueError("p_max too small")
+    for t in torch.linspace(0.01, 50, 5000).tolist():
+        if _max_weight(scores, t) <= p_max:
+            return t
+
+
+def _cap_no_error(scores, p_max):
+    if p_max <= 1 / scores.shape[-1]:
+        return float("inf")
+    return ex.cap_temperature_reference(scores, p_max)
+
+
+def _cap_along_dim_0(scores, p_max):
+    return ex.cap_temperature_reference(scores.T, p_max) if p_max > 1 / scores.shape[0] else 1.0
+
+
+@pytest.mark.parametrize("answer", [ex.cap_temperature_reference, _cap_by_bisection_on_t,
+                                    lambda s, p: torch.tensor(ex.cap_temperature_reference(s, p))])
+def test_cap_temperature_right_answers_pass(answer):
+    result = ex.cap_temperature.feedback(answer)
+    assert result.passed, result
+
+
+@pytest.mark.parametrize("answer, words", [
+    (lambda s, p: 1 / ex.cap_temperature_reference(s, p), "you returned 1/T"),
+    (ex._cap_mean_row, "caps the mean of the rows' largest weights"),
+    (_cap_along_dim_0, "along dim 0"),
+    (lambda s, p: 0.9 * ex.cap_temperature_reference(s, p), "too small: at T = "),
+    (_cap_grid, "not the smallest such T"),
+    (lambda s, p: 1.05 * ex.cap_temperature_reference(s, p), "not the smallest such T"),
+    (_cap_no_error, "raise a ValueError that says so"),
+    (lambda s, p: torch.full((s.shape[0],), ex.cap_temperature_reference(s, p)), "returned a tensor of shape (4,)"),
+    (lambda s, p: -1.0, "return a positive number"),
+    (lambda s, p: None, "return a positive number"),
+])
+def test_cap_temperature_mistakes_are_named(answer, words):
+    assert words in _message(ex.cap_temperature, answer)
+
+
+def test_cap_temperature_reference_caps_every_row_and_refuses_an_unreachable_cap():
+    scores = ex._cap_inputs()
+    t = ex.cap_temperature_reference(scores, 0.3)
+    assert _max_weight(scores, t) <= 0.3 < _max_weight(scores, t * 0.999)
+    with pytest.raises(ValueError, match="1/n = 1/8"):
+        ex.cap_temperature_reference(scores, 0.125)
+    with pytest.raises(ValueError, match="below 1"):
+        ex.cap_temperature_reference(scores, 1.0)
+    assert ex.cap_temperature.feedback(_stub).written is False
+
+
 # -- concept questions ------------------------------------------------------------------------------
 @pytest.mark.parametrize("question, right, wrong", [
     (ex.q04_std_of_scores, 8, [(64.0, "too large"), (1.0, "too small"), (4.0, "too small")]),

@@ -3,6 +3,8 @@
 * :data:`softmax`: a numerically stable softmax with a temperature, ``softmax(logits, T, dim)``;
 * :data:`softmax_jacobian`: ∂softmax(z)/∂z = diag(p) − p pᵀ of one row of logits;
 * :data:`scaled_attention`: softmax(QKᵀ/√d) V with an optional causal mask;
+* :data:`cap_temperature`: a design exercise, the smallest temperature that keeps every row's
+  largest attention weight at or below p_max;
 * :data:`causal_self_attention`: a debugging exercise, a multi-head causal self-attention with
   three planted bugs (heads split across tokens, √width for √d, the mask filled with 0);
 * the concept questions of the notebook's last section (``q04_*``).
@@ -24,7 +26,7 @@ from helpers import attention as att
 from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare, first_line
 from helpers.check.inputs import call
 
-__all__ = ["causal_self_attention", "q04_divide_by_d", "q04_saturation_scale", "q04_small_head",
+__all__ = ["cap_temperature", "causal_self_attention", "q04_divide_by_d", "q04_saturation_scale", "q04_small_head",
            "q04_std_of_scores", "scaled_attention", "softmax", "softmax_jacobian"]
 
 _ATOL = 1e-6
@@ -444,4 +446,106 @@ q04_small_head = Question(
         "b": "",
         "c": "nothing in the study shows unscaled attention ahead at d = 16: the medians agree within 0.05 nats.",
     },
+)
+
+
+# -- a design exercise: the temperature that caps the largest attention weight ---------------------
+def _largest_weight(scores: torch.Tensor, temperature: float, dim: int = -1) -> float:
+    """The largest entry of softmax(scores / temperature) along ``dim``, over every row."""
+    return float(att.stable_softmax(scores, temperature=temperature, dim=dim).amax())
+
+
+def cap_temperature_reference(scores: torch.Tensor, p_max: float) -> float:
+    """The smallest T > 0 such that no row of softmax(scores / T) (along the last dim) has a weight above p_max.
+
+    The largest weight of a row falls as T grows (towards 1/n), so the smallest T is found by
+    bisection on log T, after bracketing it by halving and doubling.
+
+    Raises:
+        ValueError: if p_max is not in (1/n, 1), n the number of keys (the last dim of scores).
+    """
+    n = scores.shape[-1]
+    if not 1 / n < p_max < 1:
+        raise ValueError(f"p_max must be between 1/n = 1/{n} and 1 (exclusive): no temperature gets every "
+                         f"weight below {p_max}" if p_max <= 1 / n else f"p_max must be below 1, got {p_max}")
+    lo, hi = 1.0, 1.0
+    while _largest_weight(scores, hi) > p_max:
+        hi *= 2
+    while _largest_weight(scores, lo) <= p_max and lo > 1e-12:
+        lo /= 2
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        if _largest_weight(scores, mid) > p_max:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _cap_inputs() -> torch.Tensor:
+    g = torch.Generator().manual_seed(4)
+    # 4 rows of 8 keys with very different spreads: the sharpest row, not the average one, sets T
+    return torch.randn(4, 8, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [3.0], [12.0], [0.5]],
+                                                                              dtype=torch.float64)
+
+
+def _cap_mean_row(scores: torch.Tensor, p_max: float) -> float:
+    """The T at which the MEAN of the rows' largest weights is p_max (a typical mistake)."""
+    lo, hi = 1e-6, 1e6
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        if float(att.stable_softmax(scores, temperature=mid).amax(dim=-1).mean()) > p_max:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _diagnose_cap_temperature(student: Callable[..., Any]) -> str | None:
+    scores = _cap_inputs()
+    n = scores.shape[-1]
+    for p_max in (0.5, 0.2):
+        out, changed = call(student, (scores, p_max), names=("scores", "p_max"))
+        if changed:
+            return changed
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            out = out.item()
+        if isinstance(out, torch.Tensor):
+            return (f"returned a tensor of shape {tuple(out.shape)}: one temperature for all the rows is asked for, "
+                    f"the smallest that caps every row (a number).")
+        if isinstance(out, bool) or not isinstance(out, (int, float)) or not math.isfinite(out) or out <= 0:
+            return f"return a positive number, the temperature T; got {out!r}."
+        expected = cap_temperature_reference(scores, p_max)
+        if math.isclose(out, expected, rel_tol=1e-3):
+            continue
+        reached = _largest_weight(scores, out)
+        if math.isclose(out, 1 / expected, rel_tol=1e-3):
+            return ("you returned 1/T: the temperature divides the scores, softmax(scores / T), so a larger T "
+                    "flattens the rows.")
+        if math.isclose(out, _cap_mean_row(scores, p_max), rel_tol=1e-3):
+            return (f"your T caps the mean of the rows' largest weights at {p_max}, but the sharpest row still has "
+                    f"{reached:.2f}: every row must stay below p_max, so the sharpest row sets T.")
+        if math.isclose(out, cap_temperature_reference(scores.T, p_max) if 1 / scores.shape[0] < p_max else -1,
+                        rel_tol=1e-3):
+            return "capped the weights along dim 0: each query's row of keys is the last dim."
+        if reached > p_max + 1e-9:
+            return (f"too small: at T = {out:.4g} a row still gives one key the weight {reached:.4f} > p_max = "
+                    f"{p_max} (the smallest T that caps every row is larger).")
+        return (f"T = {out:.4g} caps every row, but it is not the smallest such T: at a T 0.1 % smaller the "
+                f"largest weight would still be at most {p_max}; search until the bracket is that tight.")
+    # p_max at or below 1/n cannot be reached: even T → ∞ gives every key 1/n
+    try:
+        out = student(scores.clone(), 1 / n)
+    except ValueError:
+        return None
+    return (f"p_max = 1/n = 1/{n} returned {out!r}: no temperature gets every weight below 1/n (T → ∞ gives exactly "
+            f"1/n); raise a ValueError that says so.")
+
+
+cap_temperature = Exercise(
+    name="cap_temperature",
+    checked="the smallest T that keeps every row's largest weight at p_max (0.5 and 0.2, to 0.1 %), on rows of "
+            "very different spreads, and a ValueError for p_max = 1/n.",
+    reference=cap_temperature_reference,
+    diagnose=_diagnose_cap_temperature,
 )
