@@ -84,7 +84,7 @@ def cached_product_norms(s: float, n: int, dtype: str, scaled: bool, steps: int)
     """:func:`repeated_product_norms` for a dtype given by name (a key of :data:`DTYPES`),
     cached and read-only: revisiting a setting of notebook 02's panel costs nothing."""
     norms = repeated_product_norms(s, n=n, steps=steps, scale_by_sqrt_n=scaled,
-                                   dtype=DTYPES[dtype])
+                                   dtype=DTYPES[check_choice("dtype", dtype, tuple(DTYPES))])
     norms.setflags(write=False)
     return norms
 
@@ -267,8 +267,12 @@ class RescaledProfiles:
         self._references: dict[tuple[float, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def profile(self, gain: float, depth: int, norm: str) -> tuple[np.ndarray, np.ndarray]:
-        """Activation and gradient norms per hidden layer for gain ``gain`` (cached)."""
-        gain = round(float(gain), 6)
+        """Activation and gradient norms per hidden layer for gain ``gain`` (cached).
+
+        Raises:
+            TypeError / ValueError: for a bad ``gain``, ``depth`` or ``norm`` (a panel's values).
+        """
+        gain = round(check_positive("gain", gain), 6)
         key = (gain, depth, norm)
         if key not in self._profiles:
             model, current = self._models.get((depth, norm)) or (

@@ -482,7 +482,11 @@ def panel_output(standardized: Standardized, gamma: float, beta: float, eps: flo
     With ε, x̂_ε = x̂·√(σ² / (σ² + ε)), so the output is ``scale · x̂ + β``: its histogram is
     that of x̂ on the edges ``scale · edges + β`` (same counts), its mean
     ``scale · mean(x̂) + β`` and its std ``scale · std(x̂)``.
+
+    Raises:
+        TypeError / ValueError: for a non-numeric γ, β or ε, or ε < 0 (the panel's values).
     """
+    gamma, beta, eps = check_real("gamma", gamma), check_real("beta", beta), _check_eps(eps)
     scale = gamma * math.sqrt(standardized.var / (standardized.var + eps))
     edges = scale * standardized.edges + beta
     density = standardized.counts / (standardized.counts.sum() * np.diff(edges))

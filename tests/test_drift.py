@@ -141,6 +141,8 @@ def test_cached_product_norms() -> None:
     norms = cached_product_norms(1.5, 8, "float32", False, 10)
     np.testing.assert_array_equal(norms, repeated_product_norms(1.5, n=8, steps=10, dtype=torch.float32))
     assert cached_product_norms(1.5, 8, "float32", False, 10) is norms and not norms.flags.writeable
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        cached_product_norms(1.5, 8, "int8", False, 10)
 
 
 def test_predicted_norms_and_norm_range() -> None:
@@ -163,6 +165,10 @@ def test_rescaled_profiles_match_a_fresh_network_at_that_gain() -> None:
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4)
     assert profiles.profile(1.0, 6, "none") is first  # cached, not recomputed from the rescaled net
     assert profiles.reference(6, "none")[0] is profiles.reference(6, "none")[0]
+    with pytest.raises(ValueError, match="norm must be one of"):
+        profiles.profile(1.0, 6, "groupnorm")
+    with pytest.raises(ValueError, match="gain must be a finite number > 0"):
+        profiles.profile(0.0, 6, "none")
 
 
 def test_growth_and_first_nonfinite_helpers() -> None:

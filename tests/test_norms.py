@@ -343,6 +343,10 @@ def test_panel_output_is_layernorm_of_the_input() -> None:
     np.testing.assert_allclose(out.edges[[0, -1]], [y.min(), y.max()], rtol=1e-9)
     assert (out.density * np.diff(out.edges)).sum() == pytest.approx(1.0)
     assert N.panel_output(standardized, gamma=1.0, beta=0.0, eps=0.0).mean == 0.0  # never -0.0
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        N.panel_output(standardized, 1.0, 0.0, -1.0)
+    with pytest.raises(TypeError, match="gamma"):
+        N.panel_output(standardized, "1", 0.0, 0.0)  # type: ignore[arg-type]
 
 
 def test_seed_figures_and_bad_shapes() -> None:
