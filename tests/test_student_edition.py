@@ -499,11 +499,12 @@ def _nbgrader(course: Path, *args: str) -> None:
 
 
 @pytest.mark.slow
-def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_and_partial_copies(
-        tmp_path, edition):
-    """An instructor's nbgrader course that loads the course's configuration (TEACHING.md)."""
+def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_and_partial_copies(tmp_path):
+    """An instructor's nbgrader course that loads the course's configuration (TEACHING.md). Its
+    source notebooks are one snapshot of the course, which everything below reads."""
     course = tmp_path / "course"
-    (course / "source" / "chapters").mkdir(parents=True)
+    chapters = course / "source" / "chapters"
+    chapters.mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
         f'c = get_config()\nload_subconfig({str(NBGRADER_CONFIG)!r})\n'
         'c.CourseDirectory.course_id = "init-norm-course"\n'
@@ -512,10 +513,12 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
         # nbgrader's defaults (30 s per cell, 4 s for a cell's first output) fail slow cells on a busy machine
         'c.Execute.timeout = 600\nc.Execute.iopub_timeout = 120\n')
     for path in WITH_EXERCISES:
-        shutil.copy(path, course / "source" / "chapters")
+        shutil.copy(path, chapters)
     for name in ("figures", "rise.css"):
         source = ROOT / "notebooks" / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, course / "source" / "chapters" / name)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, chapters / name)
+    edition = tmp_path / "edition"
+    write_edition(sorted(chapters.glob("*.ipynb")), edition)  # what `make student` writes from them
     _nbgrader(course, "generate_assignment", "chapters", "--force")
     for path in WITH_EXERCISES:  # nbgrader's release is the student edition, byte for byte
         released, ours = course / "release" / "chapters" / path.name, edition / path.name
@@ -523,7 +526,7 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
         assert released.read_bytes() == ours.read_bytes(), path.name
     assert_points_at(course / "release" / "chapters", REF)
 
-    for student, source in (("answered", ROOT / "notebooks"), ("unanswered", course / "release" / "chapters")):
+    for student, source in (("answered", chapters), ("unanswered", course / "release" / "chapters")):
         folder = course / "submitted" / student / "chapters"
         folder.mkdir(parents=True)
         shutil.copy(source / AUTOGRADED, folder)
@@ -531,14 +534,15 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
     # they build on answered wrong, everything else right.
     folder, lost = course / "submitted" / "partial" / "chapters", 0.0
     folder.mkdir(parents=True)
-    for path in sorted({path for path, _, _ in DEPENDENT}):
-        nb = _read(path)
-        wrong = {dep for p, _, deps in DEPENDENT if p == path for dep in deps}
+    partial = sorted({path.name for path, _, _ in DEPENDENT})
+    for name in partial:
+        nb = _read(chapters / name)
+        wrong = {dep for p, _, deps in DEPENDENT if p.name == name for dep in deps}
         for index, cell in enumerate(nb.cells):
             if cell.metadata.get("nbgrader", {}).get("solution") and _exercise_name(cell) in wrong:
                 nb.cells[index] = answered(cell, "wrong")
-        lost += sum(c.metadata["nbgrader"]["points"] for _, c, name in _grade_cells(nb) if name in wrong)
-        nbformat.write(nb, folder / path.name)
+        lost += sum(c.metadata["nbgrader"]["points"] for _, c, exercise in _grade_cells(nb) if exercise in wrong)
+        nbformat.write(nb, folder / name)
     _nbgrader(course, "autograde", "chapters")
     _nbgrader(course, "export", "--to", "grades.csv")
     with open(course / "grades.csv", newline="") as handle:
@@ -548,7 +552,7 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
         return sum(c.metadata["nbgrader"].get("points", 0) for c in _read(path).cells
                    if c.metadata.get("nbgrader", {}).get("grade"))
 
-    assert points(ROOT / "notebooks" / AUTOGRADED) >= MIN_EXERCISES
-    assert grades["answered"][0] == points(ROOT / "notebooks" / AUTOGRADED), grades
+    assert points(chapters / AUTOGRADED) >= MIN_EXERCISES
+    assert grades["answered"][0] == points(chapters / AUTOGRADED), grades
     assert grades["unanswered"][0] == 0, grades
-    assert lost > 0 and grades["partial"][0] == sum(points(p) for p in {p for p, _, _ in DEPENDENT}) - lost, grades
+    assert lost > 0 and grades["partial"][0] == sum(points(chapters / name) for name in partial) - lost, grades
