@@ -128,8 +128,6 @@ def values_of(params: dict[str, np.ndarray], kind: str, group: str | None = None
 
 def fraction_in(values: np.ndarray, low: float = CLAIM_RANGE[0], high: float = CLAIM_RANGE[1]) -> float:
     """The fraction of ``values`` in the closed interval [low, high]."""
-    if not low < high:
-        raise ValueError(f"low must be < high, got low={low}, high={high}")
     values = np.asarray(values)
     return float(np.mean((values >= low) & (values <= high)))
 
@@ -353,24 +351,10 @@ class RecurringOutlier:
     where_max: str  # the LayerNorm where that happens
 
 
-def recurring_outliers(
-    params: dict[str, np.ndarray], kind: str = "weight", threshold: float = OUTLIER_Z,
-    min_layers: int = 10,
-) -> list[RecurringOutlier]:
-    """Channels whose |robust z| exceeds ``threshold`` in at least ``min_layers`` LayerNorms.
-
-    Sorted by ``count`` (most first), then by channel number.
-
-    Raises:
-        ValueError: for an unknown ``kind``, ``threshold`` <= 0 or ``min_layers`` outside 1..25.
-    """
-    threshold = check_positive("threshold", threshold)
-    min_layers = check_int("min_layers", min_layers, minimum=1, maximum=len(layernorm_names()))
-    return outliers_from_z(robust_z(params, kind), threshold, min_layers)
-
-
 def outliers_from_z(z: Any, threshold: float = OUTLIER_Z, min_layers: int = 10) -> list[RecurringOutlier]:
-    """:func:`recurring_outliers` from given (25, 768) robust z-scores (e.g. computed by hand).
+    """Channels whose |robust z| exceeds ``threshold`` in at least ``min_layers`` LayerNorms,
+    from given (25, 768) robust z-scores (:func:`robust_z`, or computed by hand); sorted by
+    ``count`` (most first), then by channel number.
 
     Raises:
         ValueError: if ``z`` is not (25, 768) and finite, ``threshold`` <= 0 or ``min_layers``

@@ -63,7 +63,6 @@ _HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()  # E[f(z)], z ~ N(0
 
 def activation_numpy(activation: str, h: np.ndarray, negative_slope: float = LEAKY_SLOPE) -> np.ndarray:
     """The activation applied to a NumPy array (same definitions as :func:`activation_module`)."""
-    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return np.maximum(h, 0.0)
     if activation == "leaky_relu":
@@ -80,7 +79,6 @@ def second_moment(activation: str, variance: np.ndarray | float,
     """``E[phi(h)^2]`` for ``h ~ N(0, variance)``, by Gauss-Hermite quadrature (exact for
     the piecewise-linear activations: ``variance / 2`` for ReLU)."""
     variance = np.asarray(variance, dtype=np.float64)
-    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return variance / 2.0
     if activation == "leaky_relu":

@@ -10,7 +10,7 @@ Compute only (numbers, tensors, small models); the figures are in
 * scale invariance: a linear layer followed by BatchNorm computes the same function for any
   scale of its weights (:func:`bn_mlp`, :func:`scaled_output_change`), its gradient shrinks as
   ``1/‖W‖`` (:func:`gradient_norm`), so a step moves the direction by ``≈ η/‖W‖²``
-  (:func:`effective_lr`) and plain SGD with decay settles where one step turns ``W`` by
+  and plain SGD with decay settles where one step turns ``W`` by
   ``√(2ηλ)`` radians (:func:`equilibrium_angle`);
 * dropout: inverted dropout (:func:`inverted_dropout`) keeps every unit's mean and raises the
   variance; :func:`variance_shift` measures the train/eval shift a following BatchNorm sees;
@@ -34,7 +34,7 @@ from helpers.validation import check_int, check_positive, check_probability, che
 __all__ = [
     "AdamState", "PairedDifference", "SETTINGS", "VarianceShift", "adam_l2_step", "adamw_step", "best_settings",
     "bn_mlp", "by_setting",
-    "effective_lr", "equilibrium_angle", "gradient_norm", "inverted_dropout", "live_norm_run",
+    "equilibrium_angle", "gradient_norm", "inverted_dropout", "live_norm_run",
     "paired_difference", "scaled_output_change", "sgd_decay_step", "sgd_l2_step",
     "variance_shift",
 ]
@@ -220,20 +220,6 @@ def gradient_norm(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, layer:
     finally:
         model.load_state_dict(state)
     return float(grad.norm())
-
-
-def effective_lr(lr: float, norms: np.ndarray | float) -> np.ndarray:
-    """``lr / ‖W‖²``: how far one SGD step turns a scale-invariant weight's direction, per unit
-    of gradient measured at ``‖W‖ = 1``.
-
-    Raises:
-        TypeError / ValueError: for ``lr`` ≤ 0 or a norm ≤ 0.
-    """
-    lr = check_positive("lr", lr)
-    values = np.asarray(norms, dtype=np.float64)
-    if not np.all(values > 0):
-        raise ValueError("norms must all be > 0")
-    return lr / values ** 2
 
 
 def equilibrium_angle(lr: float, lam: float) -> float:

@@ -97,11 +97,8 @@ def test_scale_helpers_reject_bad_arguments(mnist) -> None:
         reg.bn_mlp(0)
 
 
-def test_effective_lr_and_equilibrium_angle() -> None:
-    assert reg.effective_lr(0.1, np.array([1.0, 2.0])).tolist() == pytest.approx([0.1, 0.025])
+def test_equilibrium_angle() -> None:
     assert reg.equilibrium_angle(0.1, 0.01) == pytest.approx(math.sqrt(0.002))
-    with pytest.raises(ValueError, match="norms"):
-        reg.effective_lr(0.1, np.array([0.0]))
     with pytest.raises(ValueError, match="lam"):
         reg.equilibrium_angle(0.1, 0.0)
 

@@ -15,7 +15,6 @@ from helpers.plots.transformer import (
     residual_norms_figure,
     residual_track_figure,
     stability_depths_figure,
-    stability_figure,
 )
 from helpers.transformer import (
     NORMS,
@@ -485,9 +484,6 @@ def test_early_steps_and_attention_entropy() -> None:
 
 def test_stability_figure() -> None:
     grid = _sweep(NORMS, (1e-3, 1e-2), (0, 2), (0,))
-    fig = stability_figure(grid)
-    assert len(fig.axes) == 2
-    assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)
     fig = stability_depths_figure({2: grid, 3: grid})
     assert len(fig.axes) == 4 and fig.axes[2].get_title() == "3 blocks, no warm-up"
     assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() for ax in fig.axes)

@@ -29,7 +29,7 @@ from helpers.transformer_runs import (
 )
 
 __all__ = ["LABELS", "BrowseView", "early_steps_figure", "gradient_norms_figure", "loss_curves_figure",
-           "residual_norms_figure", "residual_track_figure", "stability_depths_figure", "stability_figure",
+           "residual_norms_figure", "residual_track_figure", "stability_depths_figure",
            "variant_style"]
 
 LABELS = {"post": "post-LN (original)", "pre": "pre-LN (GPT-2)", "none": "no LN"}
@@ -309,17 +309,10 @@ def _stability_row(axes: Sequence[Axes], grid: Mapping[RunKey, RunResult], norms
                    ylabel=f"seeds that learned (of {n_seeds})")
 
 
-def stability_figure(grid: Mapping[RunKey, RunResult], norms: Sequence[str] = NORMS) -> Figure:
-    """How many seeds learned the task, against the learning rate; one panel per warm-up."""
-    warmups = sorted({k[2] for k in grid})
-    fig, axes = new_figure(1, len(warmups), figsize=(5.0 * len(warmups), 3.6), sharey=True)
-    _stability_row(axes[0], grid, norms)
-    return fig
-
-
 def stability_depths_figure(grids: Mapping[int, Mapping[RunKey, RunResult]],
                             norms: Sequence[str] = NORMS) -> Figure:
-    """:func:`stability_figure` for several depths: one row per number of blocks.
+    """How many seeds learned the task, against the learning rate: one panel per warm-up,
+    one row per number of blocks.
 
     Args:
         grids: ``{n_layers: grid}``, every grid with the same warm-ups.
