@@ -258,3 +258,19 @@ def test_the_profiler_in_place_before_a_check_is_restored():
         assert sys.getprofile() is outer
     finally:
         sys.setprofile(None)
+
+
+@pytest.mark.parametrize("transform", ["jacfwd", "jacrev", "vjp"])
+def test_torch_func_transforms_are_autograd_too(transform):
+    """Forward mode (jacfwd) calls no torch function the recorder sees: the profiler names it."""
+    def square_grad(x):
+        f = lambda y: (y ** 2).sum()  # noqa: E731
+        if transform == "vjp":
+            return torch.func.vjp(f, x)[1](torch.tensor(1.0))[0]
+        return getattr(torch.func, transform)(f)(x)
+
+    exercise = Exercise(name="grad", checked="right.", reference=lambda x: 2 * x,
+                        diagnose=lambda fn: compare("dx", fn(torch.ones(3)), 2 * torch.ones(3), {}),
+                        forbidden=AUTOGRAD)
+    result = exercise.feedback(square_grad)
+    assert result.passed and f"torch.func.{transform}" in result.shortcuts, result

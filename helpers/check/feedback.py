@@ -24,7 +24,9 @@ message when the answer is wrong, so that cell, and only that cell, loses its po
 
 Shortcuts: an exercise may name the library calls its task forbids (``forbidden``: autograd in
 a hand-written backward pass, ``torch.softmax`` in a softmax, ...). The student's function runs
-under a :class:`torch.overrides.TorchFunctionMode` that records every torch function it calls.
+under a :class:`torch.overrides.TorchFunctionMode` that records every torch function it calls,
+and a :func:`sys.setprofile` hook that sees the forbidden Python functions (``torch.func.jacfwd``,
+whose forward mode calls nothing the mode records).
 A right answer that calls a forbidden one passes in self-study with a note ("correct, but it
 calls torch.softmax: try it by hand"), and is rejected when graded. So is an answer that calls
 the course's own implementation of the exercise (``init.kaiming_normal`` is importable in the
@@ -42,6 +44,7 @@ comparing the student's output with the outputs those mistakes would give.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 import os
@@ -61,9 +64,11 @@ GRADING_MODES = ("autograde", "validate")
 
 Diagnosis = Callable[[Callable[..., Any]], "str | None"]
 
-#: The calls that compute gradients for you: forbidden where the task is a backward pass by hand
-#: (``torch.autograd.functional.jacobian`` and ``torch.func`` transforms call ``torch.autograd.grad``).
-AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.grad", "torch.autograd.backward")
+#: The calls that compute gradients for you: forbidden where the task is a backward pass by hand.
+AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.grad", "torch.autograd.backward",
+            "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp", "torch.autograd.functional.jvp",
+            "torch.func.grad", "torch.func.vjp", "torch.func.jvp", "torch.func.jacrev", "torch.func.jacfwd",
+            "torch.func.hessian")
 
 
 def grading() -> bool:
@@ -110,6 +115,23 @@ def _qualified_name(func: Any) -> str:
     if owner is not None:
         return f"{owner.__module__}.{owner.__qualname__}.{func.__name__}"
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _python_code(dotted: str) -> Any:
+    """The code object of the Python function named ``dotted`` ("torch.func.jacfwd"), or None
+    (a torch built-in, which the :class:`_CallRecorder` sees instead, or no such function)."""
+    module, _, attribute = dotted.rpartition(".")
+    while module:
+        try:
+            obj: Any = importlib.import_module(module)
+        except ImportError:
+            module, _, head = module.rpartition(".")
+            attribute = f"{head}.{attribute}"
+            continue
+        for part in attribute.split("."):
+            obj = getattr(obj, part, None)
+        return getattr(inspect.unwrap(obj), "__code__", None) if callable(obj) else None
+    return None
 
 
 def _recording(fn: Callable[..., Any], seen: set[str], watched: Mapping[Any, str]) -> Callable[..., Any]:
@@ -162,6 +184,7 @@ class Exercise:
         code = getattr(own, "__code__", None)
         label = f"the course's own {own.__module__}.{own.__qualname__}" if code is not None else ""
         watched = {code: label} if code is not None and student_fn is not self.reference else {}
+        watched.update((found, name) for name in self.forbidden if (found := _python_code(name)) is not None)
         try:
             problem = self.diagnose(_recording(student_fn, seen, watched))
         except NotImplementedError:
@@ -171,7 +194,7 @@ class Exercise:
             return Feedback(self.name, False,
                             f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
-            used = tuple(name for name in (*self.forbidden, *watched.values()) if name in seen)
+            used = tuple(dict.fromkeys(name for name in (*self.forbidden, *watched.values()) if name in seen))
             return Feedback(self.name, True, self.checked, shortcuts=used)
         return Feedback(self.name, False, problem)
 
