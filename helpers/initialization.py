@@ -98,7 +98,6 @@ def _drawn(weight_init: WeightInit, n_in: int, n_out: int, generator: torch.Gene
 
 def activation_module(activation: str, negative_slope: float = LEAKY_SLOPE) -> nn.Module:
     """The ``nn.Module`` for an activation name from :data:`ACTIVATIONS`."""
-    activation = check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return nn.ReLU()
     if activation == "leaky_relu":
@@ -347,9 +346,8 @@ class WeightBank:
 
     def __init__(self, max_depth: int = 100, max_width: int = 512, seed: int = 0,
                  in_features: int = IN_FEATURES, n_classes: int = N_CLASSES) -> None:
-        self.max_depth = check_int("max_depth", max_depth, minimum=1)
-        self.max_width = check_int("max_width", max_width, minimum=1)
-        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        self.max_depth, self.max_width = max_depth, max_width
+        generator = torch.Generator().manual_seed(seed)
         self.first = torch.randn(max_width, in_features, generator=generator)
         self.hidden = torch.randn(max(max_depth - 1, 1), max_width, max_width, generator=generator)
         self.final = torch.randn(n_classes, max_width, generator=generator)
@@ -411,8 +409,6 @@ def fast_profile(
     """
     if scales is None:
         scales = [1.0] * len(weights)
-    if len(scales) != len(weights):
-        raise ValueError(f"scales must have one entry per weight matrix ({len(weights)}), got {len(scales)}")
     activation = check_choice("activation", activation, ACTIVATIONS)
     module = activation_module(activation, negative_slope)
     zs = [x]

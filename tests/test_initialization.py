@@ -340,8 +340,6 @@ def test_fast_profile_with_scales_equals_scaled_weights():
     a2, g2 = init.fast_profile(x, y, raw, raw_final, "relu", scales=scales, final_scale=final_scale)
     np.testing.assert_allclose(a1, a2, rtol=1e-5)
     np.testing.assert_allclose(g1, g2, rtol=1e-4)
-    with pytest.raises(ValueError, match="scales"):
-        init.fast_profile(x, y, raw, raw_final, "relu", scales=[1.0])
 
 
 def test_measurements_run_on_one_thread_and_restore_the_setting():
