@@ -40,6 +40,7 @@ from helpers.check.feedback import Exercise
 from tools.notebook_tools import (
     SETUP_TAG,
     clone_command,
+    colab_badge,
     colab_prefix,
     colab_url,
     notebook_client,
@@ -206,12 +207,17 @@ def test_a_solution_outside_a_solution_cell_is_refused(tmp_path):
         write_edition([path], tmp_path / "out")
 
 
-def test_a_setup_cell_that_is_not_current_is_refused(tmp_path):
-    """Its clone would not be pointed at the tag; sync-setup makes it current."""
+def test_a_setup_cell_or_badge_that_is_not_current_is_refused(tmp_path):
+    """Its clone or link would not be pointed at the tag; sync-setup makes them current."""
     stale = setup_cell_source().replace('"--depth=1", url', '"--depth=1", "--branch", "main", url')
-    path = _one_cell_notebook(tmp_path, nbformat.v4.new_code_cell(stale, metadata={"tags": [SETUP_TAG]}))
+    path = _one_cell_notebook(tmp_path / "a", nbformat.v4.new_code_cell(stale, metadata={"tags": [SETUP_TAG]}))
     with pytest.raises(RuntimeError, match="not the instructor edition's setup_cell_source.*sync-setup"):
         write_edition([path], tmp_path / "out")
+    badge = colab_badge("99_x.ipynb").replace(repository_url().removeprefix("https://github.com/"), "someone/else")
+    path = _one_cell_notebook(tmp_path / "b", nbformat.v4.new_markdown_cell(f"# A chapter\n{badge}"))
+    with pytest.raises(RuntimeError, match=r"links to the instructor edition on main .*someone/else.*sync-setup"):
+        write_edition([path], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def _run_git(repo: Path, *args: str, **env: str) -> str:

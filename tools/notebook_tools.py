@@ -132,12 +132,12 @@ def clone_command(source: str) -> tuple[list[str], str]:
               and [getattr(item, "value", None) for item in node.elts[:2]] == ["git", "clone"]]
     if len(urls) != 1 or len(clones) != 1:
         raise ValueError(f"source: {len(clones)} git clone commands and {len(urls)} url assignments, not one each")
-    command = [item.value if isinstance(item, ast.Constant) else ast.unparse(item) for item in clones[0].elts]
+    command = [str(item.value) if isinstance(item, ast.Constant) else ast.unparse(item) for item in clones[0].elts]
     return command, urls[0]
 
 
 #: An "Open in Colab" link to a notebook of the instructor edition of any GitHub repository.
-_COLAB_LINK = re.compile(
+COLAB_MAIN_LINK = re.compile(
     r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/" + MAIN_BRANCH
     + r"/notebooks/([^/\s)]+\.ipynb)")
 
@@ -145,7 +145,7 @@ _COLAB_LINK = re.compile(
 def sync_colab_links(source: str) -> str:
     """``source`` (a markdown cell's) with every "Open in Colab" link to a notebook on the main
     branch of a GitHub repository pointed at that notebook in :func:`repository_url`."""
-    return _COLAB_LINK.sub(lambda match: colab_url(match.group(1)), source)
+    return COLAB_MAIN_LINK.sub(lambda match: colab_url(match.group(1)), source)
 
 
 def _notebook_json(nb: dict) -> str:

@@ -51,6 +51,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the package toml
     import tomli as tomllib
 
 from tools.notebook_tools import (
+    COLAB_MAIN_LINK,
     MAIN_BRANCH,
     REPO_ROOT,
     SAFE_REF,
@@ -110,10 +111,11 @@ class StudentEditionLinks(Preprocessor):
     The "Open in Colab" badges of the repository's notebooks on ``main`` are pointed at
     ``ref``, and the setup cell (tagged ``setup``) is replaced by
     ``setup_cell_source(ref, repository)``, whose Colab clone checks out ``ref``.  A setup cell
-    that is not the instructor edition's current one is refused (run ``python -m
-    tools.notebook_tools sync-setup`` on the notebook first), so no notebook leaves with a clone
-    of ``main``.  ``tools/nbgrader_config.py`` adds it to nbgrader's ``generate_assignment``;
-    configure it there (``c.StudentEditionLinks.ref = "..."``).
+    that is not the instructor edition's current one, or a Colab link to ``main`` of another
+    repository, is refused (run ``python -m tools.notebook_tools sync-setup`` on the notebook
+    first), so no notebook leaves with a link to or a clone of an instructor edition.
+    ``tools/nbgrader_config.py`` adds it to nbgrader's ``generate_assignment``; configure it
+    there (``c.StudentEditionLinks.ref = "..."``).
     """
 
     ref = Unicode(help="The git tag or branch the student edition is published under "
@@ -141,6 +143,12 @@ class StudentEditionLinks(Preprocessor):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "markdown":
                 cell.source = cell.source.replace(instructor, student)
+                left = COLAB_MAIN_LINK.search(cell.source)
+                if left:
+                    name = resources.get("metadata", {}).get("name", "the notebook")
+                    raise ValueError(
+                        f"{name}: cell {index} links to the instructor edition on {MAIN_BRANCH} of another "
+                        f"repository ({left.group(0)}); run `python -m tools.notebook_tools sync-setup` on it first")
             elif cell.cell_type == "code" and SETUP_TAG in cell.metadata.get("tags", []):
                 if cell.source != expected:
                     name = resources.get("metadata", {}).get("name", "the notebook")
