@@ -67,17 +67,6 @@ def test_panel_rejects_unknown_control() -> None:
         gaussian_panel().redraw(gamma=2.0)
 
 
-def test_panel_validates_its_arguments() -> None:
-    fig = gaussian_panel().figure
-    slider = widgets.FloatSlider()
-    with pytest.raises(TypeError, match="figure must be a matplotlib Figure"):
-        Panel("not a figure", lambda f, **v: "", {"x": slider})  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="update must be callable"):
-        Panel(fig, None, {"x": slider})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="controls must name at least one control"):
-        Panel(fig, lambda f, **v: "", {})
-
-
 def test_sweep_covers_ends_and_middle() -> None:
     panel = gaussian_panel()
     assert [s["sigma"] for s in panel.sweep()] == [0.5, 2.25, 4.0]

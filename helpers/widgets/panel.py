@@ -51,12 +51,6 @@ class Panel:
         *,
         title: str = "",
     ) -> None:
-        if not isinstance(figure, Figure):
-            raise TypeError(f"figure must be a matplotlib Figure, got {type(figure).__name__}")
-        if not callable(update):
-            raise TypeError("update must be callable: update(figure, **values) -> str")
-        if not controls:
-            raise ValueError("controls must name at least one control")
         if not isinstance(figure.canvas, FigureCanvasAgg):
             FigureCanvasAgg(figure)  # one canvas for every redraw: its text measurements are reused
         self.figure = figure
@@ -144,12 +138,7 @@ def widget_mimebundle(widget: widgets.Widget, **kwargs: Any) -> dict[str, Any]:
 
     ipywidgets 8 widgets have ``_repr_mimebundle_``; ipywidgets 7 (Colab's) publish the same
     bundle from ``_ipython_display_`` instead, which this rebuilds.
-
-    Raises:
-        TypeError: if ``widget`` is not an ipywidgets widget.
     """
-    if not isinstance(widget, widgets.Widget):
-        raise TypeError(f"widget must be an ipywidgets Widget, got {type(widget).__name__}")
     if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets 8
         return widget._repr_mimebundle_(**kwargs)
     plaintext = repr(widget)  # ipywidgets 7: as Widget._ipython_display_ builds it
