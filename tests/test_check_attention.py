@@ -312,7 +312,7 @@ def _attention_by_module(q, k, v, causal=False):
     (ex.softmax, lambda x, temperature=1.0, dim=-1: torch.special.softmax(x / temperature, dim),
      "torch.special.softmax"),
     (ex.softmax, _softmax_by_log_softmax, "torch.log_softmax"),
-    (ex.softmax_jacobian, _jacobian_by_autograd, "torch.autograd.grad"),
+    (ex.softmax_jacobian, _jacobian_by_autograd, "torch.autograd.functional.jacobian"),
     (ex.softmax_jacobian, _jacobian_by_backward, "torch.Tensor.backward"),
     (ex.scaled_attention, lambda q, k, v, causal=False: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
      "torch.nn.functional.scaled_dot_product_attention"),

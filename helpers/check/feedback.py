@@ -134,12 +134,22 @@ def _python_code(dotted: str) -> Any:
     return None
 
 
-def _recording(fn: Callable[..., Any], seen: set[str], watched: Mapping[Any, str]) -> Callable[..., Any]:
-    """``fn``, recording into ``seen`` the torch functions each of its calls makes, and the
-    label of every Python function in ``watched`` (code object -> label) it calls."""
+def _recording(fn: Callable[..., Any], seen: set[str], called: set[str],
+               watched: Mapping[Any, str]) -> Callable[..., Any]:
+    """``fn``, recording into ``seen`` the torch functions each of its calls makes, and into
+    ``called`` the label of every Python function in ``watched`` (code object -> label) it calls
+    outside another watched one (``Tensor.backward`` calls ``torch.autograd.backward``: one shortcut)."""
+    depth = 0
+
     def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code in watched:
-            seen.add(watched[frame.f_code])
+        nonlocal depth
+        if frame.f_code in watched:
+            if event == "call":
+                if depth == 0:
+                    called.add(watched[frame.f_code])
+                depth += 1
+            elif event == "return":
+                depth -= 1
 
     @functools.wraps(fn)
     def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -179,14 +189,15 @@ class Exercise:
         if not callable(student_fn):
             raise TypeError(
                 f"student_fn must be the function you wrote (callable), got {type(student_fn).__name__}")
-        seen: set[str] = set()
+        seen: set[str] = set()  # torch functions, as the TorchFunctionMode saw them
+        called: set[str] = set()  # watched Python functions, outermost calls only
         own = inspect.unwrap(self.reference)
         code = getattr(own, "__code__", None)
         label = f"the course's own {own.__module__}.{own.__qualname__}" if code is not None else ""
         watched = {code: label} if code is not None and student_fn is not self.reference else {}
         watched.update((found, name) for name in self.forbidden if (found := _python_code(name)) is not None)
         try:
-            problem = self.diagnose(_recording(student_fn, seen, watched))
+            problem = self.diagnose(_recording(student_fn, seen, called, watched))
         except NotImplementedError:
             return Feedback(self.name, False, "not written yet (it still raises NotImplementedError).",
                             written=False)
@@ -194,7 +205,9 @@ class Exercise:
             return Feedback(self.name, False,
                             f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
-            used = tuple(dict.fromkeys(name for name in (*self.forbidden, *watched.values()) if name in seen))
+            python = set(watched.values())
+            used = tuple(dict.fromkeys(name for name in (*self.forbidden, *python)
+                                       if name in (called if name in python else seen)))
             return Feedback(self.name, True, self.checked, shortcuts=used)
         return Feedback(self.name, False, problem)
 
