@@ -32,3 +32,8 @@ from tools.student import StudentEditionLinks  # noqa: E402
 _steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
 _at = _steps.index(ComputeChecksums) if ComputeChecksums in _steps else len(_steps)
 c.GenerateAssignment.preprocessors = [*_steps[:_at], StudentEditionLinks, *_steps[_at:]]
+
+# Grading runs every cell: nbgrader's defaults (30 s a cell, 4 s to a cell's first output) fail the
+# course's slower cells, or any cell on a busy grading machine.
+c.Execute.timeout = 600
+c.Execute.iopub_timeout = 120
