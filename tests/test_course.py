@@ -247,7 +247,9 @@ def test_block_differences_name_the_line_to_change() -> None:
 
 def _copy_of_the_course(tmp_path: Path) -> Path:
     root = tmp_path / "course"
-    for relative in {relative for relative, _, _ in BLOCKS} | {"notebooks/course.toml", "benchmarks/results.json"}:
+    notebooks = {f"notebooks/{path.name}" for path in NOTEBOOKS}  # the lesson plans measure them
+    for relative in ({relative for relative, _, _ in BLOCKS} | {"notebooks/course.toml", "benchmarks/results.json"}
+                     | notebooks):
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, root / relative)
     return root
@@ -264,7 +266,8 @@ def test_sync_rewrites_only_the_blocks_and_check_then_passes(tmp_path: Path) -> 
     row = next(i for i, line in enumerate(readme_before.split("\n"), 1) if line.startswith("| 02 |"))
     assert any(p.startswith(f"README.md line {row}: expected '| 02 | [Norm growth]") for p in problems), problems
     assert any(p.startswith("notebooks/00_start_here.ipynb cell ") and "Norm growth" in p for p in problems)
-    assert sorted(sync(root)) == ["README.md", "notebooks/00_start_here.ipynb"]
+    assert any(p.startswith("TEACHING.md line") and "02 · Norm growth" in p for p in problems), "the lesson plans"
+    assert sorted(sync(root)) == ["README.md", "TEACHING.md", "notebooks/00_start_here.ipynb"]
     assert check(root) == []
     readme_after = (root / "README.md").read_text(encoding="utf-8")
     assert readme_after.replace("[Norm growth]", "[Norm drift]") == readme_before, "only the row changed"

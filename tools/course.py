@@ -5,9 +5,13 @@ time estimate, class slot and ``make bench`` budget.  From it (and, for measured
 ``benchmarks/results.json``) come the marked blocks of
 
 * README.md: the notebook table (``readme-notebooks``);
-* TEACHING.md: the "Before class" table (``teaching-before-class``) and the per-notebook
-  CPU and memory table (``teaching-per-notebook``);
+* TEACHING.md: the "Before class" table (``teaching-before-class``), the per-notebook
+  CPU and memory table (``teaching-per-notebook``) and the lesson plans (``teaching-plans``,
+  measured from the notebooks by ``tools.plans``);
 * notebooks/00_start_here.ipynb: the course map (``course-map``);
+
+and, measured from notebooks 01 on (``tools.plans``), each header's **Time.** sentence and
+``minutes`` and ``class_slot`` in the course table (``time_differences``, ``sync_times``);
 
 and ``benchmarks/budgets.py`` reads the budgets.  A block sits between the lines
 ``<!-- begin NAME ... -->`` and ``<!-- end NAME -->``; only its content is rewritten.
@@ -231,8 +235,8 @@ def readme_table(course: Course, results: Mapping[str, Any]) -> str:
 def before_class_table(course: Course, results: Mapping[str, Any]) -> str:
     """TEACHING's "Before class" table: estimate, measured run time, class slot."""
     runs = measured(results)
-    lines = ["| # | notebook | reading + exercises (notebook's estimate) | runs in (`make bench`, median) "
-             "| suggested class slot |", "|---|---|---|---|---|"]
+    lines = ["| # | notebook | in all: core path, homework, further reading (measured; the header's **Time.**) "
+             "| runs in (`make bench`, median) | in class |", "|---|---|---|---|---|"]
     for nb in course.notebooks:
         lines.append(f"| {nb.number} | `{nb.file}` | ~{nb.minutes} min | {_runs_in(runs.get(nb.file))} "
                      f"| {_cell(nb.class_slot)} |")
@@ -282,11 +286,29 @@ def course_map(course: Course, results: Mapping[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-#: (file relative to the repository, block name, generator).
-BLOCKS: tuple[tuple[str, str, Callable[[Course, Mapping[str, Any]], str]], ...] = (
+def timings(course: Course, root: Path = REPO_ROOT) -> dict[str, Any]:
+    """Each notebook's measured sections (``tools.plans.measure_file``), keyed by number."""
+    from tools.plans import measure_file
+
+    return {nb.number: measure_file(Path(root) / "notebooks" / nb.file)
+            for nb in course.notebooks if nb.number != MAP_NOTEBOOK[:2]}
+
+
+def lesson_plans(course: Course, results: Mapping[str, Any], root: Path = REPO_ROOT) -> str:
+    """TEACHING's lesson plans, measured from the notebooks (``tools.plans.render_plans``);
+    raises ``tools.plans.PlanDoesNotFit`` when a plan does not fit its labs."""
+    from tools.plans import render_plans
+
+    return render_plans(course, timings(course, root))
+
+
+#: (file relative to the repository, block name, generator); a generator with a ``root``
+#: parameter is given the repository it reads the notebooks from.
+BLOCKS: tuple[tuple[str, str, Callable[..., str]], ...] = (
     ("README.md", "readme-notebooks", readme_table),
     ("TEACHING.md", "teaching-before-class", before_class_table),
     ("TEACHING.md", "teaching-per-notebook", per_notebook_resources),
+    ("TEACHING.md", "teaching-plans", lesson_plans),
     (f"notebooks/{MAP_NOTEBOOK}", "course-map", course_map),
 )
 
@@ -355,6 +377,113 @@ def _map_cell(nb: Any) -> Any:
     return cells[0]
 
 
+def _generate(generate: Callable[..., str], course: Course, results: Mapping[str, Any], root: Path) -> str:
+    import inspect
+
+    if "root" in inspect.signature(generate).parameters:
+        return generate(course, results, root=root)
+    return generate(course, results)
+
+
+_TIME_SENTENCE = re.compile(r"^\*\*Time\.\*\* About \d+ minutes in all: .*?\"Lesson plans\"\)\.")
+
+
+def _time_line(header: str) -> tuple[int, str]:
+    lines = header.split("\n")
+    found = [i for i, line in enumerate(lines) if line.startswith("**Time.**")]
+    if len(found) != 1:
+        raise ValueError("the header needs one line starting '**Time.**'")
+    return found[0], lines[found[0]]
+
+
+def _new_time_line(line: str, sentence: str) -> str:
+    if _TIME_SENTENCE.match(line):
+        return _TIME_SENTENCE.sub(lambda _: sentence, line, count=1)
+    return sentence + " " + line.removeprefix("**Time.**").lstrip()
+
+
+def _field_pattern(number: str, field: str) -> re.Pattern[str]:
+    """The value of ``field`` in notebook ``number``'s entry of course.toml (an int or a "string")."""
+    return re.compile(r'(number = "' + number + r'"\n(?:(?!\[\[notebook\]\]).*\n)*?' + field
+                      + r' = )(\d+|"[^"\n]*")')
+
+
+def _set_field(text: str, number: str, field: str, value: str) -> str:
+    """``text`` (course.toml) with notebook ``number``'s ``field`` set to ``value`` (TOML)."""
+    return _field_pattern(number, field).sub(lambda match: match.group(1) + value, text, count=1)
+
+
+def class_slot(timing: Any) -> str:
+    """What course.toml's ``class_slot`` says for a measured notebook."""
+    return f"core path {timing.core_min} min (of a 90-minute lab)"
+
+
+def time_differences(root: Path = REPO_ROOT, course: Course | None = None) -> list[str]:
+    """Where a notebook header's **Time.** line or course.toml's ``minutes`` disagrees with the
+    minutes measured from the notebook (``tools.plans``)."""
+    import nbformat
+
+    from tools.plans import time_sentence
+
+    root = Path(root)
+    course = load_course(root / "notebooks" / "course.toml") if course is None else course
+    problems = []
+    for nb in course.notebooks:
+        if nb.number == MAP_NOTEBOOK[:2]:
+            continue
+        timing = timings(Course((nb,), course.lectures), root)[nb.number]
+        header = nbformat.read(root / "notebooks" / nb.file, as_version=4).cells[0].source
+        try:
+            _, line = _time_line(header)
+        except ValueError as error:
+            problems.append(f"notebooks/{nb.file} cell 0: {error}")
+            continue
+        if not line.startswith(time_sentence(timing)):
+            problems.append(f"notebooks/{nb.file} cell 0: the **Time.** line must start {time_sentence(timing)!r}")
+        if nb.minutes != timing.total_min:
+            problems.append(f"notebooks/course.toml: notebook {nb.number} has minutes = {nb.minutes}, measured "
+                            f"{timing.total_min}")
+        if nb.class_slot != class_slot(timing):
+            problems.append(f"notebooks/course.toml: notebook {nb.number} has class_slot = {nb.class_slot!r}, "
+                            f"measured {class_slot(timing)!r}")
+    return problems
+
+
+def sync_times(root: Path = REPO_ROOT, course: Course | None = None) -> list[str]:
+    """Rewrite the headers' **Time.** sentences and course.toml's ``minutes`` to the measured
+    minutes; returns the files that changed."""
+    import nbformat
+
+    from tools.plans import time_sentence
+
+    root = Path(root)
+    table = root / "notebooks" / "course.toml"
+    course = load_course(table) if course is None else course
+    text = table.read_text(encoding="utf-8")
+    new_text = text
+    changed = []
+    for nb in course.notebooks:
+        if nb.number == MAP_NOTEBOOK[:2]:
+            continue
+        timing = timings(Course((nb,), course.lectures), root)[nb.number]
+        path = root / "notebooks" / nb.file
+        notebook = nbformat.read(path, as_version=4)
+        index, line = _time_line(notebook.cells[0].source)
+        new_line = _new_time_line(line, time_sentence(timing))
+        if new_line != line:
+            lines = notebook.cells[0].source.split("\n")
+            lines[index] = new_line
+            notebook.cells[0].source = "\n".join(lines)
+            nbformat.write(notebook, path)
+            changed.append(f"notebooks/{nb.file}")
+        new_text = _set_field(new_text, nb.number, "minutes", str(timing.total_min))
+        new_text = _set_field(new_text, nb.number, "class_slot", f'"{class_slot(timing)}"')
+    if new_text != text:
+        table.write_text(new_text, encoding="utf-8")
+        changed.append("notebooks/course.toml")
+    return changed
+
+
 def check(root: Path = REPO_ROOT, course: Course | None = None,
           results: Mapping[str, Any] | None = None) -> list[str]:
     """Every difference between the generated blocks and the files under ``root``."""
@@ -364,8 +493,13 @@ def check(root: Path = REPO_ROOT, course: Course | None = None,
     course = load_course(root / "notebooks" / "course.toml") if course is None else course
     results = load_results(root / "benchmarks" / "results.json") if results is None else results
     problems: list[str] = []
+    problems += time_differences(root, course)
     for relative, name, generate in BLOCKS:
-        content = generate(course, results)
+        try:
+            content = _generate(generate, course, results, root)
+        except ValueError as error:  # a plan that does not fit (tools.plans.PlanDoesNotFit)
+            problems.append(f"{relative} block {name}: {error}")
+            continue
         if relative.endswith(".ipynb"):
             nb = nbformat.read(root / relative, as_version=4)
             try:
@@ -387,9 +521,10 @@ def sync(root: Path = REPO_ROOT) -> list[str]:
     root = Path(root)
     course = load_course(root / "notebooks" / "course.toml")
     results = load_results(root / "benchmarks" / "results.json")
-    changed: list[str] = []
+    changed: list[str] = sync_times(root, course)
+    course = load_course(root / "notebooks" / "course.toml")
     for relative, name, generate in BLOCKS:
-        content, path = generate(course, results), root / relative
+        content, path = _generate(generate, course, results, root), root / relative
         if relative.endswith(".ipynb"):
             nb = nbformat.read(path, as_version=4)
             cell = _map_cell(nb)
