@@ -411,7 +411,8 @@ def render_plans(course: Any, timings: Mapping[str, Timing]) -> str:
             lines.append(f"- **{lab.name}** ({core} of {available} min):")
             for number in lab.notebooks:
                 lines += _notebook_lines(by_number[number], timings[number])
-        lines += ["", f"In class {total_class} min over {len(plan.labs)} lab(s); at home up to {total_home} min "
+        labs = f"{len(plan.labs)} lab{'s' if len(plan.labs) > 1 else ''}"
+        lines += ["", f"In class {total_class} min over {labs}; at home up to {total_home} min "
                   "(homework and further reading)."]
     return "\n".join(lines)
 
