@@ -147,7 +147,9 @@ student-publish: install-dev  ## commit the release's student edition under the 
 
 # The course table, notebooks/course.toml, is the one place a notebook's title, topic, lectures,
 # time and budget are written; this rewrites what is generated from it (README's table,
-# TEACHING's tables, notebook 00's course map; run times from benchmarks/results.json).
+# TEACHING's tables, notebook 00's course map; run times from benchmarks/results.json), and the
+# lesson plans measured from the notebooks (tools/plans.py: each section's minutes, the header
+# Time lines, course.toml's minutes, TEACHING's plans for one lab, two labs and the full course).
 .PHONY: course
 course: install-dev  ## regenerate the tables from notebooks/course.toml
 	$(PY) -m tools.course
