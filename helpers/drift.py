@@ -362,8 +362,8 @@ def relu_stack_norms(weights: list[torch.Tensor] | tuple[torch.Tensor, ...], x: 
 
     ``h_0 = x`` and ``h_l = ReLU(h_{l-1} W_lᵀ)``: ``weights[l-1]`` has the shape of
     ``nn.Linear.weight``, ``(n_out, n_in)``.  Entry ``l-1`` of the result is the mean over the
-    batch of ``‖h_l‖₂`` (the input is not included), as in
-    :func:`helpers.initialization.forward_norms` for the hidden blocks of a ``make_mlp`` network.
+    batch of ``‖h_l‖₂`` (the input is not included): the activation norms
+    :func:`helpers.initialization.profile_model` measures in the hidden blocks of a ``make_mlp`` network.
 
     Args:
         weights: one or more 2-D weight matrices, each one's ``n_in`` the previous one's ``n_out``.

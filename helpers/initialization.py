@@ -259,19 +259,6 @@ def profile_model(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tup
     return act_norms.numpy(), grad_norms.numpy(), float(loss.detach())
 
 
-def forward_norms(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
-    """Mean over the batch of ``||Z_i||_2`` for every hidden block: the forward half of
-    :func:`profile_model`, without gradients (about three times cheaper)."""
-    blocks = list(model)[:-1]
-    norms = np.empty(len(blocks))
-    with torch.no_grad():
-        h = x
-        for i, block in enumerate(blocks):
-            h = block(h)
-            norms[i] = float(h.double().norm(dim=1).mean())
-    return norms
-
-
 @single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: int = 256, seed: int = 0) -> float:
     """How sure the untrained :func:`make_mlp` ReLU network is: the mean over the first ``batch``
@@ -789,7 +776,7 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 
 __all__ = [
     "ACTIVATIONS", "LEAKY_SLOPE", "TORCH_INITS", "XOR_ACTIVATIONS", "FirstSteps", "NormProfile", "VarianceCheck",
-    "WeightBank", "WeightInit", "activation_module", "fast_profile", "drift_log_slopes", "forward_norms",
+    "WeightBank", "WeightInit", "activation_module", "fast_profile", "drift_log_slopes",
     "hidden_weights", "kaiming_normal", "kaiming_reinit", "make_mlp", "mean_top_probability",
     "mnist_batch", "model_profile", "norm_profile", "profile_model", "sgd_first_steps", "torch_init_mlp",
     "variance_checks", "xor_losses",

@@ -12,7 +12,7 @@ import torch
 from helpers import check
 from helpers.check import drift as ex
 from helpers.drift import relu_stack_norms
-from helpers.initialization import forward_norms, hidden_weights, make_mlp
+from helpers.initialization import hidden_weights, make_mlp, profile_model
 
 
 def _stub(*args):
@@ -33,7 +33,8 @@ def test_relu_stack_norms_is_the_forward_profile_of_make_mlp() -> None:
     x = torch.randn(16, 784, generator=torch.Generator().manual_seed(1))
     got = relu_stack_norms(hidden_weights(model), x)
     assert got.shape == (7,) and not got.requires_grad
-    np.testing.assert_allclose(got.numpy(), forward_norms(model, x), rtol=1e-5)
+    activations, _, _ = profile_model(model, x, torch.zeros(16, dtype=torch.long))
+    np.testing.assert_allclose(got.numpy(), activations, rtol=1e-5)
 
 
 def test_relu_stack_norms_by_hand() -> None:
