@@ -96,14 +96,15 @@ class Feedback:
 
 
 class _CallRecorder(TorchFunctionMode):
-    """Records the qualified name of every torch function called while it is active."""
+    """Records every torch function called while it is active (named afterwards, by
+    :func:`_qualified_name`: its first call builds torch's table of names, slow under a profiler)."""
 
-    def __init__(self, seen: set[str]) -> None:
+    def __init__(self, seen: set[Any]) -> None:
         super().__init__()
         self.seen = seen
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.seen.add(_qualified_name(func))
+        self.seen.add(func)
         return func(*args, **(kwargs or {}))
 
 
@@ -134,7 +135,7 @@ def _python_code(dotted: str) -> Any:
     return None
 
 
-def _recording(fn: Callable[..., Any], seen: set[str], called: set[str],
+def _recording(fn: Callable[..., Any], seen: set[Any], called: set[str],
                watched: Mapping[Any, str]) -> Callable[..., Any]:
     """``fn``, recording into ``seen`` the torch functions each of its calls makes, and into
     ``called`` the label of every Python function in ``watched`` (code object -> label) it calls
@@ -189,7 +190,7 @@ class Exercise:
         if not callable(student_fn):
             raise TypeError(
                 f"student_fn must be the function you wrote (callable), got {type(student_fn).__name__}")
-        seen: set[str] = set()  # torch functions, as the TorchFunctionMode saw them
+        seen: set[Any] = set()  # torch functions, as the TorchFunctionMode saw them
         called: set[str] = set()  # watched Python functions, outermost calls only
         own = inspect.unwrap(self.reference)
         code = getattr(own, "__code__", None)
@@ -206,8 +207,9 @@ class Exercise:
                             f"your function raised {type(error).__name__}: {first_line(error)}")
         if problem is None:
             python = set(watched.values())
+            names = {_qualified_name(func) for func in seen} if self.forbidden else set()
             used = tuple(dict.fromkeys(name for name in (*self.forbidden, *python)
-                                       if name in (called if name in python else seen)))
+                                       if name in (called if name in python else names)))
             return Feedback(self.name, True, self.checked, shortcuts=used)
         return Feedback(self.name, False, problem)
 
