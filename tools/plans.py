@@ -17,7 +17,7 @@ The time model (every constant below, with its reason) turns a section into minu
   :data:`QUESTION_MIN` per concept question (``question``), :data:`OPEN_ENDED_MIN` per
   open-ended experiment (``open-ended``).
 
-From these minutes come :data:`PLANS` (one lab, two labs, the full course), rendered into
+From these minutes come :func:`plans` (one lab, two labs, the full course), rendered into
 TEACHING.md's ``teaching-plans`` block, and each notebook's measured total, which its header's
 **Time.** line and ``minutes`` in notebooks/course.toml must state.  ``python -m tools.course``
 writes the block and the header sentence; a plan that does not fit its slot raises
@@ -348,17 +348,24 @@ class Plan:
     labs: tuple[Lab, ...]
 
 
-#: The plans TEACHING.md gives.  A lab holds the core paths of its notebooks; their homework
-#: and further reading go home.  Notebook 00 (10 minutes: the setup check) is done before
-#: the first lab.
+#: The short plans TEACHING.md gives.  A lab holds the core paths of its notebooks; their
+#: homework and further reading go home.  Notebook 00 (10 minutes: the setup check) is done
+#: before the first lab.  The full course is made from the course table (:func:`plans`), so a
+#: new notebook joins it without an edit here.
 PLANS: tuple[Plan, ...] = (
     Plan("One 90-minute lab", "a single session on initialization, the course's first idea",
          (Lab("Lab", ("01",)),)),
     Plan("Two 90-minute labs", "initialization, then the normalization layers built from scratch",
          (Lab("Lab 1", ("01",)), Lab("Lab 2", ("03",)))),
-    Plan("The full course", "every notebook's core path in class, one notebook a lab",
-         tuple(Lab(f"Lab {n}", (f"0{n}",)) for n in range(1, 8))),
 )
+
+
+def plans(course: Any) -> tuple[Plan, ...]:
+    """:data:`PLANS`, then the full course: one lab for each notebook of the course table after 00."""
+    chapters = [nb.number for nb in course.notebooks if nb.number != "00"]
+    full = Plan("The full course", "every notebook's core path in class, one notebook a lab",
+                tuple(Lab(f"Lab {index}", (number,)) for index, number in enumerate(chapters, 1)))
+    return (*PLANS, full)
 
 
 class PlanDoesNotFit(ValueError):
@@ -392,7 +399,7 @@ def render_plans(course: Any, timings: Mapping[str, Timing]) -> str:
     for number, timing in timings.items():
         lines.append(f"| {number} | {timing.core_min} min | {timing.homework_min} min | "
                      f"{timing.further_min} min | {timing.total_min} min |")
-    for plan in PLANS:
+    for plan in plans(course):
         lines += ["", f"#### {plan.name}: {plan.purpose}", ""]
         total_class = total_home = 0
         for lab in plan.labs:
