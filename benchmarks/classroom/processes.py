@@ -38,8 +38,6 @@ class KernelWatch:
     ``started`` keeps every kernel ever added, for the clean-up."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s, self.total_rss, self.total_pss = interval_s, 0.0, 0.0
         self.procs: dict[int, psutil.Process] = {}
         self.started: list[psutil.Process] = []
