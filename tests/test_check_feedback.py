@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -274,3 +275,15 @@ def test_torch_func_transforms_are_autograd_too(transform):
                         forbidden=AUTOGRAD)
     result = exercise.feedback(square_grad)
     assert result.passed and f"torch.func.{transform}" in result.shortcuts, result
+
+
+@pytest.mark.parametrize("value", [2, 2.0, torch.tensor(2.0), torch.tensor([2.0]), np.float32(2.0),
+                                   np.array([2.0])])
+def test_a_numeric_answer_may_be_any_one_number(value):
+    """helpers.check.inputs.as_number: Python, NumPy and one-element torch numbers are numbers."""
+    assert NUMBER.feedback(value).passed
+
+
+@pytest.mark.parametrize("value", [torch.tensor([2.0, 2.0]), [2.0], "2", True])
+def test_a_numeric_answer_is_one_number(value):
+    assert not NUMBER.feedback(value).passed

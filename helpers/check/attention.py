@@ -24,7 +24,7 @@ import torch
 
 from helpers import attention as att
 from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare, first_line
-from helpers.check.inputs import call
+from helpers.check.inputs import as_number, call
 
 __all__ = ["cap_temperature", "causal_self_attention", "q04_divide_by_d", "q04_saturation_scale", "q04_small_head",
            "q04_std_of_scores", "scaled_attention", "softmax", "softmax_jacobian"]
@@ -508,13 +508,13 @@ def _diagnose_cap_temperature(student: Callable[..., Any]) -> str | None:
         out, changed = call(student, (scores, p_max), names=("scores", "p_max"))
         if changed:
             return changed
-        if isinstance(out, torch.Tensor) and out.numel() == 1:
-            out = out.item()
-        if isinstance(out, torch.Tensor):
+        value = as_number(out)
+        if value is None and isinstance(out, torch.Tensor):
             return (f"returned a tensor of shape {tuple(out.shape)}: one temperature for all the rows is asked for, "
                     f"the smallest that caps every row (a number).")
-        if isinstance(out, bool) or not isinstance(out, (int, float)) or not math.isfinite(out) or out <= 0:
+        if value is None or not math.isfinite(value) or value <= 0:
             return f"return a positive number, the temperature T; got {out!r}."
+        out = value
         expected = cap_temperature_reference(scores, p_max)
         if math.isclose(out, expected, rel_tol=1e-3):
             continue

@@ -13,11 +13,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from helpers.check.feedback import Exercise, Question
+from helpers.check.inputs import as_number
 
 __all__ = ["backward_std", "kaiming_mlp", "q01_leaky_gain", "q01_second_moment", "q01_sigmoid_depth",
            "q01_z50"]
@@ -34,17 +34,6 @@ def reference_backward_std(fan_in: int, fan_out: int, negative_slope: float) -> 
 
 #: (fan_in, fan_out, negative_slope): non-square both ways, a slope whose square differs from it.
 BACKWARD_SETTINGS = ((400, 100, 0.3), (60, 240, 0.5), (128, 64, 0.0))
-
-
-def _as_number(value: object) -> float | None:
-    """A Python number, a NumPy scalar or a one-element tensor as a float; else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return float(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach().reshape(()))
-    return None
 
 
 def _backward_mistakes(fan_in: int, fan_out: int, a: float) -> list[tuple[str, float]]:
@@ -74,7 +63,7 @@ def _diagnose_backward_std(student: Callable[..., Any]) -> str | None:
     for fan_in, fan_out, a in BACKWARD_SETTINGS:
         where = f"(fan_in = {fan_in}, fan_out = {fan_out}, negative_slope = {a:g})"
         raw = student(fan_in, fan_out, a)
-        value = _as_number(raw)
+        value = as_number(raw)
         if value is None:
             return f"should return one number (a float), got {type(raw).__name__} {where}."
         if not math.isfinite(value):

@@ -56,6 +56,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
+from helpers.check.inputs import as_number
+
 __all__ = ["AUTOGRAD", "Exercise", "Feedback", "Question", "compare", "first_line", "first_mismatch", "grading",
            "not_close"]
 
@@ -282,13 +284,14 @@ class Question:
             if choice == self.answer:
                 return Feedback(self.name, True, self.why)
             return Feedback(self.name, False, f'not "{choice}": {self.choices[choice]}')
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        number = as_number(value)
+        if number is None or not math.isfinite(number):
             return Feedback(self.name, False, f"answer a finite number, got {value!r}.")
         assert isinstance(self.answer, int | float)
-        if math.isclose(value, self.answer, rel_tol=self.rel_tol):
+        if math.isclose(number, self.answer, rel_tol=self.rel_tol):
             return Feedback(self.name, True, self.why)
-        side = "too large" if value > self.answer else "too small"
-        return Feedback(self.name, False, f"{value:.4g} is {side} (a right answer is within "
+        side = "too large" if number > self.answer else "too small"
+        return Feedback(self.name, False, f"{number:.4g} is {side} (a right answer is within "
                                           f"{self.rel_tol:.0%}): look again at the reasoning above the question.")
 
     def __call__(self, value: object) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from helpers.check.feedback import AUTOGRAD, Exercise, compare, first_line
+from helpers.check.inputs import as_number
 
 __all__ = ["grad_check"]
 
@@ -102,11 +103,10 @@ def _run(student: Callable[..., Any], f: Function, x: torch.Tensor, dout: torch.
     if isinstance(num, torch.Tensor) and num.dtype != F64 and num.shape == x.shape:
         return None, None, (f"num_dx is {num.dtype}, not float64: torch.zeros(x.shape) is float32 and rounds each "
                             "entry to 7 digits; make it with torch.zeros_like(x).")
-    if isinstance(rel, torch.Tensor) and rel.numel() == 1:
-        rel = rel.item()
-    if isinstance(rel, bool) or not isinstance(rel, (int, float)):
+    value = as_number(rel)
+    if value is None:
         return None, None, f"rel_error should be a number (a float), got {type(rel).__name__}."
-    return num, float(rel), None
+    return num, value, None
 
 
 def _diagnose_grad_check(student: Callable[..., Any]) -> str | None:

@@ -9,6 +9,8 @@ of its tensor arguments and says, before anything else is compared, which of the
     out, changed = call(student, (x, gamma, beta, eps))
     if changed:
         return changed        # "your function changed its input x in place; …"
+
+:func:`as_number` reads an answer that should be one number, however it was returned.
 """
 
 from __future__ import annotations
@@ -17,9 +19,24 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["call", "in_place_message"]
+__all__ = ["as_number", "call", "in_place_message"]
+
+
+def as_number(value: object) -> float | None:
+    """A Python number, a NumPy scalar or a one-element tensor or array as a float; else ``None``
+    (a bool is not a number here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return float(value.item())
+    return None
 
 
 def _copy(value: Any) -> Any:

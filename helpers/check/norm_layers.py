@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare
 from helpers.check.inputs import call
+from helpers.check.norms import affine_grad_problem
 
 __all__ = ["batch_norm_backward", "batch_norm_step", "evaluate", "layer_norm_module", "q03_bn_vs_ln",
            "q03_eval_mode", "q03_ln_running_stats", "q03_negative_gamma", "q03_small_batch", "q03_transformers"]
@@ -114,27 +115,10 @@ def _diagnose_batch_norm_backward(student: Callable[..., Any]) -> str | None:
     problem = compare("dx", dx, dx_ok, _dx_mistakes(dout, x, gamma, eps), atol=1e-8)
     if problem is not None:
         return problem + _SUFFIX
-    if all(isinstance(t, torch.Tensor) and t.shape == (c,) for t in (dgamma, dbeta)) and \
-            torch.allclose(dgamma, dbeta_ok, atol=1e-8) and torch.allclose(dbeta, dgamma_ok, atol=1e-8):
-        return "dgamma and dbeta are swapped: return (dx, dgamma, dbeta)."
     x_hat = (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps)
-    for name, got, ok in (("dgamma", dgamma, dgamma_ok), ("dbeta", dbeta, dbeta_ok)):
-        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n,):
-            return (f"{name} has shape ({n},): summed over the channels (dim 1) instead of over the batch; "
-                    f"sum over dim 0 to get one value per channel, shape ({c},).")
-        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, c):
-            return f"{name} has the shape of x, ({n}, {c}): sum it over the batch (dim 0)."
-        mistakes = {f"{name} has the wrong sign.": -ok}
-        if name == "dgamma":
-            mistakes["dgamma is missing x̂: it is the sum over the batch of dout · x̂, not of dout."] = dout.sum(0)
-            mistakes["dgamma uses x instead of x̂: multiply dout by the normalized input."] = (dout * x).sum(0)
-            mistakes["dgamma is the mean of dout · x̂ over the batch: it is the sum."] = (dout * x_hat).mean(0)
-        else:
-            mistakes["dbeta is the mean of dout over the batch: it is the sum."] = dout.mean(0)
-        problem = compare(name, got, ok, mistakes, atol=1e-8)
-        if problem is not None:
-            return problem + _SUFFIX
-    return None
+    problem = affine_grad_problem(dgamma, dbeta, dgamma_ok, dbeta_ok, dout, x, x_hat,
+                                  across="the channels (dim 1)", per="channel")
+    return None if problem is None else problem + _SUFFIX
 
 
 batch_norm_backward = Exercise(

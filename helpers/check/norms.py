@@ -187,24 +187,37 @@ def _diagnose_layer_norm_backward(student: Callable[..., Any]) -> str | None:
     if problem is not None:
         return problem + " (Compared with autograd in float64.)"
 
-    if all(isinstance(t, torch.Tensor) and t.shape == (d,) for t in (dgamma, dbeta)) and \
+    problem = affine_grad_problem(dgamma, dbeta, dgamma_ok, dbeta_ok, dout, x, x_hat,
+                                  across="the last dim (the features)", per="feature")
+    return None if problem is None else problem + " (Compared with autograd in float64.)"
+
+
+def affine_grad_problem(dgamma: Any, dbeta: Any, dgamma_ok: torch.Tensor, dbeta_ok: torch.Tensor,
+                        dout: torch.Tensor, x: torch.Tensor, x_hat: torch.Tensor, *, across: str,
+                        per: str) -> str | None:
+    """What is wrong with a normalization layer's dgamma and dbeta, both sums over the batch
+    (dim 0) of an ``(n, width)`` dout: swapped, summed over ``across`` instead, left unsummed,
+    a sign, a missing x̂, x for x̂, a mean for the sum; ``None`` when both are right."""
+    n, width = x.shape
+    if all(isinstance(t, torch.Tensor) and t.shape == (width,) for t in (dgamma, dbeta)) and \
             torch.allclose(dgamma, dbeta_ok, atol=1e-8) and torch.allclose(dbeta, dgamma_ok, atol=1e-8):
         return "dgamma and dbeta are swapped: return (dx, dgamma, dbeta)."
     for name, got, ok in (("dgamma", dgamma, dgamma_ok), ("dbeta", dbeta, dbeta_ok)):
         if isinstance(got, torch.Tensor) and tuple(got.shape) == (n,):
-            return (f"{name} has shape ({n},): summed over the last dim (the features) instead of over "
-                    f"the batch; sum over dim 0 to get one value per feature, shape ({d},).")
-        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, d):
-            return f"{name} has the shape of x, ({n}, {d}): sum it over the batch (dim 0)."
+            return (f"{name} has shape ({n},): summed over {across} instead of over the batch; "
+                    f"sum over dim 0 to get one value per {per}, shape ({width},).")
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, width):
+            return f"{name} has the shape of x, ({n}, {width}): sum it over the batch (dim 0)."
         mistakes = {f"{name} has the wrong sign.": -ok}
         if name == "dgamma":
             mistakes["dgamma is missing x̂: it is the sum over the batch of dout · x̂, not of dout."] = dout.sum(0)
-            mistakes["dgamma uses x instead of x̂: multiply dout by the normalised input."] = (dout * x).sum(0)
+            mistakes["dgamma uses x instead of x̂: multiply dout by the normalized input."] = (dout * x).sum(0)
+            mistakes["dgamma is the mean of dout · x̂ over the batch: it is the sum."] = (dout * x_hat).mean(0)
         else:
             mistakes["dbeta is the mean of dout over the batch: it is the sum."] = dout.mean(0)
         problem = compare(name, got, ok, mistakes, atol=1e-8)
         if problem is not None:
-            return problem + " (Compared with autograd in float64.)"
+            return problem
     return None
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from helpers.check.feedback import Exercise, Question
+from helpers.check.inputs import as_number
 
 __all__ = ["equilibrium_norm", "param_groups", "q07_adam_l2_first_step", "q07_decay_halving",
            "q07_effective_lr_ratio", "q07_equilibrium_scaling"]
@@ -44,18 +45,6 @@ def _equilibrium_norm(lr: float, lam: float, unit_grad_norm: float) -> float:
     """‖W‖ where 2·lr·λ·‖W‖² = lr²·‖∇‖² with ‖∇‖ = unit_grad_norm / ‖W‖."""
     lr, lam, unit = _positive("lr", lr), _positive("lam", lam), _positive("unit_grad_norm", unit_grad_norm)
     return (lr * unit ** 2 / (2 * lam)) ** 0.25
-
-
-def _number(answer: object) -> float | None:
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, (int, float, np.floating, np.integer)):
-        return float(answer)
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        return float(answer.item())
-    if isinstance(answer, np.ndarray) and answer.size == 1:
-        return float(answer.item())
-    return None
 
 
 #: (lr, λ, unit_grad_norm): lr·λ small, so the exact fixed point of (1 − lr·λ)² is within 0.2 %.
@@ -82,7 +71,7 @@ def _diagnose_equilibrium(student: Callable[..., Any]) -> str | None:
     ]
     for lr, lam, g in _CASES:
         raw = student(lr, lam, g)
-        value = _number(raw)
+        value = as_number(raw)
         if value is None:
             return f"return one number (a float or a 0-d tensor), got {type(raw).__name__}."
         if not math.isfinite(value):
