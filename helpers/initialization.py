@@ -259,6 +259,41 @@ def profile_model(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tup
     return act_norms.numpy(), grad_norms.numpy(), float(loss.detach())
 
 
+def leaky_signals(std: Callable[[int, int, float], float], widths: Sequence[int], a: float = 0.3,
+                  batch: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """How the forward and the backward signal travel through a bias-free Leaky ReLU MLP.
+
+    Layer ``i`` maps ``widths[i]`` to ``widths[i + 1]`` features with weights drawn from
+    ``N(0, std(n_in, n_out, a)²)`` and a Leaky ReLU of slope ``a``; the input is ``batch`` rows of
+    N(0, 1) noise and the gradient at the output is N(0, 1) noise too (all float64, seeded).
+
+    Returns:
+        ``(forward, backward)``: ``forward[i]`` is E[z²] of layer ``i``'s output, ``backward[i]``
+        is E[g²] of the gradient at layer ``i``'s input (one entry per layer each).
+
+    Raises:
+        TypeError / ValueError: ``std`` not callable, fewer than two widths, a width, ``batch``
+        or ``seed`` not a whole number in range, ``a`` not a real number.
+    """
+    if not callable(std):
+        raise TypeError(f"std must be a function std(n_in, n_out, a), got {type(std).__name__}")
+    widths = check_ints("widths", widths, minimum=1)
+    if len(widths) < 2:
+        raise ValueError(f"widths must name at least an input and an output width, got {list(widths)}")
+    a = check_real("a", a)
+    batch, seed = check_int("batch", batch, minimum=1), check_int("seed", seed, minimum=0)
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, widths[0], generator=g, dtype=torch.float64).requires_grad_(True)
+    inputs, forward = [], []
+    for n_in, n_out in pairwise(widths):
+        inputs.append(h)
+        w = torch.randn(n_out, n_in, generator=g, dtype=torch.float64) * std(n_in, n_out, a)
+        h = F.leaky_relu(h @ w.T, a)
+        forward.append(float(h.detach().pow(2).mean()))
+    grads = torch.autograd.grad(h, inputs, torch.randn(h.shape, generator=g, dtype=torch.float64))
+    return np.array(forward), np.array([float(gr.pow(2).mean()) for gr in grads])
+
+
 @single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def mean_top_probability(gain: float, depth: int = 50, width: int = 100, batch: int = 256, seed: int = 0) -> float:
     """How sure the untrained :func:`make_mlp` ReLU network is: the mean over the first ``batch``
@@ -777,7 +812,7 @@ def model_profile(model: nn.Sequential, batch: int = 256) -> tuple[np.ndarray, n
 __all__ = [
     "ACTIVATIONS", "LEAKY_SLOPE", "TORCH_INITS", "XOR_ACTIVATIONS", "FirstSteps", "NormProfile", "VarianceCheck",
     "WeightBank", "WeightInit", "activation_module", "fast_profile", "drift_log_slopes",
-    "hidden_weights", "kaiming_normal", "kaiming_reinit", "make_mlp", "mean_top_probability",
+    "hidden_weights", "kaiming_normal", "kaiming_reinit", "leaky_signals", "make_mlp", "mean_top_probability",
     "mnist_batch", "model_profile", "norm_profile", "profile_model", "sgd_first_steps", "torch_init_mlp",
     "variance_checks", "xor_losses",
 ]

@@ -547,3 +547,26 @@ def deep_relu_profile(batch_norm: bool, gain: float = 2.0, depth: int = 50, widt
         grads = torch.autograd.grad(loss, weights)
     grad_norms = np.array([float(g.double().norm()) for g in grads])
     return DeepReLUProfile(batch_norm, act_norms, grad_norms, dead)
+
+
+def sgd_losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float) -> np.ndarray:
+    """The cross-entropy loss of ``model`` on the whole batch ``(x, y)`` before each of ``steps``
+    plain SGD steps with learning rate ``lr`` (the model is trained in place).
+
+    Two models that start from the same weights and differ only in one layer give the same
+    losses exactly when that layer computes, and passes gradients, the same way: notebook 03
+    compares the student's LayerNorm with ``nn.LayerNorm`` like that, in float64.
+
+    Raises:
+        TypeError / ValueError: ``steps`` not a whole number >= 1, ``lr`` not a positive number.
+    """
+    steps, lr = check_int("steps", steps, minimum=1), check_real("lr", lr, minimum=0, min_inclusive=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return np.array(losses)

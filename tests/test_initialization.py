@@ -562,3 +562,29 @@ def test_tanh_net_at_gain_five_thirds_grows_its_gradient_as_the_mean_field_predi
     assert p.activation_norms[-1] == pytest.approx(math.sqrt(100 * q / (25 / 9)), rel=0.06)
     per_layer = (p.grad_norms[1] / p.grad_norms[-1]) ** (1 / 28)
     assert per_layer == pytest.approx(t.backward_factor(25 / 9, "tanh", q), rel=0.03)
+
+
+def test_leaky_signals_keeps_each_signal_with_its_own_fan():
+    """The forward std sqrt(2 / ((1 + a²) n_in)) keeps E[z²] from layer to layer; the backward
+    one, with n_out, keeps E[g²]; in a widening-then-narrowing net each moves the other."""
+    def forward_std(n_in, n_out, a):
+        return math.sqrt(2 / ((1 + a * a) * n_in))
+
+    def backward_std(n_in, n_out, a):
+        return math.sqrt(2 / ((1 + a * a) * n_out))
+
+    widths = [64, 256, 64, 256]
+    fwd, bwd = init.leaky_signals(forward_std, widths, batch=512, seed=1)
+    assert fwd.shape == bwd.shape == (3,)
+    np.testing.assert_allclose(fwd[1:] / fwd[:-1], 1, rtol=0.15)
+    fwd_b, bwd_b = init.leaky_signals(backward_std, widths, batch=512, seed=1)
+    np.testing.assert_allclose(bwd_b[:-1] / bwd_b[1:], 1, rtol=0.15)
+    assert bwd[0] / bwd[1] == pytest.approx(4, rel=0.3)  # the forward std moves the gradient ×4 in 256 -> 64
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [({"widths": [64]}, ValueError), ({"std": 1.0}, TypeError),
+                                                ({"batch": 0}, ValueError), ({"a": "x"}, TypeError)])
+def test_leaky_signals_names_a_bad_argument(kwargs, error):
+    args = {"std": lambda n_in, n_out, a: 0.1, "widths": [4, 4], **kwargs}
+    with pytest.raises(error, match=next(iter(kwargs))):
+        init.leaky_signals(**args)

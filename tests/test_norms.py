@@ -447,3 +447,20 @@ def test_sweep_and_deep_relu_figures() -> None:
     assert len(fig.axes) == 2 and all(ax.get_title() and ax.get_legend() is not None for ax in fig.axes)
     with pytest.raises(ValueError, match="at least one profile"):
         P.deep_relu_figure({"empty": []})
+
+
+def test_sgd_losses_trains_in_place_and_agrees_for_the_same_layer():
+    def mlp(norm):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 6), norm, torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g)
+    a = N.sgd_losses(mlp(torch.nn.LayerNorm(6)), x, y, steps=5, lr=0.5)
+    b = N.sgd_losses(mlp(torch.nn.LayerNorm(6)), x, y, steps=5, lr=0.5)
+    c = N.sgd_losses(mlp(torch.nn.Identity()), x, y, steps=5, lr=0.5)
+    assert a.shape == (5,) and a[-1] < a[0]          # it trains
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3                 # another layer, other losses
+    with pytest.raises(ValueError, match="lr"):
+        N.sgd_losses(mlp(torch.nn.Identity()), x, y, steps=1, lr=0)

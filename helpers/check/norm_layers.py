@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from helpers.check.feedback import AUTOGRAD, Exercise, Question, compare
 from helpers.check.inputs import call
 from helpers.check.norms import affine_grad_problem
+from helpers.norms import sgd_losses
 
 __all__ = ["batch_norm_backward", "batch_norm_step", "evaluate", "layer_norm_module", "q03_bn_vs_ln",
            "q03_eval_mode", "q03_ln_running_stats", "q03_negative_gamma", "q03_small_batch", "q03_transformers"]
@@ -377,15 +378,7 @@ def _mlp_losses(norm: nn.Module) -> list[float]:
     model = nn.Sequential(first, norm, nn.ReLU(), last).double()
     x = torch.randn(8, 5, generator=g, dtype=F64) * 2 + 1
     y = torch.randint(0, 3, (8,), generator=g)
-    optimizer = torch.optim.SGD(model.parameters(), lr=_LR)
-    losses = []
-    for _ in range(_STEPS):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return list(sgd_losses(model, x, y, steps=_STEPS, lr=_LR))
 
 
 def _diagnose_layer_norm_module(student: Callable[..., Any]) -> str | None:
