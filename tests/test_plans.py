@@ -23,6 +23,8 @@ from tools.plans import (
     PLANS,
     QUESTION_MIN,
     READING_WPM,
+    WRITTEN_MIN,
+    WRITTEN_TAG,
     PlanDoesNotFit,
     further_code_used,
     further_references,
@@ -132,6 +134,18 @@ def test_measure_counts_words_cells_and_exercises() -> None:
                                               + OPEN_ENDED_MIN)
     assert further.further and further.class_min == pytest.approx(138 / READING_WPM + CODE_CELL_MIN)
     assert timing.total_min == timing.core_min + timing.homework_min + timing.further_min
+
+
+def test_a_written_answer_costs_its_minutes_and_its_sample_answer_is_not_read() -> None:
+    base = measure(_nb(*BASE)).sections[1]
+    cells = list(BASE)
+    cells.insert(2, ("md", "**Sample answer** " + "word " * 500, [WRITTEN_TAG]))
+    cells.insert(6, ("md", "**Sample answer** in a homework part", [WRITTEN_TAG]))
+    core = measure(_nb(*cells)).sections[1]
+    assert (core.written, core.homework_written, core.words, core.homework_words) == \
+        (1, 1, base.words, base.homework_words)
+    assert core.class_min == pytest.approx(base.class_min + WRITTEN_MIN)
+    assert core.homework_min == pytest.approx(base.homework_min + WRITTEN_MIN)
 
 
 def test_a_notebook_edit_changes_the_measured_minutes() -> None:

@@ -47,7 +47,16 @@ from tools.notebook_tools import (
     repository_url,
     setup_cell_source,
 )
-from tools.student import CODE_STUB, NBGRADER_CONFIG, check_ref, default_ref, publish, release_tag, write_edition
+from tools.student import (
+    CODE_STUB,
+    NBGRADER_CONFIG,
+    TEXT_STUB,
+    check_ref,
+    default_ref,
+    publish,
+    release_tag,
+    write_edition,
+)
 from tools.student import main as student_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +78,9 @@ def _read(path: Path) -> nbformat.NotebookNode:
 
 
 def _solution_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
-    return [(i, c) for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    """The exercises' solution cells (code; the written answers are markdown solution cells)."""
+    return [(i, c) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
 
 
 def _check_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode, str]]:
@@ -136,7 +147,9 @@ def test_the_student_edition_has_a_stub_for_every_solution_and_nothing_else_chan
     assert len(student.cells) == len(teacher.cells)
     for before, after in zip(teacher.cells, student.cells, strict=True):
         assert not after.get("outputs"), "the student edition carries no outputs"
-        if before.metadata.get("nbgrader", {}).get("solution"):
+        if before.metadata.get("nbgrader", {}).get("solution") and before.cell_type == "markdown":
+            assert after.source == TEXT_STUB, "a written answer's sample answer and rubric are replaced"
+        elif before.metadata.get("nbgrader", {}).get("solution"):
             stripped = [line.strip() for line in after.source.splitlines()]
             assert all(line in stripped for line in CODE_STUB.splitlines()), after.source
             assert "BEGIN SOLUTION" not in after.source
@@ -554,11 +567,14 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
     with open(course / "grades.csv", newline="") as handle:
         grades = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(handle)}
 
-    def points(path: Path) -> float:
+    def points(path: Path, kind: str = "code") -> float:
+        """The points of the cells of ``kind`` nbgrader grades (code: autograded; markdown: by hand)."""
         return sum(c.metadata["nbgrader"].get("points", 0) for c in _read(path).cells
-                   if c.metadata.get("nbgrader", {}).get("grade"))
+                   if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == kind)
 
-    assert points(chapters / AUTOGRADED) >= MIN_EXERCISES
+    assert points(chapters / AUTOGRADED) >= MIN_EXERCISES and points(chapters / AUTOGRADED, "markdown") > 0
+    # The written answers wait for an instructor: no points until graded by hand, but counted in the maximum.
     assert grades["answered"][0] == points(chapters / AUTOGRADED), grades
+    assert grades["answered"][1] == sum(points(path) + points(path, "markdown") for path in chapters.glob("*.ipynb"))
     assert grades["unanswered"][0] == 0, grades
     assert lost > 0 and grades["partial"][0] == sum(points(chapters / name) for name in partial) - lost, grades

@@ -7,7 +7,8 @@ time estimate, class slot and ``make bench`` budget.  From it (and, for measured
 * README.md: the notebook table (``readme-notebooks``);
 * TEACHING.md: the "Before class" table (``teaching-before-class``), the per-notebook
   CPU and memory table (``teaching-per-notebook``) and the lesson plans (``teaching-plans``,
-  measured from the notebooks by ``tools.plans``);
+  measured from the notebooks by ``tools.plans``) and the points of each notebook's graded cells
+  (``teaching-grading``, read from their nbgrader metadata);
 * notebooks/00_start_here.ipynb: the course map (``course-map``);
 
 and, measured from notebooks 01 on (``tools.plans``), each header's **Time.** sentence and
@@ -302,6 +303,28 @@ def lesson_plans(course: Course, results: Mapping[str, Any], root: Path = REPO_R
     return render_plans(course, timings(course, root))
 
 
+def grading_table(course: Course, results: Mapping[str, Any], root: Path = REPO_ROOT) -> str:
+    """TEACHING's grading table: per notebook, the points nbgrader grades automatically (the
+    exercises' grade cells), by hand (the written answers) and the concept questions' points."""
+    import nbformat
+
+    lines = ["| # | exercises (autograded) | written answers (graded by hand) | concept questions "
+             "(0 points unless you give them) | points in all |", "|---|---|---|---|---|"]
+    for nb in course.notebooks:
+        if nb.number == MAP_NOTEBOOK[:2]:
+            continue
+        cells = nbformat.read(Path(root) / "notebooks" / nb.file, as_version=4).cells
+        graded = [(c.cell_type, c.metadata["nbgrader"].get("points", 0), c.metadata.get("tags", []))
+                  for c in cells if c.metadata.get("nbgrader", {}).get("grade")]
+        auto = [points for kind, points, tags in graded if kind == "code" and "question-check" not in tags]
+        hand = [points for kind, points, _ in graded if kind == "markdown"]
+        questions = [points for kind, points, tags in graded if "question-check" in tags]
+        lines.append(f"| {nb.number} | {len(auto)} exercises, {sum(auto):g} points | {len(hand)} answers, "
+                     f"{sum(hand):g} points | {len(questions)} questions, {sum(questions):g} points | "
+                     f"{sum(auto) + sum(hand) + sum(questions):g} |")
+    return "\n".join(lines)
+
+
 #: (file relative to the repository, block name, generator); a generator with a ``root``
 #: parameter is given the repository it reads the notebooks from.
 BLOCKS: tuple[tuple[str, str, Callable[..., str]], ...] = (
@@ -309,6 +332,7 @@ BLOCKS: tuple[tuple[str, str, Callable[..., str]], ...] = (
     ("TEACHING.md", "teaching-before-class", before_class_table),
     ("TEACHING.md", "teaching-per-notebook", per_notebook_resources),
     ("TEACHING.md", "teaching-plans", lesson_plans),
+    ("TEACHING.md", "teaching-grading", grading_table),
     (f"notebooks/{MAP_NOTEBOOK}", "course-map", course_map),
 )
 

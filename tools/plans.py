@@ -14,7 +14,9 @@ The time model (every constant below, with its reason) turns a section into minu
 * reading: the words of its markdown (code and outputs excluded) at :data:`READING_WPM`, plus
   :data:`CODE_CELL_MIN` per code cell and :data:`FIGURE_MIN` per figure it draws;
 * exercises: :data:`EXERCISE_MIN` per build-it-yourself exercise (a cell tagged ``exercise``),
-  :data:`QUESTION_MIN` per concept question (``question``), :data:`OPEN_ENDED_MIN` per
+  :data:`QUESTION_MIN` per concept question (``question``), :data:`WRITTEN_MIN` per written
+  answer to a predict-first prompt (a markdown cell tagged ``written-answer``, whose sample
+  answer students never see, so its words are not read), :data:`OPEN_ENDED_MIN` per
   open-ended experiment (``open-ended``).
 
 From these minutes come :func:`plans` (one lab, two labs, the full course), rendered into
@@ -51,6 +53,9 @@ EXERCISE_MIN = 10
 #: Minutes per concept question (``question``): predict, pick an answer, read the folded
 #: solution.
 QUESTION_MIN = 2
+#: Minutes per written answer to a predict-first prompt (``written-answer``): two or three
+#: sentences with the prediction and its reason before running, one sentence after.
+WRITTEN_MIN = 4
 #: Minutes per open-ended experiment (``open-ended``): design, run, write a paragraph; always
 #: homework in the plans below.
 OPEN_ENDED_MIN = 15
@@ -64,6 +69,7 @@ LAB_MIN = 90
 FURTHER_TAG = "further-reading"
 HOMEWORK_TAG = "homework"
 OPEN_ENDED_TAG = "open-ended"
+WRITTEN_TAG = "written-answer"
 #: What a further-reading section's heading must contain.
 FURTHER_LABEL = "Đọc thêm (further reading)"
 
@@ -86,6 +92,8 @@ class Section:
     open_ended: int
     homework_code_cells: int = 0
     homework_figures: int = 0
+    written: int = 0
+    homework_written: int = 0
     #: The markdown read in class (the homework parts left out), for :func:`further_references`.
     class_text: str = field(default="", repr=False, compare=False)
 
@@ -103,7 +111,7 @@ class Section:
         if not self.timed:
             return 0.0
         return (self.words / READING_WPM + self.code_cells * CODE_CELL_MIN + self.figures * FIGURE_MIN
-                + self.exercises * EXERCISE_MIN + self.questions * QUESTION_MIN)
+                + self.exercises * EXERCISE_MIN + self.questions * QUESTION_MIN + self.written * WRITTEN_MIN)
 
     @property
     def homework_min(self) -> float:
@@ -112,7 +120,8 @@ class Section:
             return 0.0
         return (self.homework_words / READING_WPM + self.homework_code_cells * CODE_CELL_MIN
                 + self.homework_figures * FIGURE_MIN + self.homework_exercises * EXERCISE_MIN
-                + self.homework_questions * QUESTION_MIN + self.open_ended * OPEN_ENDED_MIN)
+                + self.homework_questions * QUESTION_MIN + self.homework_written * WRITTEN_MIN
+                + self.open_ended * OPEN_ENDED_MIN)
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,7 @@ def measure(nb: Any, file: str = "notebook") -> Timing:
         section = {"heading": title, "further": further, "timed": timed, "words": 0, "code_cells": 0,
                    "figures": 0, "exercises": 0, "questions": 0, "homework_words": 0,
                    "homework_exercises": 0, "homework_questions": 0, "open_ended": 0, "homework_code_cells": 0,
-                   "homework_figures": 0, "class_text": ""}
+                   "homework_figures": 0, "written": 0, "homework_written": 0, "class_text": ""}
         sections.append(section)
         return section
 
@@ -188,6 +197,12 @@ def measure(nb: Any, file: str = "notebook") -> Timing:
         if FURTHER_TAG in tags and not (cell.cell_type == "markdown" and cell.source.startswith("## ")):
             raise ValueError(f"{file} cell {index}: the tag {FURTHER_TAG!r} belongs on a cell that starts "
                              "with a '## ' heading")
+        if cell.cell_type == "markdown" and WRITTEN_TAG in tags:
+            if current is None:
+                current = start("## (before the first section)", False)
+            own = section_homework or part_homework
+            current["homework_written" if own else "written"] += 1
+            continue
         if cell.cell_type == "markdown":
             level = re.match(r"(#{2,3}) ", cell.source)
             if level is not None:
@@ -389,7 +404,8 @@ def render_plans(course: Any, timings: Mapping[str, Timing]) -> str:
         f"Measured from the notebooks by `tools/plans.py` (`make course`): reading at {READING_WPM} words a "
         f"minute of markdown, plus {CODE_CELL_MIN:g} min per code cell and {FIGURE_MIN:g} min per figure; "
         f"{EXERCISE_MIN} min per build-it-yourself exercise, {QUESTION_MIN} per concept question, "
-        f"{OPEN_ENDED_MIN} per open-ended experiment (the reasons are in `tools/plans.py`). A lab is "
+        f"{WRITTEN_MIN} per written answer, {OPEN_ENDED_MIN} per open-ended experiment (the reasons are in "
+        f"`tools/plans.py`). A lab is "
         f"{LAB_MIN} minutes, {LAB_OVERHEAD_MIN} of them kept for settling in and the wrap-up, so its core "
         f"paths must fit in {available}. Glossaries and reference lists are not timed.",
         "",

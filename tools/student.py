@@ -8,6 +8,8 @@ a copy in which
 * each region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` is replaced by
   nbgrader's stub (``# YOUR CODE HERE`` / ``raise NotImplementedError()``); nbgrader refuses
   a solution region outside a cell marked as a solution cell;
+* each written answer to a predict-first prompt (a markdown cell that nbgrader grades by hand)
+  has its sample answer and rubric replaced by :data:`TEXT_STUB`, which says what to write;
 * every output is cleared, so nothing of the instructor's run shows;
 * the "Open in Colab" badges open the student edition, published under the git tag ``--ref``
   (:func:`default_ref`: ``v<version>-student``, from ``pyproject.toml``'s version), instead
@@ -63,6 +65,12 @@ from tools.notebook_tools import (
 
 #: What nbgrader puts where a code solution was (``ClearSolutions.code_stub["python"]``).
 CODE_STUB = ClearSolutions().code_stub["python"]
+#: What the student edition shows in a written answer's cell (nbgrader's
+#: ``ClearSolutions.text_stub``, set by ``tools/nbgrader_config.py``), in English and Vietnamese.
+TEXT_STUB = ("✍️ *Your answer* (double-click this cell to write in it). Before running: your prediction "
+             "and its reason. After running: what you saw, and what your reasoning missed, if anything.\n\n"
+             "*Câu trả lời của bạn* (nhấp đúp vào ô này để viết). Trước khi chạy: dự đoán của bạn và lý do. "
+             "Sau khi chạy: bạn đã thấy gì, và lập luận của bạn còn thiếu điều gì (nếu có).")
 #: The nbgrader configuration that makes nbgrader's release the student edition.
 NBGRADER_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 #: The assignment the notebooks form in the temporary nbgrader course.
