@@ -13,6 +13,11 @@ The section is a markdown cell headed ``## The lecture's claims, checked`` holdi
 Verdicts: ``holds``, ``holds with a correction``, ``does not hold here`` (each needs at least
 one check, in backticks: the claim text of an ``expect(...)`` or of a study's claim) and
 ``not tested`` (the last column says why, or where the claim is taken up).
+
+Students do not have the lecture notes, so a section that tests a claim must state it: every
+quotation of a measured row appears, word for word, in a markdown cell of a section the row's
+"Where" names (``§2``, ``§2, §5``, ``§2–3``), and that cell names the lecture by its title.  The
+notes' informal asides (the note-taker's "ko hiểu", *I don't get it*) are never quoted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ HEADING = "## The lecture's claims, checked"
 MEASURED = ("holds", "holds with a correction", "does not hold here")
 VERDICTS = (*MEASURED, "not tested")
 QUOTE = re.compile(r"[\"“][^\"”]{3,}[\"”]")
+SECTION = re.compile(r"§\s*(\d+)(?:\s*[–-]\s*(\d+))?")
+#: The note-taker's asides in the lecture notes, which a notebook never quotes.
+INFORMAL = ("ko hiểu", "k hiểu")
 CHECK = re.compile(r"`([^`]+)`")
 COURSE = load_course()
 
@@ -81,6 +89,49 @@ def passed_checks(nb: nbformat.NotebookNode) -> set[str]:
     return passed
 
 
+def _plain(text: str) -> str:
+    """``text`` with curly quotes made straight and every run of whitespace one space."""
+    return " ".join(text.replace("“", '"').replace("”", '"').split())
+
+
+def section_cells(nb: nbformat.NotebookNode) -> dict[int, list[str]]:
+    """The markdown of each numbered section (``## N. …`` up to the next ``## ``), cell by cell,
+    a cell that holds several headings split at them."""
+    sections: dict[int, list[str]] = {}
+    number = None
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for part in re.split(r"(?m)^(?=## )", cell.source):
+            if part.startswith("## "):
+                heading = re.match(r"## (\d+)\.", part)
+                number = int(heading.group(1)) if heading else None
+            if number is not None and part.strip():
+                sections.setdefault(number, []).append(_plain(part))
+    return sections
+
+
+def where_sections(where: str) -> set[int]:
+    """The section numbers a "Where" entry names: ``§2, §5`` → {2, 5}; ``§2–3`` → {2, 3}."""
+    numbers: set[int] = set()
+    for first, last in SECTION.findall(where):
+        numbers.update(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+def unquoted(nb: nbformat.NotebookNode, row: Verdict, titles: list[str]) -> list[str]:
+    """The quotations of ``row`` that no cell of its sections states together with the lecture's title."""
+    sections = section_cells(nb)
+    named = [title for title in titles if title in row.claim]
+    cells = [cell for number in where_sections(row.where) for cell in sections.get(number, [])]
+    missing = []
+    for quote in QUOTE.findall(row.claim):
+        inner = _plain(quote)[1:-1]
+        if not any(inner in cell and any(title in cell for title in named) for cell in cells):
+            missing.append(quote)
+    return missing
+
+
 def problems(nb: nbformat.NotebookNode, titles: list[str]) -> list[str]:
     """What is wrong with the notebook's verdict table: an empty list when nothing is."""
     try:
@@ -101,21 +152,31 @@ def problems(nb: nbformat.NotebookNode, titles: list[str]) -> list[str]:
         elif verdict in MEASURED:
             if not row.checks:
                 found.append(f"a measured verdict names its checks in backticks: {name}")
-            if not row.where.strip(" —-"):
-                found.append(f"a measured verdict says where it is measured: {name}")
+            if not where_sections(row.where):
+                found.append(f"a measured verdict says in which section (§N) it is measured: {name}")
+            found += [f"state {quote} with the lecture's title in {row.where}, so the section stands "
+                      f"without the notes: {name}" for quote in unquoted(nb, row, titles)]
             found += [f"check `{c}` printed no ✓ line in the stored outputs: {name}" for c in row.checks
                       if c not in passed]
         elif not row.checked_by.strip(" —-"):
             found.append(f"say why a claim is not tested, or where it is taken up: {name}")
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found += [f"the note-taker's aside {aside!r} is quoted" for aside in INFORMAL
+                      if aside in cell.source.lower()]
     return found
 
 
-def _notebook(rows: list[str], outputs: str = "") -> nbformat.NotebookNode:
+BODY = 'The lecture *Khởi tạo tham số* says that “c = 3 gives  NaN”; we check it.'
+
+
+def _notebook(rows: list[str], outputs: str = "", body: str = BODY) -> nbformat.NotebookNode:
     table = "\n".join([HEADING, "", "| The lecture says | Verdict | Where | Checked by |",
                        "| --- | --- | --- | --- |", *rows])
     code = nbformat.v4.new_code_cell("expect(...)")
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text=outputs)]
-    return nbformat.v4.new_notebook(cells=[code, nbformat.v4.new_markdown_cell(table)])
+    section = nbformat.v4.new_markdown_cell(f"## 1. The claim\n\n{body}")
+    return nbformat.v4.new_notebook(cells=[section, code, nbformat.v4.new_markdown_cell(table)])
 
 
 TITLES = ["Khởi tạo tham số"]
@@ -137,12 +198,32 @@ def test_a_table_whose_checks_passed_is_accepted() -> None:
     ([GOOD.replace('"c = 3 gives NaN"', "c = 3 gives NaN")], "✓ the norm stays finite\n", "quotation marks"),
     ([GOOD.replace("Khởi tạo tham số", "the notes")], "✓ the norm stays finite\n", "by its title"),
     (['| "x" (*Khởi tạo tham số*) | not tested | — | — |'], "", "say why"),
+    ([GOOD.replace("§1", "—")], "✓ the norm stays finite\n", "in which section"),
+    ([GOOD.replace("§1", "§2")], "✓ the norm stays finite\n", "stands without the notes"),
+    ([GOOD.replace("gives NaN", "gives inf")], "✓ the norm stays finite\n", "stands without the notes"),
     (["| a | b |"], "", "4 columns"),
     ([], "", "at least one row"),
 ])
 def test_a_verdict_without_its_data_is_caught(rows: list[str], outputs: str, message: str) -> None:
     found = problems(_notebook(rows, outputs), TITLES)
     assert any(message in p for p in found), found
+
+
+@pytest.mark.parametrize("body", [
+    "The lecture says that “c = 3 gives NaN”.",  # the quote without the title
+    "*Khởi tạo tham số* is the lecture. c = 3 gives a large norm.",  # the title without the quote
+    "The lecture *Khởi tạo tham số* says “c = 3 gives NaN” (ko hiểu).",  # an aside quoted
+])
+def test_a_section_that_needs_the_notes_is_caught(body: str) -> None:
+    found = problems(_notebook([GOOD], "✓ the norm stays finite\n", body), TITLES)
+    assert found, body
+
+
+def test_a_quote_is_found_in_its_section_across_cells_and_ranges() -> None:
+    nb = _notebook([GOOD.replace("§1", "§1–2")], "✓ the norm stays finite\n", "No quote here.")
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("### More\n" + BODY.replace("says", "\nsays")))
+    assert problems(nb, TITLES) == []
+    assert where_sections("§2, §5, exercise 3") == {2, 5} and where_sections("§2–4") == {2, 3, 4}
 
 
 def test_a_notebook_without_the_section_is_caught() -> None:
