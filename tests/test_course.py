@@ -303,3 +303,19 @@ def test_main_check_reports_and_exits_nonzero(monkeypatch, capsys, tmp_path: Pat
     assert course_tools.main([]) == 0
     assert course_tools.main(["--check"]) == 0
     assert "current" in capsys.readouterr().out
+
+
+def test_the_grading_table_counts_each_notebooks_graded_cells() -> None:
+    """Each row's counts are the notebook's exercises (code solution cells), written answers
+    (markdown solution cells) and concept questions, read independently of the table."""
+    course = load_course()
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in course_tools.grading_table(course, {}).splitlines()[2:]}
+    for nb in course.notebooks[1:]:
+        cells = nbformat.read(ROOT / "notebooks" / nb.file, as_version=4).cells
+        solutions = [c for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
+        exercises = sum(c.cell_type == "code" for c in solutions)
+        written = sum(c.cell_type == "markdown" for c in solutions)
+        questions = sum("question-check" in c.metadata.get("tags", []) for c in cells)
+        assert f"| {exercises} exercises, {exercises} points | {written} answers, {2 * written} points | " \
+               f"{questions} questions, 0 points | {exercises + 2 * written} |" in rows[nb.number], rows[nb.number]

@@ -17,6 +17,7 @@ from tools.plans import (
     EXERCISE_MIN,
     FURTHER_LABEL,
     FURTHER_TAG,
+    HOMEWORK_TAG,
     LAB_MIN,
     LAB_OVERHEAD_MIN,
     OPEN_ENDED_MIN,
@@ -134,6 +135,20 @@ def test_measure_counts_words_cells_and_exercises() -> None:
                                               + OPEN_ENDED_MIN)
     assert further.further and further.class_min == pytest.approx(138 / READING_WPM + CODE_CELL_MIN)
     assert timing.total_min == timing.core_min + timing.homework_min + timing.further_min
+
+
+def test_a_homework_exercise_ends_with_its_grade_cell_and_the_section_goes_on_in_class() -> None:
+    cells = [("md", "## 1. Core", []), ("md", "### ✍️ Build it yourself: x", [HOMEWORK_TAG]),
+             ("code", "def my_x(): ...", ["exercise"]), ("code", "x = check.x(my_x)", []),
+             ("code", "check.x.grade(my_x)", []), ("md", "word " * 130, []), ("code", "plot(x)", [])]
+    core = measure(_nb(*cells)).sections[0]
+    assert (core.homework_exercises, core.homework_code_cells, core.code_cells) == (1, 3, 1)
+    assert core.words == 3 + 130 and core.homework_words == 6
+    two = cells[:5] + [("code", "def my_y(): ...", ["exercise"]), ("code", "check.y.grade(my_y)", [])] + cells[5:]
+    both = measure(_nb(*two)).sections[0]  # a part with two exercises runs to the second's grade cell
+    assert (both.homework_exercises, both.homework_code_cells, both.code_cells, both.words) == (2, 5, 1, 133)
+    without_grade = measure(_nb(*[cell for cell in cells if "grade(" not in cell[1]])).sections[0]
+    assert without_grade.code_cells == 0 and without_grade.homework_words == 6 + 130
 
 
 def test_a_written_answer_costs_its_minutes_and_its_sample_answer_is_not_read() -> None:

@@ -558,7 +558,8 @@ def test_nbgrader_releases_the_student_edition_and_grades_answered_unanswered_an
         nb = _read(chapters / name)
         wrong = {dep for p, _, deps in DEPENDENT if p.name == name for dep in deps}
         for index, cell in enumerate(nb.cells):
-            if cell.metadata.get("nbgrader", {}).get("solution") and _exercise_name(cell) in wrong:
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution") \
+                    and _exercise_name(cell) in wrong:
                 nb.cells[index] = answered(cell, "wrong")
         lost += sum(c.metadata["nbgrader"]["points"] for _, c, exercise in _grade_cells(nb) if exercise in wrong)
         nbformat.write(nb, folder / name)

@@ -128,11 +128,13 @@ def test_an_untagged_answer_cell_is_named() -> None:
 
 
 def test_a_written_answer_in_homework_or_further_reading_is_not_on_the_core_path() -> None:
-    answer = nbformat.v4.new_markdown_cell(ANSWER, metadata={"tags": [WRITTEN_TAG]})
+    def answer() -> nbformat.NotebookNode:
+        return nbformat.v4.new_markdown_cell(ANSWER, metadata={"tags": [WRITTEN_TAG]})
+
     homework = nbformat.v4.new_markdown_cell("### ✍️ Build it yourself", metadata={"tags": ["homework"]})
     further = nbformat.v4.new_markdown_cell("## 2. More · Đọc thêm (further reading)",
                                             metadata={"tags": ["further-reading"]})
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("## 1. Core"), homework, answer,
-                                         further, answer])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("## 1. Core"), homework, answer(),
+                                         further, answer()])
     timing = measure(nb)
     assert sum(s.written for s in timing.core) == 0 and len(written_cells(nb)) == 2

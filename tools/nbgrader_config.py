@@ -13,7 +13,8 @@ It replaces the sample answer of each written answer (a markdown cell graded by 
 ``tools.student.TEXT_STUB``, and it adds one preprocessor to nbgrader's ``generate_assignment``,
 after nbgrader's own clear solutions and outputs and before it records checksums:
 ``tools.student.StudentEditionLinks`` points the "Open in Colab" badges at the tag the edition is
-published under and makes the setup cell's Colab clone check that tag out.  The repository folder is put on ``sys.path`` to import it.
+published under and makes the setup cell's Colab clone check that tag out.  The repository folder
+is put on ``sys.path`` to import it.
 """
 
 import sys

@@ -5,8 +5,10 @@ markdown cell may hold several headings: the takeaways, glossary and references 
 A section is **core** unless the cell that holds its heading carries the tag
 ``further-reading`` (its heading then says "Đọc thêm (further reading)"); CONTRIBUTING.md,
 "Core path and further reading", states the convention.  Inside a core section, a
-build-it-yourself exercise whose heading cell is tagged ``homework`` (the exercise runs to the
-next heading), and every cell tagged ``open-ended`` (an open-ended experiment), is assigned as
+build-it-yourself exercise whose heading cell is tagged ``homework`` (the part runs to its last
+grade cell, ``check.<name>.grade(...)``, before the next heading; a part without one runs to the
+next heading), and
+every cell tagged ``open-ended`` (an open-ended experiment), is assigned as
 homework rather than done in class.
 
 The time model (every constant below, with its reason) turns a section into minutes:
@@ -181,6 +183,7 @@ def measure(nb: Any, file: str = "notebook") -> Timing:
     sections: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     section_homework = part_homework = False
+    part_ends = _exercise_part_ends(nb.cells)
 
     def start(heading: str, further: bool) -> dict[str, Any]:
         title = heading[3:].strip()
@@ -236,11 +239,31 @@ def measure(nb: Any, file: str = "notebook") -> Timing:
         current[prefix + "figures"] += sum(1 for output in cell.get("outputs", []) if _is_figure(output))
         if "exercise" in tags:
             current[prefix + "exercises"] += 1
+        if part_homework and index in part_ends:
+            part_homework = False  # the exercises end with their grade cells; the section goes on in class
         if "question" in tags:
             current[prefix + "questions"] += 1
     return Timing(file, tuple(Section(**s) for s in sections), further_code_used(nb))
 
 
+#: An exercise's grade cell, its last cell (helpers.check: ``check.<name>.grade(my_<name>)``).
+_GRADE_CELL = re.compile(r"^check\.\w+\.grade\(", re.MULTILINE)
+
+
+def _exercise_part_ends(cells: Sequence[Any]) -> set[int]:
+    """The index of the last grade cell of each ``### `` part (up to the next heading) that has one."""
+    ends: set[int] = set()
+    last = None
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "markdown" and re.match(r"#{2,3} ", cell.source):
+            if last is not None:
+                ends.add(last)
+            last = None
+        elif cell.cell_type == "code" and _GRADE_CELL.search(cell.source):
+            last = index
+    if last is not None:
+        ends.add(last)
+    return ends
 _SECTION_REF = re.compile(r"\b[Ss]ections?\s+(\d+(?:\s*(?:–|-|,|and|or|to)\s*\d+)*)|§\s*(\d+)")
 #: What may follow a reference to a further-reading section: it says the reader skipped it.
 _MARKED = re.compile(r"(?:'s)?\s*[(,]\s*(?:further reading|Đọc thêm)")
