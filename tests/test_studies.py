@@ -130,6 +130,12 @@ def test_claims_report_prints_each_and_fails_naming_the_failures(capsys):
     assert capsys.readouterr().out == "✓ a holds (measured 1.0, expected ≥ 0.5)\n"
     with pytest.raises(AssertionError, match=r"✗ b holds \(measured 3.0, expected ≤ 2.0\)"):
         studies.report([good, bad])
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:  # a learner's session: every line, then a warning
+        patch.delenv("INIT_NORM_STRICT_CLAIMS")
+        studies.report([good, bad])
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 2 and "NOT CONFIRMED" in captured.err and "✗ b holds" in captured.err
     assert not studies.Claim("nan", float("nan"), 0, 1).holds
     with pytest.raises(ValueError, match="lo and hi"):
         studies.Claim("no bounds", 1.0, None, None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import sys
 import uuid
@@ -274,7 +275,9 @@ def execute(path: Path, output: Path | None = None, *, widget_state: bool = Fals
             the repository are saved without it.
     """
     nb = nbformat.read(path, as_version=4)
-    notebook_client(nb, path, widget_state=widget_state).execute()
+    # A claim the run contradicts fails here, as under the tests (helpers.claims.STRICT_ENV).
+    strict = {**os.environ, "INIT_NORM_STRICT_CLAIMS": "1"}
+    notebook_client(nb, path, widget_state=widget_state).execute(env=strict)
     CoalesceStreamsPreprocessor().preprocess(nb, {})
     if not widget_state:
         stable_widget_ids(nb, path.name)
