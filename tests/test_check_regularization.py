@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -175,7 +177,8 @@ def adam_l2_with_torch(w, grad, m, v, t, lr, lam):  # torch.optim.Adam on a copy
 @pytest.mark.parametrize("exercise, fn", [(ex.adam_l2_step, adam_l2_with_torch), (ex.adamw_step, adamw_with_torch)])
 def test_a_step_through_torch_optim_is_right_but_named(exercise, fn) -> None:
     result = exercise.feedback(fn)
-    assert result.passed and result.shortcuts == ("profiler._record_function_enter_new",), result
+    assert result.passed and result.shortcuts == ("profiler._record_function_enter_new", "torch.optim.adam.adam"), \
+        result
     assert "a graded run does not accept it" in str(result)
 
 
@@ -191,6 +194,24 @@ def test_the_foreach_and_fused_adamw_are_named_too(kind) -> None:
 
     result = ex.adamw_step.feedback(adamw_kernel)
     assert result.passed and f"torch._VariableFunctionsClass._{kind}_" in " ".join(result.shortcuts), result
+
+
+@pytest.mark.parametrize(("exercise", "functional", "decoupled"), [
+    (ex.adam_l2_step, "adam", False), (ex.adamw_step, "adamw", True), (ex.adamw_step, "adam", True)])
+def test_the_functional_optimizer_is_named(exercise, functional, decoupled) -> None:
+    """torch.optim.adam.adam / adamw.adamw do the whole step on lists of tensors, without an optimizer."""
+    module = importlib.import_module(f"torch.optim.{functional}")
+
+    def step_with(w, grad, m, v, t, lr, lam):
+        w, m, v = w.clone(), m.clone(), v.clone()
+        options = {"decoupled_weight_decay": True} if functional == "adam" and decoupled else {}
+        getattr(module, functional)(
+            [w], [grad], [m], [v], [], [torch.tensor(float(t - 1))], foreach=False, amsgrad=False, beta1=B1,
+            beta2=B2, lr=lr, weight_decay=lam, eps=EPS, maximize=False, **options)
+        return w, m, v
+
+    result = exercise.feedback(step_with)
+    assert result.passed and f"torch.optim.{functional}.{functional}" in result.shortcuts, result
 
 
 def test_a_step_by_hand_with_lerp_on_copies_is_not_flagged() -> None:

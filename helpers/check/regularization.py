@@ -137,7 +137,9 @@ def _diagnose_adam(student: Callable[..., Any], decoupled: bool) -> str | None:
 #: have names of their own. A step written by hand calls none of them (Tensor.lerp_ and addcdiv_, which
 #: the single-tensor Adam also calls, could be the student's own).
 OPTIMIZER_KERNELS = ("profiler._record_function_enter_new", "torch._VariableFunctionsClass._foreach_lerp_",
-                     "torch._VariableFunctionsClass._fused_adam_", "torch._VariableFunctionsClass._fused_adamw_")
+                     "torch._VariableFunctionsClass._fused_adam_", "torch._VariableFunctionsClass._fused_adamw_",
+                     # the functional optimizers, which torch.optim's steps call and a student can call directly
+                     "torch.optim.adam.adam", "torch.optim.adamw.adamw")
 
 adam_l2_step = Exercise(
     name="adam_l2_step",
