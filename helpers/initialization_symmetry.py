@@ -1,8 +1,9 @@
 """Why weights must start random: training from zero, constant and random initialization (notebook 01).
 
-:func:`symmetry_study` trains a small bias-free ReLU MLP on MNIST from each scheme of
-:data:`INIT_SCHEMES`, over several seeds at once, and records what shows whether the hidden units
-stayed copies of each other (their spread), whether they learned, and how many died.
+:func:`symmetry_study` trains a small bias-free ReLU (or Leaky ReLU) MLP on MNIST from each scheme
+of :data:`INIT_SCHEMES`, over several seeds at once, and records what shows whether the hidden
+units stayed copies of each other (their spread), whether they learned, how many died and how many
+no longer get a gradient.
 The networks and their profiles at initialization are :mod:`helpers.initialization`.
 """
 
@@ -42,6 +43,10 @@ class SymmetryStudy:
     alive: np.ndarray
     """Per hidden layer after training: the fraction of its units whose ReLU output is > 0 for
     at least one evaluation image, shape ``(seeds, hidden layers)``."""
+    frozen: np.ndarray
+    """Per hidden layer after training: the fraction of its units whose incoming weights get a
+    gradient of exactly 0 from the loss on the evaluation images (they would never move again),
+    shape ``(seeds, hidden layers)``."""
     spread: np.ndarray
     """Per hidden layer after training: ``max_j ||W[j] - W[0]|| / mean_j ||W[j]||`` (0 = every
     unit a copy of unit 1; 0 for an all-zero matrix), shape ``(seeds, hidden layers)``."""
@@ -54,8 +59,12 @@ class SymmetryStudy:
 @single_thread()  # one thread: faster at these sizes, and float sums in a fixed order
 def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, value: float | None = None,
                    hidden: tuple[int, ...] = (32, 32), steps: int = 100, lr: float = 0.1, batch: int = 64,
-                   train_images: int = 2048, eval_images: int = 512) -> SymmetryStudy:
+                   train_images: int = 2048, eval_images: int = 512,
+                   negative_slope: float = 0.0) -> SymmetryStudy:
     """Train a bias-free ReLU MLP 784 -> hidden -> 10 with minibatch SGD from ``scheme``, once per seed.
+
+    With ``negative_slope`` ``a`` > 0 the activation is Leaky ReLU, ``max(h, a·h)`` (the weights of
+    ``"random"`` stay ``N(0, 2 / n_in)``).
 
     ``"zero"``: every weight 0.  ``"constant"``: every weight of a layer equal to ``value``
     (default ``1 / n_in``, so each unit starts as the mean of its inputs and, with MNIST's
@@ -78,6 +87,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
     train_images = check_int("train_images", train_images, minimum=batch, maximum=MNIST_TRAIN_SIZE)
     eval_images = check_int("eval_images", eval_images, minimum=1, maximum=MNIST_TRAIN_SIZE)
     hidden = check_ints("hidden", hidden, minimum=1)
+    negative_slope = check_real("negative_slope", negative_slope, minimum=0.0, maximum=1.0)
     n_seeds = len(seeds)
     sizes = [IN_FEATURES, *hidden, N_CLASSES]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -101,7 +111,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         z, outs = x, []
         for w in weights[:-1]:
-            z = torch.relu(torch.bmm(z, w.transpose(1, 2)))
+            z = F.leaky_relu(torch.bmm(z, w.transpose(1, 2)), negative_slope)
             outs.append(z)
         return torch.bmm(z, weights[-1].transpose(1, 2)), outs
 
@@ -118,11 +128,14 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
         with torch.no_grad():
             for w, g in zip(weights, grads, strict=True):
                 w -= lr * g
+    x_eval, y_eval = x_all[:eval_images], y_all[:eval_images]
+    logits, outs = forward(x_eval.expand(n_seeds, -1, -1))
+    per_seed = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_eval.repeat(n_seeds),
+                               reduction="none").reshape(n_seeds, -1).mean(dim=1)
+    eval_grads = torch.autograd.grad(per_seed.sum(), weights[:-1])
     with torch.no_grad():
-        x_eval, y_eval = x_all[:eval_images], y_all[:eval_images]
-        logits, outs = forward(x_eval.expand(n_seeds, -1, -1))
-        eval_loss = F.cross_entropy(logits.reshape(-1, N_CLASSES), y_eval.repeat(n_seeds),
-                                    reduction="none").reshape(n_seeds, -1).mean(dim=1).numpy()
+        eval_loss = per_seed.numpy()
+        frozen = torch.stack([(g == 0).all(dim=2).double().mean(dim=1) for g in eval_grads], dim=1).numpy()
         alive = torch.stack([(z > 0).any(dim=1).double().mean(dim=1) for z in outs], dim=1).numpy()
         change = torch.stack([(w - b).abs().flatten(1).max(dim=1).values for w, b in zip(weights, before, strict=True)],
                              dim=1).numpy()
@@ -132,7 +145,7 @@ def symmetry_study(scheme: str, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), *, val
             diff = (w - w[:, :1]).double().norm(dim=2).max(dim=1).values
             spread.append(torch.where(rows > 0, diff / rows.clamp_min(1e-300), torch.zeros_like(diff)))
         spread_arr = torch.stack(spread, dim=1).numpy()
-    return SymmetryStudy(scheme, seeds, losses, first, change.astype(np.float64), alive, spread_arr,
+    return SymmetryStudy(scheme, seeds, losses, first, change.astype(np.float64), alive, frozen, spread_arr,
                          eval_loss.astype(np.float64), weights[0][0].detach().numpy().copy())
 
 

@@ -225,6 +225,17 @@ def test_constant_value_and_dead_units():
     # a large constant with a large step kills the second hidden layer: the old, confounded demo
     big = initialization_symmetry.symmetry_study("constant", seeds=(0,), value=0.05, steps=20, lr=0.1, train_images=256)
     assert big.alive[0, 1] == 0.0
+    assert big.frozen[0, 1] == 1.0  # a dead ReLU unit gets no gradient at all
+
+
+def test_a_dead_relu_unit_gets_no_gradient_and_leaky_relu_keeps_every_unit_learning():
+    kwargs = {"seeds": (0, 1), "steps": 30, "train_images": 512, "eval_images": 128}
+    relu = initialization_symmetry.symmetry_study("random", **kwargs)
+    leaky = initialization_symmetry.symmetry_study("random", negative_slope=0.1, **kwargs)
+    np.testing.assert_array_equal(relu.frozen, 1 - relu.alive)  # exactly the dead units, no other
+    assert relu.frozen.max() > 0 and leaky.frozen.max() == 0
+    assert leaky.alive.min() < 1  # units with only negative inputs exist, yet each still gets a gradient
+    assert not np.allclose(leaky.eval_loss, relu.eval_loss) and np.all(leaky.eval_loss < math.log(10) / 2)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -237,6 +248,8 @@ def test_constant_value_and_dead_units():
     ({"scheme": "zero", "lr": "0.1"}, TypeError, "lr"),
     ({"scheme": "zero", "batch": 0}, ValueError, "batch"),
     ({"scheme": "zero", "train_images": 10, "batch": 64}, ValueError, "train_images"),
+    ({"scheme": "zero", "negative_slope": -0.1}, ValueError, "negative_slope"),
+    ({"scheme": "zero", "negative_slope": "0.1"}, TypeError, "negative_slope"),
 ])
 def test_symmetry_study_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
