@@ -4,11 +4,10 @@ A notebook's *section* is a ``## `` heading and everything up to the next ``## `
 markdown cell may hold several headings: the takeaways, glossary and references share one).
 A section is **core** unless the cell that holds its heading carries the tag
 ``further-reading`` (its heading then says "Đọc thêm (further reading)"); CONTRIBUTING.md,
-"Core path and further reading", states the convention.  Inside a core section, a
-build-it-yourself exercise whose heading cell is tagged ``homework`` (the part runs to its last
-grade cell, ``check.<name>.grade(...)``, before the next heading; a part without one runs to the
-next heading), and
-every cell tagged ``open-ended`` (an open-ended experiment), is assigned as
+"Core path and further reading", states the convention.  Inside a core section, a part whose
+``### `` heading cell is tagged ``homework`` (a build-it-yourself exercise runs to its last grade
+cell, ``check.<name>.grade(...)``, before the next heading; a part without one runs to the next
+heading), and every cell tagged ``open-ended`` (an open-ended experiment), is assigned as
 homework rather than done in class.
 
 The time model (every constant below, with its reason) turns a section into minutes:
@@ -264,6 +263,8 @@ def _exercise_part_ends(cells: Sequence[Any]) -> set[int]:
     if last is not None:
         ends.add(last)
     return ends
+
+
 _SECTION_REF = re.compile(r"\b[Ss]ections?\s+(\d+(?:\s*(?:–|-|,|and|or|to)\s*\d+)*)|§\s*(\d+)")
 #: What may follow a reference to a further-reading section: it says the reader skipped it.
 _MARKED = re.compile(r"(?:'s)?\s*[(,]\s*(?:further reading|Đọc thêm)")
