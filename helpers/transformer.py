@@ -20,7 +20,7 @@ measurements at initialization.  Training runs and their statistics are
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -515,3 +515,31 @@ def residual_norms(model: TinyTransformer, tokens: torch.Tensor) -> np.ndarray:
     Shape ``(n_layers + 1,)``.  A LayerNorm output with gamma = 1 has norm sqrt(d_model).
     """
     return np.array([float(s.norm(dim=-1).mean()) for s in model.residual_stream(tokens)])
+
+
+@torch.no_grad()
+def sublayer_norms(model: TinyTransformer, tokens: torch.Tensor,
+                   norm: Callable[[torch.Tensor], float | torch.Tensor] = stream_norm,
+                   ) -> tuple[np.ndarray, torch.Tensor]:
+    """The residual stream sublayer by sublayer, in a model whose sublayers add to it.
+
+    In pre-LN and in the model without LN each sublayer adds ``sublayer(ln(x))`` to the stream
+    ``x`` (``ln`` is :class:`torch.nn.Identity` without LN).  Returns the stream's norm after the
+    embeddings and after every sublayer, ``(2 · n_layers + 1,)``, and the norm of what each
+    sublayer adds, a float64 tensor ``(2 · n_layers,)``: ``norm`` of a ``[batch, positions,
+    d_model]`` tensor, by default :func:`stream_norm` (notebook 06 passes the one its reader wrote).
+
+    Raises:
+        ValueError: for a post-LN model, whose LayerNorm normalizes the sum itself.
+    """
+    if model.norm == "post":
+        raise ValueError("model must add its sublayers to the stream (pre-LN or none), got a post-LN model")
+    x = model.embed(tokens)
+    stream, added = [float(norm(x))], []
+    for block in model.blocks:
+        for ln, sublayer in ((block.ln1, block.attn), (block.ln2, block.ffn)):
+            out = sublayer(ln(x))  # type: ignore[operator]  # ModuleList items are typed as Module
+            added.append(float(norm(out)))
+            x = x + out
+            stream.append(float(norm(x)))
+    return np.array(stream), torch.tensor(added, dtype=torch.float64)

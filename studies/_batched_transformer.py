@@ -6,7 +6,8 @@ pass: the runs' weights are stacked with :func:`torch.func.stack_module_state`, 
 with ``vmap(functional_call)``, and updated by a batched Adam (written here, one learning
 rate per run).  At these tiny sizes that costs far less than the runs one after the other.
 The studies ``transformer_stability`` and ``residual_streams`` use it; students read the
-one-run code in :mod:`helpers.transformer_runs`.
+one-run code in :mod:`helpers.transformer_runs`.  The batch order and Adam's constants are
+:mod:`studies._attention_batched`'s, which trains notebook 04's Transformers the same way.
 """
 
 from __future__ import annotations
@@ -31,10 +32,7 @@ from helpers.transformer import (
 )
 from helpers.transformer_runs import RunResult, TrainingSetup
 from helpers.validation import check_choice, check_int, check_ints, check_reals
-
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-"""The defaults of :class:`torch.optim.Adam`, which :func:`train_batched` reproduces."""
+from studies._attention_batched import ADAM_BETAS, ADAM_EPS, batch_orders
 
 PROBE_SEQUENCES = 256
 """Held-out sequences on which the residual-stream norms are measured before and after
@@ -52,26 +50,6 @@ def _check_runs(lrs: object, seeds: object, warmups: object) -> tuple[list[float
         raise ValueError(f"lrs, seeds and warmups must have the same length (one entry per run), "
                          f"got {len(lr_list)}, {len(seed_list)} and {len(warmup_list)}")
     return lr_list, seed_list, warmup_list
-
-
-def batch_orders(seeds: Sequence[int], n_train: int, batch_size: int, steps: int) -> torch.Tensor:
-    """The example indices of every step of every run, ``[runs, steps, batch]``.
-
-    The same order :func:`helpers.training.train` draws: one ``randperm`` per epoch from a
-    generator seeded with the run's seed, batches taken in order, the last partial batch dropped.
-    """
-    per_epoch = n_train // batch_size
-    if per_epoch < 1:
-        raise ValueError(f"batch_size must be <= n_train={n_train}, got {batch_size}")
-    orders = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        batches: list[torch.Tensor] = []
-        while len(batches) < steps:
-            order = torch.randperm(n_train, generator=generator)
-            batches.extend(order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch))
-        orders.append(torch.stack(batches[:steps]))
-    return torch.stack(orders)
 
 
 def _load(models: Sequence[TinyTransformer], params: dict[str, torch.Tensor]) -> None:

@@ -118,6 +118,15 @@ def outcome_counts(runs: list[RunResult]) -> dict[str, int]:
     return {name: found.count(name) for name in OUTCOMES}
 
 
+def outcome_label(runs: list[RunResult]) -> str:
+    """The runs' outcomes in a few characters: the number that learned, then the others by
+    how they ended, e.g. ``"3 5p2s"`` (3 learned, 5 stuck on the plateau, 2 slow; ``d``:
+    diverged); ``"10"`` when all ten learned."""
+    counts = outcome_counts(runs)
+    rest = "".join(f"{counts[k]}{c}" for k, c in (("stuck", "p"), ("slow", "s"), ("diverged", "d")) if counts[k])
+    return f"{counts['learned']} {rest}".strip()
+
+
 @dataclass(frozen=True)
 class BestLr:
     """A variant's best learning rate (:func:`fastest_stable_lr`) and how fast it trains there."""

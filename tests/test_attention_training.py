@@ -132,10 +132,18 @@ def test_train_attention_is_reproducible_and_pairs_the_scalings() -> None:
 
 
 def test_batch_orders_are_the_orders_train_draws() -> None:
+    """One randperm per epoch from the run's seed, the last partial batch dropped (the order
+    helpers.training.train draws; the batched Transformer studies use the same function)."""
     orders = batch_orders([0, 5], n_examples=12, batch_size=4, steps=5)
     assert orders.shape == (2, 5, 4)
-    first_epoch = torch.randperm(12, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(orders[1, :3].reshape(-1), first_epoch)
+    generator = torch.Generator().manual_seed(5)
+    first_epoch, second_epoch = torch.randperm(12, generator=generator), torch.randperm(12, generator=generator)
+    assert torch.equal(orders[1, :3].reshape(-1), first_epoch) and torch.equal(orders[1, 3], second_epoch[:4])
+    assert not torch.equal(orders[0], orders[1])
+    partial = batch_orders([3], n_examples=40, batch_size=16, steps=3)  # 2 batches an epoch, 8 dropped
+    generator = torch.Generator().manual_seed(3)
+    first_epoch, second_epoch = torch.randperm(40, generator=generator), torch.randperm(40, generator=generator)
+    assert torch.equal(partial[0, 1], first_epoch[16:32]) and torch.equal(partial[0, 2], second_epoch[:16])
     with pytest.raises(ValueError, match="batch_size"):
         batch_orders([0], n_examples=3, batch_size=4, steps=1)
 

@@ -30,6 +30,8 @@ from helpers.transformer import (
     residual_norms,
     reversal_task,
     sequence_loss,
+    stream_norm,
+    sublayer_norms,
 )
 from helpers.transformer_runs import (
     RunResult,
@@ -49,7 +51,7 @@ from helpers.transformer_runs import (
     train_variant,
 )
 from helpers.widgets.transformer import browse_panel
-from studies._batched_transformer import TRACK_SEQUENCES, batch_orders, train_batched
+from studies._batched_transformer import TRACK_SEQUENCES, train_batched
 
 QUICK = TrainingSetup(n_layers=2, length=4, n_train=128, n_test=32, batch_size=16, steps=6)
 
@@ -187,6 +189,26 @@ def test_gradient_and_residual_measurements() -> None:
         assert norms.shape == (4,)
         if norm == "post":  # every block ends with a LayerNorm: norm sqrt(64) = 8
             assert np.allclose(norms[1:], 8.0, atol=0.01)
+
+
+def test_sublayer_norms_follow_the_stream_sublayer_by_sublayer() -> None:
+    tokens = reversal_task(16, length=4, seed=0).tokens
+    for norm in ("pre", "none"):
+        model = TinyTransformer(norm, n_layers=3, seed=1)
+        stream, added = sublayer_norms(model, tokens)
+        assert stream.shape == (7,) and added.shape == (6,) and added.dtype == torch.float64
+        # after each block's second sublayer the stream is the block's output
+        np.testing.assert_allclose(stream[::2], residual_norms(model, tokens), rtol=1e-5)
+        assert (added > 0).all()
+        with torch.no_grad():  # the first sublayer adds attention of the (normalized) embeddings
+            first = model.blocks[0].attn(model.blocks[0].ln1(model.embed(tokens)))
+        assert added[0] == pytest.approx(stream_norm(first), rel=1e-6)
+    model = TinyTransformer("pre", n_layers=3, seed=1)
+    squared, _ = sublayer_norms(model, tokens, norm=lambda x: x.pow(2).sum(-1).mean())  # another measure
+    with torch.no_grad():
+        assert squared[0] == pytest.approx(float(model.embed(tokens).pow(2).sum(-1).mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="post-LN"):
+        sublayer_norms(TinyTransformer("post", n_layers=2), tokens)
 
 
 def test_train_variant_is_deterministic_and_learns() -> None:
@@ -389,18 +411,6 @@ def _sweep(norms: tuple[str, ...], lrs: tuple[float, ...], warmups: tuple[int, .
     return grid
 
 
-def test_batch_orders_follow_train() -> None:
-    """The batched runs draw the batches helpers.training.train draws: one randperm per epoch."""
-    orders = batch_orders([3, 4], n_train=40, batch_size=16, steps=5)
-    assert orders.shape == (2, 5, 16)
-    generator = torch.Generator().manual_seed(3)
-    first, second = torch.randperm(40, generator=generator), torch.randperm(40, generator=generator)
-    assert torch.equal(orders[0, 1], first[16:32]) and torch.equal(orders[0, 2], second[:16])
-    assert not torch.equal(orders[0], orders[1])
-    with pytest.raises(ValueError, match="batch_size must be <= n_train"):
-        batch_orders([0], n_train=8, batch_size=16, steps=1)
-
-
 def test_residual_track_during_training() -> None:
     runs = train_batched("pre", lrs=[1e-2, 1e-2], seeds=[0, 1], warmups=[0, 0], setup=QUICK,
                          record_steps=[6, 0, 3])
@@ -533,7 +543,7 @@ def _curve(start: float, end: float, steps: int = 40) -> list[float]:
 
 
 def test_outcome_tells_learned_slow_stuck_and_diverged_apart() -> None:
-    from studies.transformer_stability import OUTCOMES, outcome, outcome_counts
+    from studies.transformer_stability import OUTCOMES, outcome, outcome_counts, outcome_label
 
     plateau = [2.3] * 40
     runs = {
@@ -548,6 +558,8 @@ def test_outcome_tells_learned_slow_stuck_and_diverged_apart() -> None:
     counts = outcome_counts(list(runs.values()))
     assert tuple(counts) == OUTCOMES
     assert counts == {"learned": 1, "slow": 2, "stuck": 1, "diverged": 2}
+    assert outcome_label(list(runs.values())) == "1 1p2s2d"
+    assert outcome_label([runs["learned"]] * 10) == "10" and outcome_label([runs["stuck"]] * 3) == "0 3p"
     with pytest.raises(ValueError, match="at least 20 steps"):
         outcome(_run(0, [2.3] * 10, 0.0, 1.0))
     with pytest.raises(TypeError, match="run must be a RunResult"):
